@@ -1,0 +1,30 @@
+"""The `codex` command: the library from a shell.
+
+Each capability registers its commands below; the work itself lives in the capability's package.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="codex",
+    help="codex-ml from a shell: tokenizers, evaluation and generation with the pipeline's models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """codex-ml: train, evaluate and sample small language models on your own corpus."""
+
+
+# --- codex tokenizer ... (codex_ml.tokenization) --------------------------------------------
+
+# --- codex eval / codex generate (codex_ml.eval) ---------------------------------------------
+
+
+if __name__ == "__main__":
+    app()

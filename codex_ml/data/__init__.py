@@ -1,0 +1,1 @@
+"""Corpus preparation: sources, filters, secret redaction, dedup and the stable split."""

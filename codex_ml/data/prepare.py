@@ -1,0 +1,102 @@
+"""The prepare stage's work: source -> filtered, deduplicated, redacted documents in stable splits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codex_ml.data.filters import REJECT_REASONS, reject_reason
+from codex_ml.data.secrets import KINDS, redact
+from codex_ml.data.sources import describe_source, iter_documents
+from codex_ml.io import atomic_open, sha256_bytes, write_json
+from codex_ml.params import DataParams
+from codex_ml.runtime import StageError, progress
+
+SPLITS = ("train", "val", "test")
+
+
+def split_of(path: str, val_fraction: float, test_fraction: float) -> str:
+    """The split a document belongs to, from a stable hash of its path alone: adding or removing
+    other documents never moves it."""
+    u = int.from_bytes(hashlib.sha256(path.encode("utf-8")).digest()[:8], "big") / 2**64
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + val_fraction:
+        return "val"
+    return "train"
+
+
+@dataclass
+class PrepareResult:
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {s: [] for s in SPLITS})
+    rejected: Counter[str] = field(default_factory=Counter)
+    redactions: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    seen: int = 0
+
+
+def collect(params: DataParams) -> PrepareResult:
+    result = PrepareResult()
+    seen_hashes: set[str] = set()
+    for doc in progress(iter_documents(params), desc="prepare", unit="file"):
+        result.seen += 1
+        if doc.data is None:
+            result.rejected[str(doc.rejected)] += 1
+            continue
+        reason = reject_reason(doc.data)
+        if reason is not None:
+            result.rejected[reason] += 1
+            continue
+        digest = sha256_bytes(doc.data)
+        if digest in seen_hashes:  # exact duplicate of an earlier document (walk order is sorted)
+            result.duplicates += 1
+            continue
+        seen_hashes.add(digest)
+        text = doc.data.decode("utf-8")
+        if params.redact_secrets:
+            text, counts = redact(text)
+            result.redactions.update(counts)
+        encoded = text.encode("utf-8")
+        split = split_of(doc.path, params.val_fraction, params.test_fraction)
+        result.records[split].append({"path": doc.path, "text": text,
+                                      "sha256": sha256_bytes(encoded), "bytes": len(encoded)})
+    return result
+
+
+def metrics_of(result: PrepareResult, params: DataParams) -> dict[str, Any]:
+    return {
+        "source": describe_source(params),
+        "files_seen": result.seen,
+        "documents": {s: len(result.records[s]) for s in SPLITS},
+        "bytes": {s: sum(r["bytes"] for r in result.records[s]) for s in SPLITS},
+        "rejected": {r: result.rejected.get(r, 0) for r in REJECT_REASONS},
+        "duplicates": result.duplicates,
+        "redactions": {k: result.redactions.get(k, 0) for k in KINDS},
+        "redact_secrets": params.redact_secrets,
+    }
+
+
+def prepare(params: DataParams, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
+    """Run the whole stage; outputs are written atomically, metrics last."""
+    if params.source in ("dir", "jsonl"):
+        path = Path(str(params.path))
+        if params.source == "dir" and not path.is_dir():
+            raise StageError(f"data.path: {path} is not a folder (data.source is 'dir')")
+        if params.source == "jsonl" and not path.is_file():
+            raise StageError(f"data.path: {path} is not a file (data.source is 'jsonl')")
+    result = collect(params)
+    if not result.records["train"]:
+        raise StageError(f"no usable documents in the train split from {describe_source(params)} "
+                         f"(rejected: {dict(result.rejected)}, duplicates: {result.duplicates})")
+    for split in SPLITS:
+        records = sorted(result.records[split], key=lambda r: r["path"])
+        with atomic_open(out_dir / f"{split}.jsonl", "w") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+    metrics = metrics_of(result, params)
+    write_json(metrics_path, metrics)
+    return metrics

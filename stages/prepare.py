@@ -1,0 +1,19 @@
+"""prepare: collect documents from data.source into data/prepared/{train,val,test}.jsonl."""
+
+from pathlib import Path
+
+from codex_ml.data.prepare import prepare
+from codex_ml.params import load_params
+from codex_ml.runtime import log, run_stage
+
+
+def main() -> None:
+    params = load_params("params.yaml")
+    m = prepare(params.data, Path("data/prepared"), Path("metrics/prepare.json"))
+    log.info("prepare: %s documents, %s bytes; rejected %s; duplicates %d; redactions %s",
+             m["documents"], m["bytes"], {k: v for k, v in m["rejected"].items() if v},
+             m["duplicates"], {k: v for k, v in m["redactions"].items() if v})
+
+
+if __name__ == "__main__":
+    run_stage("prepare", main)
