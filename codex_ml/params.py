@@ -201,14 +201,13 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             if type(None) in options:
                 return None
             raise ParamsError(f"{key}: expected {_describe(tp)}, got null")
-        errors = []
         for option in options:
             if option is type(None):
                 continue
             try:
                 return _convert(value, option, key)
-            except ParamsError as exc:
-                errors.append(exc)
+            except ParamsError:
+                pass
         raise ParamsError(f"{key}: expected {_describe(tp)}, got {value!r}")
     if origin is Literal:
         choices = get_args(tp)
@@ -220,7 +219,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, list):
             raise ParamsError(f"{key}: expected {_describe(tp)}, got {value!r}")
         return [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if value is None:
             value = {}
         if not isinstance(value, dict):
@@ -252,7 +251,8 @@ def _describe(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(map(str, get_args(tp)))
     if origin is list:
-        return f"a list of {_describe(get_args(tp)[0])}s"
+        item = _describe(get_args(tp)[0]).removeprefix("an ").removeprefix("a ")
+        return f"a list of {item}s"
     if tp is type(None):
         return "null"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))

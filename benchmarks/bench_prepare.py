@@ -1,0 +1,60 @@
+"""prepare on the default corpus (the stdlib), as MB/s and as a ratio against a plain read-and-hash of
+the same files, measured in this one command (the machines are noisy: compare ratios, not seconds).
+
+    .venv/bin/python benchmarks/bench_prepare.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from codex_ml.data.prepare import prepare
+from codex_ml.data.sources import iter_documents
+from codex_ml.params import DataParams
+
+T = TypeVar("T")
+
+
+def read_and_hash(params: DataParams) -> int:
+    """The floor: the same sorted walk, reading and hashing every file, nothing else."""
+    total = 0
+    for doc in iter_documents(params):
+        if doc.data is not None:
+            hashlib.sha256(doc.data).digest()
+            total += len(doc.data)
+    return total
+
+
+def best_of(n: int, fn: Callable[..., T], *args: object) -> tuple[float, T]:
+    times: list[float] = []
+    for _ in range(n):
+        t = time.perf_counter()
+        result = fn(*args)
+        times.append(time.perf_counter() - t)
+    return min(times), result
+
+
+def main() -> None:
+    params = DataParams()
+    with tempfile.TemporaryDirectory() as tmp:
+        base_s, nbytes = best_of(3, read_and_hash, params)
+        stage_s, metrics = best_of(3, prepare, params, Path(tmp) / "out", Path(tmp) / "m.json")
+        plain_s, _ = best_of(3, prepare, DataParams(redact_secrets=False), Path(tmp) / "o2",
+                             Path(tmp) / "m2.json")
+    mb = nbytes / 1e6
+    print(f"corpus: {sum(metrics['documents'].values())} documents kept of {metrics['files_seen']} files, "
+          f"{mb:.1f} MB read")
+    print(f"read+hash baseline : {base_s:6.2f} s  {mb / base_s:7.1f} MB/s")
+    print(f"prepare (redaction): {stage_s:6.2f} s  {mb / stage_s:7.1f} MB/s  "
+          f"ratio {base_s / stage_s:.3f} of baseline throughput ({stage_s / base_s:.1f}x its time)")
+    print(f"prepare (no redact): {plain_s:6.2f} s  {mb / plain_s:7.1f} MB/s  "
+          f"ratio {base_s / plain_s:.3f} of baseline throughput")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Shared fixtures: small real corpora and real git+DVC repositories in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+# Real stdlib modules of moderate size: a small, real code corpus for fast tests.
+SAMPLE_MODULES = [
+    "abc.py", "bisect.py", "calendar.py", "colorsys.py", "copy.py", "csv.py", "dataclasses.py",
+    "difflib.py", "enum.py", "fnmatch.py", "fractions.py", "functools.py", "getopt.py", "glob.py",
+    "graphlib.py", "heapq.py", "keyword.py", "linecache.py", "numbers.py", "operator.py",
+    "pprint.py", "queue.py", "random.py", "sched.py", "secrets.py", "shlex.py", "statistics.py",
+    "string.py", "textwrap.py", "tokenize.py", "types.py", "uuid.py", "weakref.py",
+    "json/__init__.py", "json/decoder.py", "json/encoder.py", "json/scanner.py",
+    "collections/__init__.py", "email/utils.py", "email/header.py",
+]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for stage subprocesses: this venv first on PATH, quiet, no analytics."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update({"CI": "true", "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0",
+                "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@t"})
+    env.pop("DVCLIVE_TEST", None)
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout}"
+                             f"\n--- stderr\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def stdlib_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of ~40 real standard-library modules (about 1 MB of code)."""
+    import sysconfig
+
+    src = Path(sysconfig.get_paths()["stdlib"])
+    dst = tmp_path_factory.mktemp("stdlib_sample")
+    for rel in SAMPLE_MODULES:
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / rel, target)
+    return dst
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[..., Path]:
+    """A fresh git+DVC repository holding this project's pipeline (dvc.yaml, stages/, codex_ml/)
+    with params.yaml = the project's params.yaml updated by `params` (nested dicts merge)."""
+
+    def make(params: dict | None = None, name: str = "repo") -> Path:
+        repo = tmp_path / name
+        repo.mkdir()
+        for item in ("dvc.yaml", "stages", "codex_ml"):
+            src = ROOT / item
+            if src.is_dir():
+                shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copyfile(src, repo / item)
+        shutil.copyfile(ROOT / ".gitignore", repo / ".gitignore")
+        base = yaml.safe_load((ROOT / "params.yaml").read_text())
+        (repo / "params.yaml").write_text(yaml.safe_dump(_merge(base, params or {}), sort_keys=False))
+        run(["git", "init", "-q", "-b", "main"], repo)
+        run(["dvc", "init", "-q"], repo)
+        run(["dvc", "config", "core.analytics", "false"], repo)
+        run(["git", "add", "-A"], repo)
+        run(["git", "commit", "-qm", "init"], repo)
+        return repo
+
+    return make
