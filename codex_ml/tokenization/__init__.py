@@ -1,0 +1,52 @@
+"""Tokenizers: train (sentencepiece or hf-bpe), save loadable by transformers, load, pack token files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from codex_ml.params import TokenizerParams
+from codex_ml.tokenization.base import (
+    CONFIG_FILE,
+    HF_TOKENIZER_FILE,
+    CodexTokenizer,
+    SpecialIds,
+    TokenizerError,
+    check_special_ids,
+    configure_threads,
+    load_hf_tokenizer,
+    read_config,
+)
+from codex_ml.tokenization.hf_bpe import ByteLevelBPETokenizer, train_hf_bpe
+from codex_ml.tokenization.sentencepiece_backend import SentencePieceTokenizer, train_sentencepiece
+
+BACKENDS: dict[str, type[SentencePieceTokenizer] | type[ByteLevelBPETokenizer]] = {
+    "sentencepiece": SentencePieceTokenizer,
+    "hf-bpe": ByteLevelBPETokenizer,
+}
+
+__all__ = ["BACKENDS", "CodexTokenizer", "SpecialIds", "TokenizerError", "configure_threads",
+           "load_tokenizer", "train_tokenizer"]
+
+
+def train_tokenizer(texts: Sequence[str], params: TokenizerParams) -> CodexTokenizer:
+    """Train the backend `params.backend` on `texts` (deterministic for the same texts and params)."""
+    if not any(texts):
+        raise TokenizerError("tokenizer: nothing to train on (no non-empty text)")
+    if params.backend == "sentencepiece":
+        return train_sentencepiece(texts, params)
+    return train_hf_bpe(texts, params)
+
+
+def load_tokenizer(folder: str | Path) -> CodexTokenizer:
+    """Load a saved tokenizer folder; anything missing or corrupt is one TokenizerError."""
+    folder = Path(folder)
+    config = read_config(folder)
+    backend = config.get("backend")
+    if backend not in BACKENDS:
+        raise TokenizerError(f"{folder / CONFIG_FILE}: backend: expected one of "
+                             f"{', '.join(BACKENDS)}, got {backend!r}")
+    hf = load_hf_tokenizer(folder / HF_TOKENIZER_FILE)
+    tok = BACKENDS[backend].load(folder, config, hf)
+    check_special_ids(tok, config, folder / CONFIG_FILE)
+    return tok

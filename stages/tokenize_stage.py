@@ -1,0 +1,24 @@
+"""tokenize: train tokenizer.backend on data/prepared/train.jsonl, save models/tokenizer, pack every
+split into data/tokens/{split}.bin + meta.json, write metrics/tokenize.json.
+
+(Named tokenize_stage.py because a stages/tokenize.py would shadow the stdlib's `tokenize` module,
+which `inspect` and `linecache` import, in every script of this folder.)"""
+
+from pathlib import Path
+
+from codex_ml.params import load_params
+from codex_ml.runtime import log, run_stage
+from codex_ml.tokenization.stage import tokenize
+
+
+def main() -> None:
+    params = load_params("params.yaml")
+    m = tokenize(params.tokenizer, Path("data/prepared"), Path("models/tokenizer"), Path("data/tokens"),
+                 Path("metrics/tokenize.json"))
+    log.info("tokenize: %s vocab %d; tokens %s; bytes/token %s; val round trip %s; AutoTokenizer match %s",
+             m["backend"], m["vocab_size"], m["tokens"], m["bytes_per_token"], m["round_trip_exact"],
+             m["autotokenizer_match"])
+
+
+if __name__ == "__main__":
+    run_stage("tokenize", main)

@@ -1,0 +1,82 @@
+"""`dvc repro tokenize` in a temporary git+DVC repository on real stdlib code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from tests.conftest import run
+from tests.tokenizekit import SPLITS, folder_bytes
+
+OUTPUTS = ("models/tokenizer", "data/tokens", "metrics/tokenize.json")
+
+
+def _outputs(repo: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for out in OUTPUTS:
+        path = repo / out
+        files.update({f"{out}/{k}": v for k, v in folder_bytes(path).items()} if path.is_dir()
+                     else {out: path.read_bytes()})
+    return files
+
+
+def test_dvc_repro_tokenize(stdlib_sample: Path, make_repo: Callable[..., Path]) -> None:
+    repo = make_repo({"data": {"source": "dir", "path": str(stdlib_sample), "val_fraction": 0.15,
+                               "test_fraction": 0.15},
+                      "tokenizer": {"vocab_size": 600}})
+    run(["dvc", "repro", "tokenize"], repo)  # prepare, then tokenize
+
+    meta = json.loads((repo / "data" / "tokens" / "meta.json").read_text())
+    metrics = json.loads((repo / "metrics" / "tokenize.json").read_text())
+    assert meta["vocab_size"] == metrics["vocab_size"] == 600 and meta["backend"] == "sentencepiece"
+    for split in SPLITS:
+        prepared = [json.loads(line) for line in (repo / "data" / "prepared" / f"{split}.jsonl").open()]
+        info = meta["splits"][split]
+        assert info["doc_paths"] == [r["path"] for r in prepared] and len(prepared) > 0
+        stream = np.memmap(repo / "data" / "tokens" / info["file"], dtype=meta["dtype"], mode="r")
+        assert len(stream) == info["tokens"] and stream[-1] == meta["eos_id"]
+    assert metrics["round_trip_exact"] == 1.0 and metrics["autotokenizer_match"] == 1.0
+
+    # The saved folder is what AutoTokenizer loads, and it gives the ids in the token files.
+    from transformers import AutoTokenizer
+
+    auto = AutoTokenizer.from_pretrained(str(repo / "models" / "tokenizer"))
+    val = meta["splits"]["val"]
+    stream = np.memmap(repo / "data" / "tokens" / "val.bin", dtype=meta["dtype"], mode="r")
+    first = json.loads((repo / "data" / "prepared" / "val.jsonl").open().readline())["text"]
+    assert auto.encode(first) == stream[:val["doc_offsets"][1] - 1].tolist()
+
+    # DVC recorded the stage with its params, reads the metrics, and has nothing left to do.
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert lock["stages"]["tokenize"]["params"]["params.yaml"]["tokenizer"]["vocab_size"] == 600
+    assert {o["path"] for o in lock["stages"]["tokenize"]["outs"]} == {"models/tokenizer", "data/tokens",
+                                                                      "metrics/tokenize.json"}
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
+    assert shown[""]["data"]["metrics/tokenize.json"]["data"]["vocab_size"] == 600
+    status = run(["dvc", "status", "tokenize"], repo).stdout
+    assert "up to date" in status.lower() or status.strip() == ""
+
+    # Rerun in a new process: byte-identical outputs, so dvc.lock does not change.
+    before, lock_before = _outputs(repo), (repo / "dvc.lock").read_text()
+    run(["dvc", "repro", "--force", "--single-item", "tokenize"], repo)
+    assert _outputs(repo) == before
+    assert (repo / "dvc.lock").read_text() == lock_before
+
+    # Bad params: one clear error naming the key, before any work. (DVC itself removes a stage's
+    # outputs before running it, `dvc checkout` restores them; the stage leaves no partial files.)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["tokenizer"]["vocab_size"] = 100
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    failed = run(["dvc", "repro", "tokenize"], repo, check=False)
+    assert failed.returncode != 0
+    assert ("codex-ml tokenize: error: params.yaml: tokenizer.vocab_size: expected an integer in [262"
+            in failed.stderr)
+    assert "Traceback" not in failed.stderr
+    leftovers = [p.name for d in ("models", "data", "metrics") for p in (repo / d).iterdir()
+                 if p.name.startswith(".")]
+    assert leftovers == []
+    assert not (repo / "models" / "tokenizer").exists() and not (repo / "data" / "tokens").exists()
