@@ -1,0 +1,27 @@
+"""models/model/: one plain Hugging Face folder that both Auto classes load, written atomically."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from codex_ml.io import atomic_dir
+from codex_ml.models.lora import is_lora
+
+
+def save_model_folder(model: Any, tokenizer_dir: Path, out_dir: Path) -> None:
+    """Write `model` (LoRA merged; the adapter kept in adapter/) plus the tokenizer's files to `out_dir`.
+
+    Merging modifies a peft model in place, so call this once, after training.
+    """
+    with atomic_dir(out_dir) as tmp:
+        if is_lora(model):
+            model.save_pretrained(tmp / "adapter")  # adapter_config.json + adapter_model.safetensors
+            model = model.merge_and_unload()
+        model.save_pretrained(tmp)  # config.json, generation_config.json, model.safetensors
+        for f in sorted(tokenizer_dir.iterdir()):
+            if f.is_file():
+                if (tmp / f.name).exists():  # a tokenizer file named like a model file: a contract bug
+                    raise RuntimeError(f"tokenizer file {f.name} collides with a model file")
+                shutil.copyfile(f, tmp / f.name)

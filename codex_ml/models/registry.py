@@ -1,0 +1,103 @@
+"""Named from-scratch model configs, or a local pretrained Hugging Face folder.
+
+A registry entry is plain data: the Llama shape. The vocabulary (size and special-token ids) always
+comes from the pipeline's tokenizer, so one name trains with any tokenizer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codex_ml.params import ModelParams, ParamsError
+
+# The shapes. SwiGLU width is ~8/3 of hidden, rounded up to a multiple of 64 (the Llama recipe);
+# head_dim is 16 for the micro test model and 64 otherwise. Embeddings are tied: at these sizes the
+# (vocab x hidden) table is a large share of all weights and tying it is the better use of them.
+MODELS: dict[str, dict[str, Any]] = {
+    # For tests: a few milliseconds per step on one core.
+    "llama-micro": dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=4),
+    # The default: trains in minutes on a 2-core CPU.
+    "llama-tiny": dict(hidden_size=256, intermediate_size=704, num_hidden_layers=4,
+                       num_attention_heads=4, num_key_value_heads=4),
+    # ~25M parameters plus embeddings: a GPU or a long CPU run.
+    "llama-small": dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
+                        num_attention_heads=8, num_key_value_heads=8),
+}
+
+COMMON: dict[str, Any] = dict(
+    rope_theta=10000.0,
+    rms_norm_eps=1e-5,
+    initializer_range=0.02,
+    attention_dropout=0.0,
+    hidden_act="silu",
+    tie_word_embeddings=True,
+    use_cache=True,
+)
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """What the model needs to know about the tokenizer (from data/tokens/meta.json)."""
+
+    size: int
+    pad_id: int
+    bos_id: int
+    eos_id: int
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> Vocab:
+        return cls(size=int(meta["vocab_size"]), pad_id=int(meta["pad_id"]), bos_id=int(meta["bos_id"]),
+                   eos_id=int(meta["eos_id"]))
+
+
+def known_names() -> list[str]:
+    return sorted(MODELS)
+
+
+def model_config(name: str, vocab: Vocab, seq_len: int) -> Any:
+    """The LlamaConfig of a registry name; ParamsError listing the known names for any other.
+
+    max_position_embeddings is the training context (train.seq_len): what the model has learned to
+    use, and what evaluation and generation read from config.json as its context.
+    """
+    from transformers import LlamaConfig
+
+    if name not in MODELS:
+        raise ParamsError(f"model.name: unknown model {name!r}; known: {', '.join(known_names())} "
+                          f"(or set model.pretrained to a local Hugging Face folder)")
+    return LlamaConfig(vocab_size=vocab.size, pad_token_id=vocab.pad_id, bos_token_id=vocab.bos_id,
+                       eos_token_id=vocab.eos_id, max_position_embeddings=seq_len, **COMMON, **MODELS[name])
+
+
+def build_model(params: ModelParams, vocab: Vocab, seq_len: int, seed: int) -> Any:
+    """A float32 causal LM: freshly initialised from `seed` (a registry name) or loaded from
+    `params.pretrained`. Checks that the tokenizer's ids fit the model and `seq_len` its positions."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if params.pretrained:
+        path = Path(params.pretrained)
+        if not (path / "config.json").is_file():
+            raise ParamsError(f"model.pretrained: {path} is not a Hugging Face model folder "
+                              f"(no config.json)")
+        config = AutoConfig.from_pretrained(path)
+        if vocab.size > config.vocab_size:
+            raise ParamsError(f"model.pretrained: {path} has {config.vocab_size} token embeddings, fewer "
+                              f"than the tokenizer's vocab_size {vocab.size}")
+        max_positions = getattr(config, "max_position_embeddings", None)
+        if max_positions is not None and seq_len > max_positions:
+            raise ParamsError(f"train.seq_len: expected <= {max_positions} (max_position_embeddings of "
+                              f"model.pretrained {path}), got {seq_len}")
+    else:
+        config = model_config(params.name, vocab, seq_len)
+    torch.manual_seed(seed)  # the initial weights are a function of the seed alone
+    if params.pretrained:
+        return AutoModelForCausalLM.from_pretrained(params.pretrained, dtype=torch.float32)
+    return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+
+
+def count_parameters(model: Any, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,129 @@
+"""Training data: fixed-length windows cut from the packed token streams of the tokenize stage.
+
+Train windows start at seeded random offsets in train.bin. Window i is a pure function of (seed, i),
+so the sampler's whole state is its position: how many windows have been consumed. A checkpoint
+records that position, and a resumed run continues with exactly the windows an uninterrupted run
+would have seen, on any number of processes. Val windows are evenly spaced over val.bin and fixed,
+so every val loss in a run (and across runs) is measured on the same tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from codex_ml.io import sha256_file
+from codex_ml.runtime import StageError
+
+DTYPES = ("uint16", "uint32")
+
+
+@dataclass(frozen=True)
+class TokenData:
+    """data/tokens/: meta.json and the memory-mapped train and val streams."""
+
+    dir: Path
+    meta: dict[str, Any]
+    train: np.ndarray
+    val: np.ndarray
+
+    def fingerprint(self) -> str:
+        """sha256 over meta.json and both streams: a different tokenization is different data."""
+        parts = [sha256_file(self.dir / "meta.json")]
+        parts += [sha256_file(self.dir / self.meta["splits"][s]["file"]) for s in ("train", "val")]
+        return "-".join(parts)
+
+
+def load_token_data(tokens_dir: Path) -> TokenData:
+    """Open data/tokens as docs/pipeline.md describes it; StageError naming what does not fit."""
+    meta_path = tokens_dir / "meta.json"
+    if not meta_path.is_file():
+        raise StageError(f"{meta_path} not found: run the tokenize stage first")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    for key in ("dtype", "vocab_size", "pad_id", "bos_id", "eos_id", "splits"):
+        if key not in meta:
+            raise StageError(f"{meta_path}: missing key {key!r}")
+    if meta["dtype"] not in DTYPES:
+        raise StageError(f"{meta_path}: dtype must be one of {', '.join(DTYPES)}, got {meta['dtype']!r}")
+    streams = {}
+    for split in ("train", "val"):
+        info = meta["splits"].get(split)
+        if info is None:
+            raise StageError(f"{meta_path}: no {split!r} split")
+        path = tokens_dir / info["file"]
+        if not path.is_file():
+            raise StageError(f"{path} not found (listed in {meta_path})")
+        itemsize = np.dtype(meta["dtype"]).itemsize
+        if path.stat().st_size != info["tokens"] * itemsize:
+            raise StageError(f"{path}: {path.stat().st_size} bytes, but meta.json says {info['tokens']} "
+                             f"{meta['dtype']} tokens")
+        tokens = np.memmap(path, dtype=meta["dtype"], mode="r") if info["tokens"] else np.zeros(0, "u2")
+        if len(tokens) and int(tokens.max()) >= meta["vocab_size"]:  # would crash the embedding lookup
+            raise StageError(f"{path}: token id {int(tokens.max())} >= vocab_size {meta['vocab_size']}")
+        streams[split] = tokens
+    return TokenData(dir=tokens_dir, meta=meta, train=streams["train"], val=streams["val"])
+
+
+def _window(tokens: np.ndarray, start: int, seq_len: int) -> dict[str, torch.Tensor]:
+    ids = torch.from_numpy(tokens[start:start + seq_len].astype(np.int64))
+    # Causal LMs in transformers shift labels inside the model: labels == input_ids.
+    return {"input_ids": ids, "labels": ids}
+
+
+class TrainWindows(torch.utils.data.Dataset):
+    """`count` windows of `seq_len` tokens at seeded random offsets; read in order (index = position).
+
+    Offsets are drawn per block of `block` windows (one optimizer step's worth) from a generator
+    seeded by (seed, block index): O(1) memory however long the run, and any index is reachable
+    without replaying the ones before it.
+    """
+
+    def __init__(self, tokens: np.ndarray, seq_len: int, count: int, block: int, seed: int):
+        if len(tokens) < seq_len:
+            raise StageError(f"train split has {len(tokens)} tokens, fewer than train.seq_len={seq_len}")
+        self.tokens, self.seq_len, self.count, self.block, self.seed = tokens, seq_len, count, block, seed
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def start(self, index: int) -> int:
+        b, offset = divmod(index, self.block)
+        if self._cached is None or self._cached[0] != b:
+            rng = np.random.default_rng([self.seed, b])
+            self._cached = (b, rng.integers(0, len(self.tokens) - self.seq_len + 1, size=self.block))
+        return int(self._cached[1][offset])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return _window(self.tokens, self.start(index), self.seq_len)
+
+
+class EvalWindows(torch.utils.data.Dataset):
+    """`count` windows of `seq_len` tokens evenly spaced over a split (fixed: no randomness)."""
+
+    def __init__(self, tokens: np.ndarray, seq_len: int, count: int, split: str = "val"):
+        if len(tokens) < seq_len:
+            raise StageError(f"{split} split has {len(tokens)} tokens, fewer than train.seq_len={seq_len}")
+        self.tokens, self.seq_len = tokens, seq_len
+        self.starts = np.linspace(0, len(tokens) - seq_len, count).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return _window(self.tokens, int(self.starts[index]), self.seq_len)
+
+
+def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
+    """Entropy (nats/token) of the tokens' unigram distribution: the loss of the best model that
+    ignores context, so a trained model's val loss must land well below it."""
+    counts = np.bincount(np.asarray(tokens), minlength=vocab_size).astype(np.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())

@@ -1,0 +1,158 @@
+"""The train stage's recipe: tokens + tokenizer -> a trained model, checkpoints and telemetry.
+
+1. check inputs and params (nothing is written before this succeeds)
+2. build the model (registry or pretrained), wrap it in LoRA if asked
+3. fingerprint the run; resume the newest verifying checkpoint of the same fingerprint
+4. train with CodexTrainer, logging to dvclive
+5. write models/model/ (a plain HF folder, LoRA merged, tokenizer included), atomically
+
+The same code runs as one process or under `torchrun --nproc_per_node N`: process 0 writes
+checkpoints, metrics and the model; the others only train.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PrinterCallback, ProgressCallback, TrainerCallback, default_data_collator
+from transformers.utils import logging as hf_logging
+
+import codex_ml.models
+import codex_ml.training
+from codex_ml.models import Vocab, apply_lora, build_model, count_parameters, save_model_folder
+from codex_ml.params import Params, ParamsError, to_dict
+from codex_ml.runtime import StageError, progress_enabled
+from codex_ml.training.checkpoint import (
+    FORMAT,
+    choose_resume,
+    code_fingerprint,
+    fingerprint_of,
+    report_and_clean,
+)
+from codex_ml.training.data import EvalWindows, TrainWindows, load_token_data, unigram_entropy
+from codex_ml.training.telemetry import LiveLogger, Progress, close_live, open_live
+from codex_ml.training.trainer import CodexTrainer, EvalOnSave, barrier, training_arguments
+
+log = logging.getLogger("codex_ml.train")
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    tokens: Path = Path("data/tokens")
+    tokenizer: Path = Path("models/tokenizer")
+    model: Path = Path("models/model")
+    checkpoints: Path = Path("models/checkpoints")
+    metrics: Path = Path("metrics/train")
+
+
+def configure_torch(threads: int) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+    if not torch.cuda.is_available():
+        # Same inputs, same bytes out. On CPU this costs nothing measurable; on CUDA it would force
+        # slower kernels (and a cuBLAS workspace setting), so GPUs keep the fast nondeterministic ones.
+        torch.use_deterministic_algorithms(True)
+
+
+def fingerprint_inputs(params: Params, data_fingerprint: str, processes: int) -> dict[str, Any]:
+    """What a checkpoint must share with this run to be resumed by it."""
+    import peft
+    import transformers
+
+    packages = [Path(codex_ml.training.__file__).parent, Path(codex_ml.models.__file__).parent]
+    return {
+        "format": FORMAT,
+        "model": to_dict(params.model),
+        "train": to_dict(params.train),
+        "data": data_fingerprint,
+        "code": code_fingerprint(packages),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "peft": peft.__version__},
+        "processes": processes,
+    }
+
+
+def run_training(params: Params, paths: TrainPaths = TrainPaths(),
+                 callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """Train as `params` say; returns the final summary (also in metrics/train/metrics.json)."""
+    started = time.perf_counter()
+    mp, tp = params.model, params.train
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if tp.batch_size % processes:
+        raise ParamsError(f"train.batch_size: expected a multiple of the {processes} processes, got "
+                          f"{tp.batch_size} (it is the global batch, split across processes)")
+    if not (paths.tokenizer / "tokenizer_config.json").is_file():
+        raise StageError(f"{paths.tokenizer} holds no Hugging Face tokenizer: run the tokenize stage first")
+    data = load_token_data(paths.tokens)
+
+    configure_torch(tp.threads)
+    model = build_model(mp, Vocab.from_meta(data.meta), tp.seq_len, tp.seed)
+    if mp.lora.enabled:
+        model = apply_lora(model, mp.lora)
+    parameters = (count_parameters(model), count_parameters(model, trainable_only=True))
+    windows_per_step = tp.batch_size * tp.grad_accum
+    train_set = TrainWindows(data.train, tp.seq_len, tp.max_steps * windows_per_step, windows_per_step,
+                             tp.seed)
+    val_set = EvalWindows(data.val, tp.seq_len, tp.eval_batches * tp.batch_size)
+    inputs = fingerprint_inputs(params, data.fingerprint(), processes)
+    fingerprint = fingerprint_of(inputs)
+    choice = choose_resume(paths.checkpoints, fingerprint)  # every process reads; process 0 cleans
+
+    hf_logging.set_verbosity_warning()
+    hf_logging.disable_progress_bar()  # "Writing model shards" bars at every checkpoint
+    args = training_arguments(tp, paths.checkpoints, processes, quiet=not progress_enabled())
+    main = args.process_index == 0  # TrainingArguments has started torch.distributed under torchrun
+    barrier()  # every process has chosen before process 0 deletes anything
+    if main:
+        report_and_clean(choice, inputs)
+    barrier()
+
+    live = open_live(paths.metrics) if main else None
+    logger = LiveLogger(live, tokens_per_step=windows_per_step * tp.seq_len)
+    if live is not None and choice.resume is not None:
+        state = json.loads((choice.resume.path / "trainer_state.json").read_text(encoding="utf-8"))
+        logger.replay(state["log_history"])
+    trainer = CodexTrainer(
+        model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
+        data_collator=default_data_collator, callbacks=[logger, EvalOnSave(), Progress(), *callbacks],
+        checkpoint_meta={"format": FORMAT, "fingerprint": fingerprint, "fingerprint_inputs": inputs,
+                         "sampler": {"seed": tp.seed, "windows_per_step": windows_per_step}},
+        keep_best=tp.keep_best)
+    for noisy in (PrinterCallback, ProgressCallback):  # they print every step's logs; Progress is quiet
+        trainer.remove_callback(noisy)
+    trainer.train(resume_from_checkpoint=str(choice.resume.path) if choice.resume else None)
+
+    summary: dict[str, Any] = {}
+    if main:
+        save_model_folder(trainer.accelerator.unwrap_model(trainer.model), paths.tokenizer, paths.model)
+        vals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
+        summary = {
+            "model/parameters": parameters[0],
+            "model/trainable_parameters": parameters[1],
+            "data/train_tokens": len(data.train),
+            "data/val_tokens": len(data.val),
+            "data/unigram_entropy": unigram_entropy(data.train, data.meta["vocab_size"]),
+            "train/tokens_seen": tp.max_steps * windows_per_step * tp.seq_len,
+            "train/processes": processes,
+            "train/resumed_from_step": choice.resume.step if choice.resume else 0,
+            "train/wall_time_s": time.perf_counter() - started,
+            "val/best_loss": min(vals) if vals else float("nan"),
+            "val/final_loss": vals[-1] if vals else float("nan"),
+        }
+        assert live is not None
+        for name, value in summary.items():
+            live.log_metric(name, value, plot=False)
+        close_live(live)
+        log.info("train: %d steps, val loss %.4f (unigram entropy %.4f nats), %s parameters -> %s",
+                 tp.max_steps, summary["val/final_loss"], summary["data/unigram_entropy"],
+                 summary["model/parameters"], paths.model)
+    barrier()
+    return summary

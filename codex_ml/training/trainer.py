@@ -1,0 +1,126 @@
+"""transformers' Trainer, configured from TrainParams and extended with our checkpoint contract.
+
+Trainer brings the loop: AdamW, warmup + cosine, clipping, accumulation, torch.compile, bf16 autocast,
+DDP under torchrun, and exact resume (optimizer, scheduler and every RNG state restored, consumed
+batches skipped by index). Measured here it runs within 1% of a plain torch loop (benchmarks/).
+What it does not do, and this subclass adds: a fingerprint and val loss in each checkpoint, a sha256
+manifest written last, and retention of the best `keep_best` by val loss plus the newest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from codex_ml.io import write_json
+from codex_ml.params import TrainParams
+from codex_ml.training.checkpoint import META, retain, write_manifest
+
+
+def use_bf16(params: TrainParams) -> bool:
+    """bf16 where the hardware does it well: CUDA with native bf16. On CPUs without AMX bf16 matmuls
+    are ~5x slower than fp32 (measured here), so `auto` means fp32 on CPU."""
+    if params.dtype == "auto":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return params.dtype == "bfloat16"
+
+
+def training_arguments(params: TrainParams, output_dir: Path, processes: int, quiet: bool) -> Any:
+    cuda = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=params.max_steps,
+        # train.batch_size is the global batch: split across processes, so a torchrun run takes the
+        # same optimizer steps on the same windows as one process.
+        per_device_train_batch_size=params.batch_size // processes,
+        per_device_eval_batch_size=params.batch_size // processes,
+        gradient_accumulation_steps=params.grad_accum,
+        optim="adamw_torch",
+        learning_rate=params.lr,
+        weight_decay=params.weight_decay,
+        adam_beta1=params.beta1,
+        adam_beta2=params.beta2,
+        # 0 disables clipping; the norm is still computed (and logged) with an infinite bound.
+        max_grad_norm=params.grad_clip if params.grad_clip > 0 else float("inf"),
+        lr_scheduler_type="cosine_with_min_lr",
+        lr_scheduler_kwargs={"min_lr_rate": params.min_lr_ratio},
+        warmup_steps=params.warmup_steps,
+        train_sampling_strategy="sequential",  # TrainWindows is already shuffled; index = position
+        logging_strategy="steps",
+        logging_steps=1,
+        eval_strategy="steps",
+        eval_steps=params.eval_every,
+        prediction_loss_only=True,  # never gather logits (batch x seq x vocab) just for a loss
+        save_strategy="steps",
+        save_steps=params.checkpoint_every,
+        save_total_limit=None,  # retention is ours: best keep_best by val loss + newest
+        seed=params.seed,
+        data_seed=params.seed,
+        use_cpu=not cuda,
+        bf16=use_bf16(params),
+        torch_compile=params.compile,
+        ddp_backend="gloo" if processes > 1 and not cuda else None,  # NCCL is the default on GPUs
+        dataloader_num_workers=0,  # slicing a memmap is cheaper than a worker round trip
+        dataloader_pin_memory=cuda,
+        report_to="none",  # telemetry goes through dvclive (LiveLogger); nothing phones home
+        disable_tqdm=quiet,
+        log_level="warning",
+    )
+
+
+class EvalOnSave(TrainerCallback):
+    """Every checkpoint is evaluated (its val loss ranks it for retention), as is the last step."""
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if control.should_save or state.global_step >= state.max_steps:
+            control.should_evaluate = True
+
+
+def barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+class CodexTrainer(Trainer):
+    def __init__(self, *args: Any, checkpoint_meta: dict[str, Any], keep_best: int, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.checkpoint_meta = checkpoint_meta
+        self.keep_best = keep_best
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Timings (eval_runtime, *_per_second) would make trainer_state.json, and so every checkpoint,
+        # differ between identical runs. They are dropped here; tokens/s goes to dvclive directly.
+        super().log({k: v for k, v in logs.items() if not k.endswith(("_runtime", "_per_second"))},
+                    start_time)
+
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        # Tied embeddings are saved once, so lm_head.weight is always "missing" on resume though it is
+        # restored through the tie; the warning would only alarm. Anything else missing still warns.
+        tied = set(getattr(self.accelerator.unwrap_model(self.model), "_tied_weights_keys", None) or ())
+        missing = [k for k in load_result.missing_keys if k not in tied]
+        super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        step = self.state.global_step
+        path = Path(str(self.args.output_dir)) / f"checkpoint-{step}"
+        barrier()  # every process has written its rng_state_<rank>.pth
+        if self.args.process_index == 0:
+            # A pickle of TrainingArguments: never read on resume, and nothing should unpickle it.
+            (path / "training_args.bin").unlink(missing_ok=True)
+            val = [e["eval_loss"] for e in self.state.log_history
+                   if e.get("step") == step and "eval_loss" in e]
+            sampler = self.checkpoint_meta["sampler"]
+            write_json(path / META, {
+                **self.checkpoint_meta,
+                "step": step,
+                "val_loss": val[-1] if val else None,
+                # The windows consumed so far: TrainWindows index where the next step starts.
+                "sampler": {**sampler, "position": step * sampler["windows_per_step"]},
+            })
+            write_manifest(path)  # last: a checkpoint without a verifying manifest is never resumed
+            retain(Path(str(self.args.output_dir)), self.keep_best)
+        barrier()

@@ -1,0 +1,78 @@
+"""Token data loading and the seeded window sampler."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codex_ml.runtime import StageError
+from codex_ml.training.data import EvalWindows, TrainWindows, load_token_data, unigram_entropy
+
+
+def test_loads_the_tokenize_stage_format(token_data: Path) -> None:
+    data = load_token_data(token_data / "data" / "tokens")
+    meta = json.loads((token_data / "data" / "tokens" / "meta.json").read_text())
+    assert len(data.train) == meta["splits"]["train"]["tokens"] and len(data.val) > 0
+    eos = meta["eos_id"]
+    offsets = meta["splits"]["train"]["doc_offsets"]
+    assert all(data.train[o - 1] == eos for o in offsets[1:])  # every document ends with EOS
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("no_meta", "meta.json not found: run the tokenize stage first"),
+    ("short", "bytes, but meta.json says"),
+    ("big_id", ">= vocab_size"),
+])
+def test_bad_token_data_is_a_stage_error(token_data: Path, tmp_path: Path, damage: str, message: str) -> None:
+    tokens = tmp_path / "tokens"
+    shutil.copytree(token_data / "data" / "tokens", tokens)
+    if damage == "no_meta":
+        (tokens / "meta.json").unlink()
+    elif damage == "short":
+        (tokens / "val.bin").write_bytes((tokens / "val.bin").read_bytes()[:-2])
+    else:
+        meta = json.loads((tokens / "meta.json").read_text())
+        meta["vocab_size"] = 100
+        (tokens / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(StageError, match=message):
+        load_token_data(tokens)
+
+
+def test_train_windows_are_seeded_slices_of_the_stream_addressable_by_position() -> None:
+    stream = np.arange(10_000, dtype=np.uint16)
+    a = TrainWindows(stream, seq_len=32, count=400, block=16, seed=7)
+    starts = [a.start(i) for i in range(400)]
+    assert all(0 <= s <= 10_000 - 32 for s in starts) and len(set(starts)) > 350
+    window = a[5]["input_ids"]
+    assert window.tolist() == list(range(starts[5], starts[5] + 32))
+    assert a[5]["labels"].tolist() == window.tolist()  # the model shifts labels itself
+    # Resuming at a position reproduces the same windows without replaying the earlier ones.
+    fresh = TrainWindows(stream, seq_len=32, count=400, block=16, seed=7)
+    assert [fresh.start(i) for i in range(399, 99, -1)] == starts[100:][::-1]
+    other = TrainWindows(stream, seq_len=32, count=400, block=16, seed=8)
+    assert [other.start(i) for i in range(400)] != starts
+    with pytest.raises(IndexError):
+        a[400]
+
+
+def test_eval_windows_are_fixed_and_span_the_split() -> None:
+    stream = np.arange(5_000, dtype=np.uint16)
+    w = EvalWindows(stream, seq_len=100, count=8)
+    assert len(w) == 8 and w[0]["input_ids"][0] == 0 and w[7]["input_ids"][-1] == 4_999
+    assert w.starts.tolist() == EvalWindows(stream, seq_len=100, count=8).starts.tolist()
+
+
+def test_windows_longer_than_the_split_are_a_stage_error() -> None:
+    with pytest.raises(StageError, match=r"train split has 10 tokens, fewer than train\.seq_len=64"):
+        TrainWindows(np.zeros(10, np.uint16), 64, 8, 8, 0)
+    with pytest.raises(StageError, match="val split has 10 tokens"):
+        EvalWindows(np.zeros(10, np.uint16), 64, 8)
+
+
+def test_unigram_entropy() -> None:
+    assert unigram_entropy(np.array([0, 1, 2, 3] * 10), 8) == pytest.approx(np.log(4))
+    assert unigram_entropy(np.zeros(50, np.uint16), 8) == 0.0
