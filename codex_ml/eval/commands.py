@@ -1,0 +1,111 @@
+"""`codex eval` and `codex generate` (registered in codex_ml/cli.py)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from codex_ml.params import ParamsError
+from codex_ml.runtime import StageError, setup_logging
+
+
+def _fail(command: str, exc: Exception) -> typer.Exit:
+    print(f"codex {command}: error: {exc}", file=sys.stderr)
+    return typer.Exit(2)
+
+
+def eval_command(
+    model: Annotated[Path, typer.Option(help="a Hugging Face model folder: models/model, a checkpoint, ...")],
+    split: Annotated[list[str], typer.Option(help="val or test; repeat for both")] = ["test"],  # noqa: B006
+    tokens: Annotated[Path, typer.Option(help="token files (meta.json + {split}.bin)")] = Path("data/tokens"),
+    prepared: Annotated[Path, typer.Option(help="prepared text ({split}.jsonl)")] = Path("data/prepared"),
+    tokenizer: Annotated[Path, typer.Option(help="tokenizer for a model folder without one")] = Path(
+        "models/tokenizer"),
+    retokenize: Annotated[bool, typer.Option(
+        help="encode the prepared text with the model's own tokenizer instead of reading the token files "
+             "(a model with another tokenizer)")] = False,
+    params: Annotated[Path, typer.Option(
+        help="params file whose eval section (and train.seq_len, the default window) apply, if it exists")]
+        = Path("params.yaml"),
+    window: Annotated[int | None, typer.Option(help="tokens per window (default: train.seq_len)")] = None,
+    stride: Annotated[int | None, typer.Option(help="window step (default: window // 2)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="windows per forward pass")] = None,
+    bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples (0: no intervals)")] = None,
+    completion_samples: Annotated[int | None, typer.Option(help="line completions per split")] = None,
+    completion_max_tokens: Annotated[int | None, typer.Option(help="tokens per completion at most")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="write the metrics (eval.json format) here")] = None,
+) -> None:
+    """Evaluate a model on the val/test split: bits per byte, loss, accuracy, line completion."""
+    from codex_ml.eval.data import SPLITS
+    from codex_ml.eval.evaluate import EvalInputs, run_eval, summary_line
+    from codex_ml.io import write_json
+    from codex_ml.params import EvalParams, load_params
+
+    setup_logging()
+    try:
+        for s in split:
+            if s not in SPLITS:
+                raise StageError(f"--split: expected one of {', '.join(SPLITS)}, got {s!r}")
+        if device not in ("auto", "cpu", "cuda"):
+            raise StageError(f"--device: expected auto, cpu or cuda, got {device!r}")
+        eval_params, seq_len = EvalParams(), None
+        if params.is_file():
+            loaded = load_params(params)
+            eval_params, seq_len = loaded.eval, loaded.train.seq_len
+        overrides = {k: v for k, v in dict(window=window, stride=stride, batch_size=batch_size,
+                                            bootstrap=bootstrap, completion_samples=completion_samples,
+                                            completion_max_tokens=completion_max_tokens).items()
+                     if v is not None}
+        eval_params = replace(eval_params, **overrides)  # an option overrides eval.<the same name>
+        eval_params.check()
+        inputs = EvalInputs(model_dir=model, tokens_dir=tokens, prepared_dir=prepared,
+                            tokenizer_dir=tokenizer, retokenize=retokenize)
+        metrics, _, settings = run_eval(eval_params, inputs, tuple(dict.fromkeys(split)), device=device,
+                                        train_seq_len=seq_len)
+    except (StageError, ParamsError) as exc:
+        raise _fail("eval", exc) from None
+    print(f"model {model}: {settings['parameters']:,} parameters; window {settings['window']}, "
+          f"stride {settings['stride']}, {settings['device']}; documents from {settings['documents_from']}")
+    for name, m in metrics.items():
+        print(summary_line(name, m))
+    if out is not None:
+        write_json(out, metrics)
+
+
+def generate_command(
+    prompt: Annotated[str, typer.Argument(help="text to continue")],
+    model: Annotated[Path, typer.Option(help="a Hugging Face model folder")] = Path("models/model"),
+    max_new_tokens: Annotated[int, typer.Option(help="tokens to generate at most")] = 128,
+    temperature: Annotated[float, typer.Option(help="sampling temperature; 0 = greedy")] = 0.8,
+    top_k: Annotated[int, typer.Option(help="sample from the k most likely tokens; 0 = all")] = 50,
+    top_p: Annotated[float, typer.Option(help="nucleus: smallest set with this probability; 1 = all")]
+        = 0.95,
+    seed: Annotated[int, typer.Option(help="the same seed gives the same text")] = 1337,
+    tokenizer: Annotated[Path, typer.Option(help="tokenizer for a model folder without one")] = Path(
+        "models/tokenizer"),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+) -> None:
+    """Continue PROMPT with a model, streaming the text as it is generated."""
+    from codex_ml.eval.generate import SamplingParams, generate
+
+    setup_logging()
+    sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                              top_p=top_p, seed=seed)
+    try:
+        if device not in ("auto", "cpu", "cuda"):
+            raise StageError(f"--device: expected auto, cpu or cuda, got {device!r}")
+        sampling.check()
+        from codex_ml.eval.model import check_model_dir
+
+        check_model_dir(model)  # before the prompt is echoed: a missing model is one clear error
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
+        generate(model, prompt, sampling, tokenizer_dir=tokenizer, device=device, stream=sys.stdout)
+    except StageError as exc:
+        raise _fail("generate", exc) from None
+    sys.stdout.write("\n")

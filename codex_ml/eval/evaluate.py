@@ -1,0 +1,284 @@
+"""The eval stage's work: score val and test, sample line completions, compute baselines and intervals,
+write `metrics/eval.json` and the per-document rows.
+
+`metrics/eval.json` (keys in DESIGN.md; `_ci` siblings are 95% bootstrap intervals over documents,
+null when `eval.bootstrap` is 0 or no interval is defined):
+
+    {"val": {"loss", "loss_ci", "perplexity", "perplexity_ci", "bits_per_byte", "bits_per_byte_ci",
+             "accuracy", "accuracy_ci", "completion_exact_match", "completion_exact_match_ci",
+             "completion_samples", "documents", "tokens", "bytes",
+             "baselines": {"gzip_bpb", "xz_bpb", "unigram_bpb"}},
+     "test": {... the same ...}}
+
+Baselines sit inside each split because they are numbers *of that split's text*: a reader compares
+`val.bits_per_byte` with `val.baselines.xz_bpb`, and `dvc metrics show` prints them side by side.
+`loss` is nats per token; bits per byte is the total NLL in bits over all UTF-8 bytes of the split's
+documents, so it compares across tokenizers and with the compressors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from codex_ml.eval import baselines
+from codex_ml.eval.bootstrap import ratio_interval, resample_counts
+from codex_ml.eval.completion import LineSample, complete_lines, is_match, sample_lines
+from codex_ml.eval.data import (
+    SPLITS,
+    Document,
+    check_same_documents,
+    encode_prepared,
+    load_meta,
+    load_prepared,
+    load_token_split,
+)
+from codex_ml.eval.model import context_window, load_model, load_tokenizer, pick_device, special_ids
+from codex_ml.eval.score import DocScores, score_documents
+from codex_ml.io import atomic_dir, write_json
+from codex_ml.params import EvalParams
+from codex_ml.runtime import StageError
+
+log = logging.getLogger(__name__)
+
+LN2 = math.log(2.0)
+ROW_FIELDS = ("path", "bytes", "tokens", "loss", "bits_per_byte", "accuracy")
+
+
+@dataclass
+class SplitResult:
+    name: str
+    metrics: dict[str, Any]
+    rows: list[dict[str, Any]]
+    completions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """Where to read from. With `retokenize`, documents come from the prepared text encoded with the
+    model's own tokenizer instead of the token files (for models with another tokenizer)."""
+
+    model_dir: Path
+    tokens_dir: Path = Path("data/tokens")
+    prepared_dir: Path = Path("data/prepared")
+    tokenizer_dir: Path | None = Path("models/tokenizer")  # used when model_dir has no tokenizer files
+    retokenize: bool = False
+
+
+def split_seed(seed: int, split: str) -> list[int]:
+    """Independent, stable random streams per split and purpose."""
+    return [seed, zlib.crc32(split.encode("utf-8"))]
+
+
+def _interval(ci: tuple[float, float] | None, fn: Any = None) -> list[float] | None:
+    if ci is None:
+        return None
+    return [fn(ci[0]), fn(ci[1])] if fn else [ci[0], ci[1]]
+
+
+def split_metrics(scores: DocScores, nbytes: np.ndarray, matches: np.ndarray, samples: np.ndarray,
+                  resamples: int, seed: list[int]) -> dict[str, Any]:
+    """Point estimates and bootstrap intervals; `matches`/`samples` are per-document completion counts."""
+    tokens, nll, correct = scores.tokens.astype(np.float64), scores.nll, scores.correct.astype(np.float64)
+    counts = resample_counts(len(tokens), resamples, seed)
+    loss = float(nll.sum() / tokens.sum())
+    loss_ci = ratio_interval(nll, tokens, counts)
+    with_samples = samples > 0
+    # Line completion resamples the documents that had lines sampled (the others have nothing to
+    # contribute): its own draws, from its own seeded stream.
+    em_counts = resample_counts(int(with_samples.sum()), resamples, [*seed, 2])
+    out: dict[str, Any] = {
+        "loss": loss,
+        "loss_ci": _interval(loss_ci),
+        "perplexity": math.exp(loss),
+        "perplexity_ci": _interval(loss_ci, math.exp),  # exp is monotone: the loss interval maps over
+        "bits_per_byte": float(nll.sum() / LN2 / nbytes.sum()),
+        "bits_per_byte_ci": _interval(ratio_interval(nll / LN2, nbytes, counts)),
+        "accuracy": float(correct.sum() / tokens.sum()),
+        "accuracy_ci": _interval(ratio_interval(correct, tokens, counts)),
+        "completion_samples": int(samples.sum()),
+        "completion_exact_match": float(matches.sum() / samples.sum()) if samples.sum() else None,
+        "completion_exact_match_ci": _interval(ratio_interval(matches[with_samples], samples[with_samples],
+                                                              em_counts)) if samples.sum() else None,
+        "documents": len(tokens),
+        "tokens": int(tokens.sum()),
+        "bytes": int(nbytes.sum()),
+    }
+    return out
+
+
+def evaluate_split(model: torch.nn.Module, tokenizer: Any, name: str, docs: list[Document], texts: list[str],
+                   unigram_log2p: np.ndarray, params: EvalParams, *, window: int, stride: int, eos_id: int,
+                   pad_id: int, device: torch.device) -> SplitResult:
+    if not docs:
+        raise StageError(f"split {name!r} has no documents: nothing to evaluate "
+                         "(raise data.val_fraction / data.test_fraction)")
+    scores = score_documents(model, [d.ids for d in docs], window=window, stride=stride,
+                             batch_size=params.batch_size, eos_id=eos_id, pad_id=pad_id, device=device,
+                             desc=f"eval {name}")
+    samples: list[LineSample] = sample_lines(texts, params.completion_samples,
+                                             [*split_seed(params.seed, name), 1])
+    completions = complete_lines(model, tokenizer, texts, samples, window=window,
+                                 max_new_tokens=params.completion_max_tokens, batch_size=params.batch_size,
+                                 eos_id=eos_id, pad_id=pad_id, device=device,
+                                 desc=f"completion {name}") if samples else []
+    matched = [is_match(c, s.target) for c, s in zip(completions, samples, strict=True)]
+    n_docs = len(docs)
+    per_doc_matches = np.bincount([s.doc for s, m in zip(samples, matched, strict=True) if m],
+                                  minlength=n_docs).astype(np.float64)
+    per_doc_samples = np.bincount([s.doc for s in samples], minlength=n_docs).astype(np.float64)
+    nbytes = np.array([d.nbytes for d in docs], dtype=np.float64)
+    metrics = split_metrics(scores, nbytes, per_doc_matches, per_doc_samples, params.bootstrap,
+                            split_seed(params.seed, name))
+    text_bytes = "".join(texts).encode("utf-8")
+    unigram = sum(baselines.unigram_bits(unigram_log2p, d.ids) for d in docs)
+    metrics["baselines"] = {"gzip_bpb": baselines.gzip_bpb(text_bytes),
+                            "xz_bpb": baselines.xz_bpb(text_bytes),
+                            "unigram_bpb": unigram / float(nbytes.sum())}
+    rows = [{"path": d.path, "bytes": d.nbytes, "tokens": int(scores.tokens[i]),
+             "loss": float(scores.nll[i] / scores.tokens[i]),
+             "bits_per_byte": float(scores.nll[i] / LN2 / d.nbytes) if d.nbytes else None,
+             "accuracy": float(scores.correct[i] / scores.tokens[i])}
+            for i, d in enumerate(docs)]
+    records = []
+    for s, c, m in zip(samples, completions, matched, strict=True):
+        context = texts[s.doc][:s.start].split("\n")[-4:-1]  # the three lines before the target
+        records.append({"split": name, "path": docs[s.doc].path, "line": s.line,
+                        "context": "\n".join(context), "target": s.target, "completion": c, "match": m})
+    return SplitResult(name, metrics, rows, records)
+
+
+def rows_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ROW_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def ndjson(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+
+
+def load_documents(inputs: EvalInputs, split: str, tokenizer: Any, eos_id: int
+                   ) -> tuple[list[Document], list[str]]:
+    records = load_prepared(inputs.prepared_dir, split)
+    if inputs.retokenize:
+        docs = encode_prepared(records, tokenizer, eos_id)
+    else:
+        docs = load_token_split(inputs.tokens_dir, split)
+        check_same_documents(docs, records, str(inputs.tokens_dir / "meta.json"),
+                             str(inputs.prepared_dir / f"{split}.jsonl"))
+    return docs, [r["text"] for r in records]
+
+
+def train_ids(inputs: EvalInputs, tokenizer: Any, eos_id: int) -> np.ndarray:
+    """The train split's token stream, for the unigram baseline."""
+    if inputs.retokenize:
+        docs = encode_prepared(load_prepared(inputs.prepared_dir, "train"), tokenizer, eos_id)
+        return np.concatenate([d.ids for d in docs]) if docs else np.zeros(0, dtype=np.int64)
+    meta = load_meta(inputs.tokens_dir)
+    info = meta.raw["splits"].get("train")
+    if not isinstance(info, dict):
+        raise StageError(f"{inputs.tokens_dir / 'meta.json'}: no entry for split 'train' under 'splits'")
+    path = inputs.tokens_dir / str(info.get("file", "train.bin"))
+    if not path.is_file():
+        raise StageError(f"{path}: not found (run the tokenize stage first)")
+    return np.asarray(np.fromfile(path, dtype=meta.dtype), dtype=np.int64)
+
+
+def resolve_window(model: torch.nn.Module, eval_window: int, train_seq_len: int | None) -> int:
+    """Tokens per window: `eval.window` if set, else the length the model was trained on
+    (`train.seq_len`), else its config's maximum. A RoPE model trained on 256 tokens but built for
+    2048 positions is worse, not better, on windows longer than it ever saw."""
+    limit = context_window(model)
+    if eval_window:
+        if eval_window > limit:
+            raise StageError(f"eval.window: expected <= the model's {limit} positions, got {eval_window}")
+        return eval_window
+    return min(train_seq_len, limit) if train_seq_len else limit
+
+
+def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = SPLITS,
+             device: str = "auto", train_seq_len: int | None = None
+             ) -> tuple[dict[str, Any], list[SplitResult], dict[str, Any]]:
+    """Evaluate `splits`; returns (metrics by split, per-split results, settings used)."""
+    if params.threads:
+        torch.set_num_threads(params.threads)
+    dev = pick_device(device)
+    model = load_model(inputs.model_dir, dev)
+    tokenizer = load_tokenizer(inputs.model_dir, inputs.tokenizer_dir)
+    vocab = int(model.get_output_embeddings().weight.shape[0])  # type: ignore[operator]
+    if inputs.retokenize:
+        eos_id, pad_id = special_ids(tokenizer, model)
+        unigram_vocab = max(vocab, len(tokenizer))
+    else:
+        meta = load_meta(inputs.tokens_dir)
+        eos_id, pad_id, unigram_vocab = meta.eos_id, meta.pad_id, meta.vocab_size
+        if meta.vocab_size > vocab:
+            raise StageError(f"{inputs.tokens_dir / 'meta.json'}: vocab_size {meta.vocab_size} exceeds the "
+                             f"model's {vocab} outputs ({inputs.model_dir}): a different tokenizer? "
+                             "(codex eval --retokenize encodes the prepared text with the model's own)")
+        if tokenizer.eos_token_id is not None and tokenizer.eos_token_id != eos_id:
+            raise StageError(f"{inputs.tokens_dir / 'meta.json'}: eos_id {eos_id} differs from the "
+                             f"tokenizer's {tokenizer.eos_token_id} ({inputs.model_dir}): "
+                             "a different tokenizer?")
+    window = resolve_window(model, params.window, train_seq_len)
+    stride = params.stride or max(1, window // 2)
+    if stride >= window:
+        raise StageError(f"eval.stride: expected < the window ({window} tokens), got {stride}")
+    if params.completion_samples and params.completion_max_tokens >= window:
+        raise StageError(f"eval.completion_max_tokens: expected < the context window ({window}), "
+                         f"got {params.completion_max_tokens}")
+    unigram_log2p = baselines.unigram_log2_probs(train_ids(inputs, tokenizer, eos_id), unigram_vocab)
+    results = []
+    for split in splits:
+        docs, texts = load_documents(inputs, split, tokenizer, eos_id)
+        results.append(evaluate_split(model, tokenizer, split, docs, texts, unigram_log2p, params,
+                                      window=window, stride=stride, eos_id=eos_id, pad_id=pad_id,
+                                      device=dev))
+    settings = {
+        "model": str(inputs.model_dir), "architecture": type(model).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "window": window, "stride": stride, "batch_size": params.batch_size,
+        "device": str(dev), "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(), "documents_from": "prepared text, model tokenizer"
+        if inputs.retokenize else str(inputs.tokens_dir),
+        "bootstrap": params.bootstrap, "completion_samples": params.completion_samples,
+        "completion_max_tokens": params.completion_max_tokens, "seed": params.seed,
+    }
+    return {r.name: r.metrics for r in results}, results, settings
+
+
+def write_outputs(metrics: dict[str, Any], results: list[SplitResult], settings: dict[str, Any],
+                  metrics_path: Path, out_dir: Path) -> None:
+    """Rows first (one atomic folder swap), metrics last: metrics never describe missing rows."""
+    with atomic_dir(out_dir) as tmp:
+        for r in results:
+            (tmp / f"{r.name}.ndjson").write_text(ndjson(r.rows), encoding="utf-8")
+            (tmp / f"{r.name}.csv").write_text(rows_csv(r.rows), encoding="utf-8")
+            (tmp / f"{r.name}_completions.ndjson").write_text(ndjson(r.completions), encoding="utf-8")
+        (tmp / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n",
+                                           encoding="utf-8")
+    write_json(metrics_path, metrics)
+
+
+def summary_line(name: str, m: dict[str, Any]) -> str:
+    ci = m["bits_per_byte_ci"]
+    ci_text = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+    b = m["baselines"]
+    em = m["completion_exact_match"]
+    return (f"{name}: bits/byte {m['bits_per_byte']:.4f}{ci_text} (xz -9e {b['xz_bpb']:.4f}, "
+            f"gzip -9 {b['gzip_bpb']:.4f}, unigram {b['unigram_bpb']:.4f}); loss {m['loss']:.4f}, "
+            f"perplexity {m['perplexity']:.2f}, accuracy {m['accuracy']:.4f}, line exact match "
+            + (f"{em:.3f} of {m['completion_samples']}" if em is not None else "not measured"))

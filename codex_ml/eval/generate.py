@@ -1,0 +1,82 @@
+"""Sampling from a model folder: `codex generate`. Streams text as it is produced.
+
+The prompt is encoded without special tokens after one EOS, the start-of-document context the
+pipeline's models were trained with (documents follow an EOS in the packed stream). The same seed
+gives the same text: generation draws from torch's global generator, seeded just before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from codex_ml.eval.model import context_window, load_model, load_tokenizer, pick_device, special_ids
+from codex_ml.runtime import StageError
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int = 128
+    temperature: float = 0.8  # 0 = greedy
+    top_k: int = 50  # 0 = no top-k cut
+    top_p: float = 0.95  # 1 = no nucleus cut
+    seed: int = 1337
+
+    def check(self) -> None:
+        if self.max_new_tokens < 1:
+            raise StageError(f"--max-new-tokens: expected an integer >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise StageError(f"--temperature: expected a number >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise StageError(f"--top-k: expected an integer >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise StageError(f"--top-p: expected a number in (0, 1], got {self.top_p}")
+
+
+def _streamer(tokenizer: Any, out: TextIO) -> Any:
+    from transformers import TextStreamer
+
+    class Streamer(TextStreamer):
+        """TextStreamer that writes to `out` instead of printing to stdout."""
+
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            out.write(text)
+            out.flush()
+
+    return Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
+def generate(model_dir: Path, prompt: str, sampling: SamplingParams, *, tokenizer_dir: Path | None = None,
+             device: str = "auto", stream: TextIO | None = None) -> str:
+    """The completion of `prompt` (without the prompt), written to `stream` as it is produced."""
+    from transformers import GenerationConfig
+
+    sampling.check()
+    dev = pick_device(device)
+    model = load_model(model_dir, dev)
+    tokenizer = load_tokenizer(model_dir, tokenizer_dir)
+    eos_id, pad_id = special_ids(tokenizer, model)
+    window = context_window(model)
+    if sampling.max_new_tokens >= window:
+        raise StageError(f"--max-new-tokens: expected < the model's context window ({window}), "
+                         f"got {sampling.max_new_tokens}")
+    ids = [eos_id, *tokenizer(prompt, add_special_tokens=False)["input_ids"]]
+    ids = ids[-(window - sampling.max_new_tokens):]  # keep the end of a long prompt
+    greedy = sampling.temperature == 0
+    # Every sampling setting explicit: generate() fills unset (None) ones from the model's
+    # generation_config.json and then from global defaults (top_k=50), so None would not mean "off".
+    config = GenerationConfig(
+        max_new_tokens=sampling.max_new_tokens, do_sample=not greedy, num_beams=1,
+        temperature=1.0 if greedy else sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
+        eos_token_id=eos_id, pad_token_id=pad_id)
+    torch.manual_seed(sampling.seed)
+    with torch.inference_mode():
+        out = model.generate(  # type: ignore[operator]
+            input_ids=torch.tensor([ids], device=dev), attention_mask=torch.ones((1, len(ids)), device=dev,
+                                                                                  dtype=torch.long),
+            generation_config=config, streamer=_streamer(tokenizer, stream) if stream is not None else None)
+    new = out[0, len(ids):].tolist()
+    return str(tokenizer.decode(new, skip_special_tokens=True))

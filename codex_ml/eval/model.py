@@ -1,0 +1,95 @@
+"""Loading a model folder (the pipeline's `models/model`, a checkpoint, or any local Hugging Face
+causal-LM folder) and its tokenizer for evaluation and generation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from codex_ml.runtime import StageError, progress_enabled
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+# Config attributes different architectures use for their longest supported sequence.
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise StageError("device 'cuda' requested, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def check_model_dir(path: Path) -> None:
+    if not path.exists():
+        raise StageError(f"{path}: model folder not found")
+    if not path.is_dir():
+        raise StageError(f"{path}: expected a model folder, found a file")
+    if not (path / "config.json").is_file():
+        raise StageError(f"{path}: not a Hugging Face model folder (no config.json)")
+
+
+def load_model(path: Path, device: torch.device) -> torch.nn.Module:
+    """The model in eval mode on `device`; float32 on CPU (bf16 matmuls are slower there), the saved
+    dtype on an accelerator."""
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    check_model_dir(path)
+    if not progress_enabled():  # transformers' own bars ("Loading weights") stay out of CI logs too
+        hf_logging.disable_progress_bar()
+    dtype: Any = torch.float32 if device.type == "cpu" else "auto"
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError, KeyError) as exc:
+        raise StageError(f"{path}: cannot load the model: {str(exc).splitlines()[0]}") from None
+    return model.to(device).eval()  # type: ignore[arg-type]  # transformers' stubs type .to oddly
+
+
+def has_tokenizer(path: Path) -> bool:
+    return any((path / name).is_file() for name in TOKENIZER_FILES)
+
+
+def load_tokenizer(model_dir: Path, fallback: Path | None = None) -> Any:
+    """The model folder's tokenizer, or `fallback`'s when the folder has none (a bare checkpoint)."""
+    from transformers import AutoTokenizer
+
+    source = model_dir if has_tokenizer(model_dir) else fallback
+    if source is None or not has_tokenizer(source):
+        where = f"{model_dir}" + (f" or {fallback}" if fallback else "")
+        raise StageError(f"no tokenizer files ({', '.join(TOKENIZER_FILES)}) in {where}")
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise StageError(f"{source}: cannot load the tokenizer: {str(exc).splitlines()[0]}") from None
+
+
+def context_window(model: torch.nn.Module) -> int:
+    """Longest sequence the model was built for, from its config."""
+    config = getattr(model, "config", None)
+    for key in _CONTEXT_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 1:
+            return value
+    raise StageError(f"the model's config names no context length ({', '.join(_CONTEXT_KEYS)}): "
+                     "set eval.window")
+
+
+def special_ids(tokenizer: Any, model: torch.nn.Module) -> tuple[int, int]:
+    """(eos_id, pad_id): the tokenizer's, else the model config's; pad falls back to EOS."""
+    config = getattr(model, "config", None)
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        eos = getattr(config, "eos_token_id", None)
+    if isinstance(eos, list):
+        eos = eos[0]
+    if not isinstance(eos, int):
+        raise StageError("the tokenizer and the model config define no EOS token")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    return eos, int(pad)

@@ -1,0 +1,192 @@
+"""Real artifacts in the pipeline's file formats (docs/pipeline.md) for eval, generate and report tests,
+made without the tokenize and train stages: a byte-level tokenizer whose token ids are exactly the
+UTF-8 bytes of the text, token files in the `meta.json` format, and a small Llama model folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+PAD, BOS, EOS, UNK = 256, 257, 258, 259
+VOCAB = 264  # 256 bytes + 4 specials, rounded up to a multiple of 8
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map, which byte-level BPE vocabularies use."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs, strict=True)}
+
+
+def byte_tokenizer(folder: Path):  # -> PreTrainedTokenizerFast
+    """A tokenizer loadable by AutoTokenizer in which token id = byte value (specials from 256)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {ch: b for b, ch in _bytes_to_unicode().items()}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    tok.add_special_tokens(specials)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>",
+                                   eos_token="</s>", unk_token="<unk>")
+    folder.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(folder)
+    return fast
+
+
+def tiny_llama(seed: int = 0, window: int = 64, hidden: int = 32, layers: int = 2):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
+                         max_position_embeddings=window, pad_token_id=PAD, bos_token_id=BOS,
+                         eos_token_id=EOS, tie_word_embeddings=False)
+    return LlamaForCausalLM(config).eval()
+
+
+def train_briefly(model, texts: list[str], steps: int = 30, window: int = 64, seed: int = 0,
+                  live_dir: Path | None = None) -> None:
+    """A few real optimizer steps on byte windows, so the model predicts better than chance; with
+    `live_dir`, logged by dvclive under the train stage's metric names (with system telemetry)."""
+    import time
+
+    live = None
+    if live_dir is not None:
+        import dvclive.monitor_system
+        from dvclive import Live
+
+        dvclive.monitor_system.GPU_AVAILABLE = False  # no NVML here: it would abort every sample
+        live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+        live.monitor_system(interval=0.05, num_samples=4)
+    stream = np.concatenate([np.frombuffer((t.encode() + bytes([0])), dtype=np.uint8).astype(np.int64)
+                             for t in texts])
+    stream[stream == 0] = EOS
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(steps):
+        t0 = time.perf_counter()
+        starts = rng.integers(0, len(stream) - window - 1, size=8)
+        x = torch.from_numpy(np.stack([stream[s:s + window] for s in starts]))
+        loss = model(input_ids=x, labels=x).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if live is not None:
+            live.step = step + 1
+            live.log_metric("train/loss", float(loss.detach()))
+            live.log_metric("train/learning_rate", 3e-3)
+            live.log_metric("train/tokens_per_s", x.numel() / (time.perf_counter() - t0))
+            if (step + 1) % 10 == 0:
+                with torch.no_grad():
+                    live.log_metric("val/loss", float(model(input_ids=x, labels=x).loss))
+    if live is not None:
+        deadline = time.monotonic() + 3
+        while "system" not in live.summary and time.monotonic() < deadline:
+            time.sleep(0.05)  # the monitor's first sample arrives after interval x num_samples
+        live.end()
+    model.eval()
+
+
+def save_model(model, tokenizer_dir: Path, folder: Path) -> Path:
+    from transformers import AutoTokenizer
+
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    return folder
+
+
+def write_tokens(prepared: Path, out: Path, dtype: str = "uint16") -> dict:
+    """data/tokens/{split}.bin + meta.json (docs/pipeline.md) with byte-level ids: id = UTF-8 byte."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta: dict = {"dtype": dtype, "vocab_size": VOCAB, "backend": "bytes", "pad_id": PAD, "bos_id": BOS,
+                  "eos_id": EOS, "unk_id": UNK, "splits": {}}
+    for path in sorted(prepared.glob("*.jsonl")):
+        split = path.stem
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        ids, offsets = [], [0]
+        for r in records:
+            doc = [*r["text"].encode("utf-8"), EOS]
+            ids.extend(doc)
+            offsets.append(offsets[-1] + len(doc))
+        np.asarray(ids, dtype=dtype).tofile(out / f"{split}.bin")
+        meta["splits"][split] = {"file": f"{split}.bin", "tokens": len(ids),
+                                 "bytes": sum(r["bytes"] for r in records), "documents": len(records),
+                                 "doc_offsets": offsets, "doc_bytes": [r["bytes"] for r in records],
+                                 "doc_paths": [r["path"] for r in records]}
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def truncated_corpus(stdlib_sample: Path, out: Path, max_bytes: int) -> Path:
+    """A copy of the sample with each file cut to `max_bytes` at a line end: real code, less of it."""
+    for p in sorted(stdlib_sample.rglob("*.py")):
+        text = p.read_text(encoding="utf-8")
+        if len(text.encode()) > max_bytes:
+            text = text[:text.rindex("\n", 0, max_bytes) + 1]
+        target = out / p.relative_to(stdlib_sample)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return out
+
+
+def build_workspace(root: Path, stdlib_sample: Path, *, train_steps: int = 40, window: int = 64,
+                    max_bytes: int = 3000, val_fraction: float = 0.1, test_fraction: float = 0.1,
+                    live: bool = False) -> Path:
+    """A workspace as the pipeline leaves it before eval: data/prepared + metrics/prepare.json from
+    the real prepare stage (on the sample, files cut to `max_bytes`), byte-level data/tokens and
+    models/tokenizer, and a briefly trained models/model (with `live`: dvclive metrics in
+    metrics/train, under the train stage's metric names)."""
+    from codex_ml.data.prepare import prepare
+    from codex_ml.params import DataParams
+
+    corpus = truncated_corpus(stdlib_sample, root / "corpus", max_bytes)
+    data = DataParams(source="dir", path=str(corpus), val_fraction=val_fraction, test_fraction=test_fraction)
+    prepare(data, root / "data" / "prepared", root / "metrics" / "prepare.json")
+    write_tokens(root / "data" / "prepared", root / "data" / "tokens")
+    byte_tokenizer(root / "models" / "tokenizer")
+    model = tiny_llama(window=window)
+    if train_steps:
+        train = [json.loads(line)["text"] for line in
+                 (root / "data" / "prepared" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+        train_briefly(model, train, steps=train_steps, window=window,
+                      live_dir=root / "metrics" / "train" if live else None)
+    save_model(model, root / "models" / "tokenizer", root / "models" / "model")
+    return root
+
+
+@pytest.fixture
+def one_thread():  # type: ignore[no-untyped-def]
+    """torch on one thread for the test, restored after. These models are tiny: with two threads on
+    a machine shared with other work, every small op waits at a barrier for a descheduled thread and
+    eval runs ~50x slower (measured: 10.5 s against 0.19 s for the same scoring)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+_SHARED: dict[tuple[str, int, bool], Path] = {}
+
+
+def shared_workspace(tmp_path_factory: pytest.TempPathFactory, stdlib_sample: Path) -> Path:
+    """build_workspace(live=True), built once per session: tests copy it before changing anything."""
+    key = (str(stdlib_sample), 40, True)
+    if key not in _SHARED:
+        _SHARED[key] = build_workspace(tmp_path_factory.mktemp("workspace"), stdlib_sample, train_steps=40,
+                                       live=True)
+    return _SHARED[key]

@@ -1,0 +1,176 @@
+"""The eval stage on real artifacts in the pipeline's file formats: outputs, determinism, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from codex_ml.eval.evaluate import EvalInputs, run_eval, write_outputs
+from codex_ml.params import EvalParams, ParamsError, parse_params
+from codex_ml.runtime import StageError
+from tests.conftest import ROOT, run
+from tests.evalkit import build_workspace, one_thread, shared_workspace  # noqa: F401  (one_thread: a fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+DESIGN_KEYS = {"loss", "perplexity", "bits_per_byte", "bits_per_byte_ci", "accuracy",
+               "completion_exact_match", "baselines"}
+PARAMS = EvalParams(bootstrap=100, completion_samples=8, completion_max_tokens=12, batch_size=16)
+
+
+@pytest.fixture
+def workspace(tmp_path_factory: pytest.TempPathFactory, stdlib_sample: Path) -> Path:
+    return shared_workspace(tmp_path_factory, stdlib_sample)
+
+
+def inputs(ws: Path, **kw: object) -> EvalInputs:
+    return EvalInputs(model_dir=ws / "models/model", tokens_dir=ws / "data/tokens",
+                      prepared_dir=ws / "data/prepared", tokenizer_dir=ws / "models/tokenizer", **kw)  # type: ignore[arg-type]
+
+
+def evaluate_to(ws: Path, out: Path, params: EvalParams = PARAMS) -> dict:
+    metrics, results, settings = run_eval(params, inputs(ws), train_seq_len=64)
+    write_outputs(metrics, results, settings, out / "eval.json", out / "eval")
+    return metrics
+
+
+def test_outputs_follow_the_contract_and_reruns_are_byte_identical(workspace: Path, tmp_path: Path) -> None:
+    m = evaluate_to(workspace, tmp_path / "a")
+    evaluate_to(workspace, tmp_path / "b")
+    files = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files == [
+        "eval.json", "eval/settings.json", "eval/test.csv", "eval/test.ndjson",
+        "eval/test_completions.ndjson", "eval/val.csv", "eval/val.ndjson", "eval/val_completions.ndjson"]
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+    assert set(m) == {"val", "test"}
+    meta = json.loads((workspace / "data/tokens/meta.json").read_text())
+    for split, sm in m.items():
+        assert set(sm) >= DESIGN_KEYS
+        assert set(sm["baselines"]) == {"gzip_bpb", "xz_bpb", "unigram_bpb"}
+        low, high = sm["bits_per_byte_ci"]
+        assert low <= sm["bits_per_byte"] <= high
+        assert sm["tokens"] == meta["splits"][split]["tokens"]  # every token (and EOS) scored once
+        assert sm["bytes"] == meta["splits"][split]["bytes"]
+        assert sm["perplexity"] == pytest.approx(math.exp(sm["loss"]))
+        # bits per byte and loss are one total NLL, normalised two ways
+        assert sm["bits_per_byte"] == pytest.approx(sm["loss"] * sm["tokens"] / math.log(2) / sm["bytes"])
+        assert sm["completion_samples"] == 8
+        rows = [json.loads(line)
+                for line in (tmp_path / "a/eval" / f"{split}.ndjson").read_text().splitlines()]
+        assert [r["path"] for r in rows] == meta["splits"][split]["doc_paths"]
+        assert sum(r["tokens"] for r in rows) == sm["tokens"]
+        total_bits = sum(r["bits_per_byte"] * r["bytes"] for r in rows)
+        assert total_bits / sm["bytes"] == pytest.approx(sm["bits_per_byte"])
+        with open(tmp_path / "a/eval" / f"{split}.csv", newline="") as f:
+            table = list(csv.DictReader(f))
+        assert [r["path"] for r in table] == [r["path"] for r in rows]
+        assert list(table[0])[:5] == ["path", "bytes", "tokens", "loss", "bits_per_byte"]
+        assert float(table[0]["bits_per_byte"]) == rows[0]["bits_per_byte"]
+        comps = [json.loads(line) for line in
+                 (tmp_path / "a/eval" / f"{split}_completions.ndjson").read_text().splitlines()]
+        assert len(comps) == 8
+        assert sum(c["match"] for c in comps) / 8 == sm["completion_exact_match"]
+        texts = {json.loads(line)["path"]: json.loads(line)["text"]
+                 for line in (workspace / f"data/prepared/{split}.jsonl").read_text().splitlines()}
+        for c in comps:
+            assert texts[c["path"]].split("\n")[c["line"] - 1] == c["target"]
+            assert "\n" not in c["completion"]
+    settings = json.loads((tmp_path / "a/eval/settings.json").read_text())
+    assert settings["window"] == 64 and settings["stride"] == 32
+
+
+def test_a_trained_model_beats_the_untrained_one(workspace: Path, tmp_path: Path,
+                                                 stdlib_sample: Path) -> None:
+    untrained = build_workspace(tmp_path / "untrained", stdlib_sample, train_steps=0)
+    quick = EvalParams(bootstrap=0, completion_samples=0)
+    trained_m, _, _ = run_eval(quick, inputs(workspace), splits=("val",), train_seq_len=64)
+    untrained_m, _, _ = run_eval(quick, inputs(untrained), splits=("val",), train_seq_len=64)
+    assert trained_m["val"]["bits_per_byte"] < untrained_m["val"]["bits_per_byte"] - 0.3
+    assert trained_m["val"]["bits_per_byte_ci"] is None  # bootstrap 0: no interval, not a made-up one
+
+
+def test_retokenized_text_gives_the_same_numbers(workspace: Path) -> None:
+    # The byte tokenizer encodes the prepared text to exactly the token files' ids.
+    quick = EvalParams(bootstrap=50, completion_samples=0)
+    a, _, _ = run_eval(quick, inputs(workspace), splits=("val",), train_seq_len=64)
+    b, _, _ = run_eval(quick, inputs(workspace, retokenize=True), splits=("val",), train_seq_len=64)
+    assert a == b
+
+
+def test_bad_inputs_are_one_clear_error(workspace: Path, tmp_path: Path) -> None:
+    quick = EvalParams(bootstrap=0, completion_samples=0)
+    with pytest.raises(StageError, match="nope: model folder not found"):
+        run_eval(quick, EvalInputs(model_dir=tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StageError, match=re.escape("no config.json")):
+        run_eval(quick, EvalInputs(model_dir=tmp_path / "empty"))
+
+    broken = tmp_path / "ws"
+    shutil.copytree(workspace, broken)
+    meta_path = broken / "data/tokens/meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["splits"]["val"]["doc_paths"][0] = "renamed.py"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(StageError, match="list different documents"):
+        run_eval(quick, inputs(broken), splits=("val",))
+    meta["splits"]["val"]["doc_paths"][0] = json.loads(
+        (workspace / "data/tokens/meta.json").read_text())["splits"]["val"]["doc_paths"][0]
+    meta_path.write_text(json.dumps(meta))
+    with open(broken / "data/tokens/val.bin", "r+b") as f:  # cut off the last token
+        f.truncate(f.seek(0, 2) - 2)
+    with pytest.raises(StageError, match=r"val.bin: \d+ bytes, but meta.json says"):
+        run_eval(quick, inputs(broken), splits=("val",))
+    del meta["eos_id"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(StageError, match=re.escape("meta.json: missing key 'eos_id'")):
+        run_eval(quick, inputs(broken), splits=("val",))
+    with pytest.raises(StageError, match=re.escape("eval.window: expected <= the model's 64 positions")):
+        run_eval(EvalParams(window=65), inputs(workspace))
+
+
+def test_stage_script_refuses_bad_params_before_any_work(workspace: Path, tmp_path: Path) -> None:
+    # (The stage's successful run is in test_eval_pipeline.py, under dvc repro.)
+    ws = tmp_path / "stage"
+    shutil.copytree(workspace, ws)
+    shutil.rmtree(ws / "metrics")
+    (ws / "params.yaml").write_text(yaml.safe_dump({"eval": {"bootstrap": -1}}))
+    proc = run(["python", str(ROOT / "stages/eval.py")], ws, check=False, PYTHONPATH=str(ROOT))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("codex-ml eval: error: params.yaml: eval.bootstrap: expected an integer "
+                                   ">= 0, got -1")
+    assert not (ws / "metrics").exists()
+
+
+def test_token_file_ids_must_fit_the_model(workspace: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(workspace, ws)
+    meta = json.loads((ws / "data/tokens/meta.json").read_text())
+    meta["vocab_size"] = 50_000
+    (ws / "data/tokens/meta.json").write_text(json.dumps(meta))
+    with pytest.raises(StageError, match="exceeds the model's 264 outputs"):
+        run_eval(EvalParams(bootstrap=0, completion_samples=0), inputs(ws))
+
+
+@pytest.mark.parametrize(("section", "raw", "message"), [
+    ("eval", {"window": 1}, "eval.window: expected 0 (train.seq_len) or an integer >= 2, got 1"),
+    ("eval", {"window": 64, "stride": 64}, "eval.stride: expected < eval.window (64), got 64"),
+    ("eval", {"window": 64, "completion_max_tokens": 64},
+     "eval.completion_max_tokens: expected < eval.window (64), got 64"),
+    ("eval", {"bootstrap": 1.5}, "eval.bootstrap: expected an integer, got 1.5"),
+    ("eval", {"threads": -1}, "eval.threads: expected an integer >= 0 (0 = all cores), got -1"),
+    ("eval", {"sample": 3}, "eval.sample: unknown key"),
+    ("report", {"baseline_rev": " "}, "report.baseline_rev: expected a git revision"),
+    ("report", {"completion_examples": -1}, "report.completion_examples: expected an integer >= 0"),
+])
+def test_eval_and_report_params_are_checked(section: str, raw: dict, message: str) -> None:
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        parse_params({section: raw})

@@ -1,0 +1,113 @@
+"""`codex generate` and `codex eval` from the shell, and line completion."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from codex_ml.cli import app
+from codex_ml.eval.completion import complete_lines, eligible_lines, is_match, sample_lines
+from codex_ml.eval.generate import SamplingParams, generate
+from codex_ml.eval.model import load_model, load_tokenizer, pick_device
+from codex_ml.runtime import StageError
+from tests.evalkit import EOS, PAD, one_thread, shared_workspace  # noqa: F401  (one_thread: a fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def workspace(tmp_path_factory: pytest.TempPathFactory, stdlib_sample: Path) -> Path:
+    return shared_workspace(tmp_path_factory, stdlib_sample)
+
+
+def test_same_seed_same_text_and_the_stream_is_the_text(workspace: Path) -> None:
+    model = workspace / "models/model"
+    sampling = SamplingParams(max_new_tokens=30, temperature=0.9, top_k=40, top_p=0.9, seed=5)
+    streamed = io.StringIO()
+    a = generate(model, "def parse_args(", sampling, stream=streamed)
+    b = generate(model, "def parse_args(", sampling)
+    assert a == b and len(a) > 0
+    assert streamed.getvalue() == a
+    others = {generate(model, "def parse_args(", SamplingParams(max_new_tokens=30, seed=s)) for s in range(4)}
+    assert len(others) > 1  # sampling does sample: different seeds, different text
+    greedy = SamplingParams(max_new_tokens=20, temperature=0)
+    assert generate(model, "import ", greedy) == generate(model, "import ", greedy)
+    # top-k 1 keeps only the most likely token: sampling becomes greedy (so --top-k really applies)
+    top1 = SamplingParams(max_new_tokens=20, temperature=1.5, top_k=1, top_p=1.0, seed=9)
+    assert generate(model, "import ", top1) == generate(model, "import ", greedy)
+    no_cut = SamplingParams(max_new_tokens=20, temperature=1.5, top_k=0, top_p=1.0, seed=9)
+    assert generate(model, "import ", no_cut) != generate(model, "import ", greedy)
+
+
+def test_generate_command_streams_and_a_missing_model_is_one_error(workspace: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["generate", "--model", str(workspace / "models/model"), "--max-new-tokens", "25", "--seed", "3",
+            "def parse_args("]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.startswith("def parse_args(")
+    assert runner.invoke(app, args).stdout == first.stdout
+    missing = runner.invoke(app, ["generate", "--model", str(tmp_path / "nope"), "x"])
+    assert missing.exit_code == 2
+    assert missing.stderr.strip() == f"codex generate: error: {tmp_path / 'nope'}: model folder not found"
+    assert missing.stdout == ""
+    bad = runner.invoke(app, ["generate", "--model", str(workspace / "models/model"), "--top-p", "0", "x"])
+    assert bad.exit_code == 2 and "--top-p: expected a number in (0, 1]" in bad.stderr
+
+
+def test_eval_command(workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(workspace)  # the defaults: data/tokens, data/prepared, models/tokenizer
+    out = tmp_path / "m.json"
+    result = CliRunner().invoke(app, ["eval", "--model", "models/model", "--split", "test", "--window", "64",
+                                      "--bootstrap", "50", "--completion-samples", "4",
+                                      "--completion-max-tokens", "16", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "test: bits/byte" in result.stdout and "xz -9e" in result.stdout
+    m = json.loads(out.read_text())
+    assert set(m) == {"test"} and m["test"]["completion_samples"] == 4
+    missing = CliRunner().invoke(app, ["eval", "--model", "nope"])
+    assert missing.exit_code == 2
+    assert missing.stderr.strip() == "codex eval: error: nope: model folder not found"
+    bad = CliRunner().invoke(app, ["eval", "--model", "models/model", "--split", "train"])
+    assert bad.exit_code == 2 and "--split: expected one of val, test, got 'train'" in bad.stderr
+    bad = CliRunner().invoke(app, ["eval", "--model", "models/model", "--window", "1"])
+    assert bad.exit_code == 2
+    assert "eval.window: expected 0 (train.seq_len) or an integer >= 2" in bad.stderr
+
+
+def test_line_sampling_is_seeded_and_skips_first_and_blank_lines() -> None:
+    text = "first\n\n    second\n   \nthird"
+    assert eligible_lines(text) == [(3, 7, "    second"), (5, 22, "third")]
+    texts = ["a\nb\nc\nd\n", "x\ny\n", "only\n"]
+    a = sample_lines(texts, 3, [1, 2])
+    assert a == sample_lines(texts, 3, [1, 2])
+    assert all(s.line > 1 and texts[s.doc][s.start:].split("\n")[0] == s.target for s in a)
+    assert len(sample_lines(texts, 100, 0)) == 4  # every eligible line, once
+    assert is_match("x = 1  ", "x = 1") and not is_match("  x = 1", "x = 1")
+
+
+def test_batched_greedy_completion_equals_one_at_a_time(workspace: Path) -> None:
+    # Left padding must not change what a prompt's completion is.
+    model = load_model(workspace / "models/model", pick_device("cpu"))
+    tok = load_tokenizer(workspace / "models/model")
+    prepared = (workspace / "data/prepared/test.jsonl").read_text().splitlines()
+    texts = [json.loads(line)["text"] for line in prepared]
+    samples = sample_lines(texts, 6, 0)
+    kw = dict(window=64, max_new_tokens=12, eos_id=EOS, pad_id=PAD, device=pick_device("cpu"))
+    batched = complete_lines(model, tok, texts, samples, batch_size=6, **kw)  # type: ignore[arg-type]
+    single = complete_lines(model, tok, texts, samples, batch_size=1, **kw)  # type: ignore[arg-type]
+    assert batched == single
+    assert all("\n" not in c for c in batched)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        complete_lines(model, tok, texts, samples, batch_size=1, **{**kw, "max_new_tokens": 64})  # type: ignore[arg-type]
+
+
+def test_sampling_params_are_checked() -> None:
+    with pytest.raises(StageError, match="--temperature"):
+        SamplingParams(temperature=-1).check()
+    with pytest.raises(StageError, match="--max-new-tokens"):
+        SamplingParams(max_new_tokens=0).check()
