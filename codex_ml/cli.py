@@ -23,8 +23,16 @@ def main() -> None:
 
 # --- codex tokenizer ... (codex_ml.tokenization) --------------------------------------------
 
+from codex_ml.tokenization.commands import app as tokenizer_app  # noqa: E402  (kept in this block)
+
+app.add_typer(tokenizer_app, name="tokenizer")
+
 # --- codex eval / codex generate (codex_ml.eval) ---------------------------------------------
 
+from codex_ml.eval.commands import eval_command, generate_command  # noqa: E402  (kept in this block)
+
+app.command("eval")(eval_command)
+app.command("generate")(generate_command)
 
 if __name__ == "__main__":
     app()

@@ -55,16 +55,22 @@ class DataParams:
 @dataclass(frozen=True)
 class TokenizerParams:
     backend: Literal["sentencepiece", "hf-bpe"] = "sentencepiece"
-    vocab_size: int = 8192
-    model_type: Literal["bpe", "unigram"] = "bpe"  # sentencepiece only
+    vocab_size: int = 8192  # including the 4 special tokens and the 256 byte tokens
+    model_type: Literal["bpe", "unigram"] = "bpe"  # sentencepiece only (hf-bpe is always bpe)
     max_sentence_length: int = 16384  # sentencepiece: longest training "sentence" (a line), bytes
-    threads: int = 0  # 0 = all cores
+    threads: int = 0  # encoding threads; 0 = all cores (training files never depend on it)
 
     def check(self) -> None:
-        _require(256 < self.vocab_size <= 2**32 - 1, "tokenizer.vocab_size",
-                 "an integer in (256, 4294967295]", self.vocab_size)
-        _require(self.max_sentence_length > 0, "tokenizer.max_sentence_length", "an integer > 0",
-                 self.max_sentence_length)
+        # The floor is what every model holds before learning anything: 4 specials + 256 bytes
+        # (+ the newline piece for sentencepiece). ids must fit the uint32 token files.
+        floor = 262 if self.backend == "sentencepiece" else 261
+        _require(floor <= self.vocab_size <= 2**32, "tokenizer.vocab_size",
+                 f"an integer in [{floor}, 4294967296] for backend {self.backend}", self.vocab_size)
+        if self.backend != "sentencepiece" and self.model_type != "bpe":
+            raise ParamsError(f"tokenizer.model_type: {self.model_type!r} applies to backend "
+                              f"sentencepiece only; backend {self.backend} is always 'bpe'")
+        _require(10 <= self.max_sentence_length <= 2**30, "tokenizer.max_sentence_length",
+                 "an integer in [10, 1073741824] (SentencePiece's limits)", self.max_sentence_length)
         _require(self.threads >= 0, "tokenizer.threads", "an integer >= 0 (0 = all cores)", self.threads)
 
 
@@ -109,8 +115,8 @@ class TrainParams:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0 disables clipping
-    max_steps: int = 600
-    eval_every: int = 100
+    max_steps: int = 300  # about 5 minutes of llama-tiny on 2 CPU cores
+    eval_every: int = 50
     eval_batches: int = 8  # val batches per periodic val loss
     checkpoint_every: int = 100
     keep_best: int = 2
@@ -138,12 +144,14 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvalParams:
-    bootstrap: int = 1000  # bootstrap resamples over documents for each interval
-    completion_samples: int = 200  # lines sampled from test documents for line completion
+    bootstrap: int = 1000  # bootstrap resamples over documents for each interval; 0 = no intervals
+    completion_samples: int = 200  # lines sampled per split (val, test) for line completion
     completion_max_tokens: int = 64  # greedy tokens generated per completion at most
-    batch_size: int = 16  # windows per forward pass
-    stride: int = 0  # sliding-window step in tokens; 0 = seq_len // 2
+    batch_size: int = 16  # windows (and completions) per forward pass
+    window: int = 0  # tokens per sliding window; 0 = train.seq_len (capped by the model's positions)
+    stride: int = 0  # sliding-window step in tokens; 0 = window // 2
     seed: int = 1337
+    threads: int = 0  # torch intra-op threads; 0 = torch's default (all cores)
 
     def check(self) -> None:
         _require(self.bootstrap >= 0, "eval.bootstrap", "an integer >= 0", self.bootstrap)
@@ -152,15 +160,28 @@ class EvalParams:
         _require(self.completion_max_tokens > 0, "eval.completion_max_tokens", "an integer > 0",
                  self.completion_max_tokens)
         _require(self.batch_size > 0, "eval.batch_size", "an integer > 0", self.batch_size)
-        _require(self.stride >= 0, "eval.stride", "an integer >= 0 (0 = seq_len // 2)", self.stride)
+        _require(self.window == 0 or self.window >= 2, "eval.window",
+                 "0 (train.seq_len) or an integer >= 2", self.window)
+        _require(self.stride >= 0, "eval.stride", "an integer >= 0 (0 = window // 2)", self.stride)
+        if self.window and self.stride:
+            _require(self.stride < self.window, "eval.stride", f"< eval.window ({self.window})", self.stride)
+        if self.window and self.completion_samples:
+            _require(self.completion_max_tokens < self.window, "eval.completion_max_tokens",
+                     f"< eval.window ({self.window})", self.completion_max_tokens)
+        _require(self.threads >= 0, "eval.threads", "an integer >= 0 (0 = all cores)", self.threads)
 
 
 @dataclass(frozen=True)
 class ReportParams:
     baseline_rev: str | None = None  # a git revision to diff metrics against; null = no diff
+    completion_examples: int = 3  # line completions shown in the report (matches first)
 
     def check(self) -> None:
-        pass
+        if self.baseline_rev is not None:
+            _require(bool(self.baseline_rev.strip()), "report.baseline_rev",
+                     "a git revision (commit, tag, branch) or null", self.baseline_rev)
+        _require(self.completion_examples >= 0, "report.completion_examples", "an integer >= 0",
+                 self.completion_examples)
 
 
 @dataclass(frozen=True)
