@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test lint typecheck pytest bench lock clean-venv
+.PHONY: install repro test lint typecheck pytest bench lock clean-venv params diff
 
 install: $(STAMP)
 
@@ -20,6 +20,20 @@ $(STAMP): pyproject.toml requirements.lock
 repro: $(STAMP)
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show
+
+# params.yaml is composed from conf/ (Hydra). `dvc exp run` recomposes it itself; `dvc repro` does not,
+# so after editing conf/ run this (a test fails while params.yaml and conf/ disagree).
+params: $(STAMP)
+	$(BIN)/python -c "import os; from dvc.utils.hydra import compose_and_dump; \
+	  compose_and_dump('params.yaml', os.path.abspath('conf'), None, 'config', os.getcwd(), [])"
+
+# Metrics and params against a revision, as markdown for code review: make diff [REV=main]
+REV ?= main
+diff: $(STAMP)
+	@echo "### Metrics: $(REV) -> workspace"; echo
+	@$(BIN)/dvc metrics diff --md --all $(REV)
+	@echo; echo "### Params: $(REV) -> workspace"; echo
+	@$(BIN)/dvc params diff --md $(REV)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

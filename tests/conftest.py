@@ -73,10 +73,11 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
     """A fresh git+DVC repository holding this project's pipeline (dvc.yaml, stages/, codex_ml/)
     with params.yaml = the project's params.yaml updated by `params` (nested dicts merge)."""
 
-    def make(params: dict | None = None, name: str = "repo") -> Path:
+    def make(params: dict | None = None, name: str = "repo", hydra: bool = False) -> Path:
+        """hydra=True also copies conf/ and enables DVC's Hydra composition, as in the project."""
         repo = tmp_path / name
         repo.mkdir()
-        for item in ("dvc.yaml", "stages", "codex_ml"):
+        for item in ("dvc.yaml", "stages", "codex_ml", *(("conf",) if hydra else ())):
             src = ROOT / item
             if src.is_dir():
                 shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
@@ -88,6 +89,9 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
         run(["git", "init", "-q", "-b", "main"], repo)
         run(["dvc", "init", "-q"], repo)
         run(["dvc", "config", "core.analytics", "false"], repo)
+        if hydra:
+            for key, value in (("enabled", "true"), ("config_dir", "conf"), ("config_name", "config")):
+                run(["dvc", "config", f"hydra.{key}", value], repo)
         run(["git", "add", "-A"], repo)
         run(["git", "commit", "-qm", "init"], repo)
         return repo

@@ -1,0 +1,157 @@
+"""Experiments and sharing: Hydra composition of conf/, `dvc exp run -S`, the queue, a DVC remote,
+and bit-identical reruns of the whole pipeline in clean repositories."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dvc.utils.hydra import compose_and_dump
+
+from codex_ml.params import load_params
+from tests.conftest import ROOT, run
+
+
+def compose(tmp_path: Path, overrides: list[str], name: str = "composed.yaml") -> Path:
+    """conf/ composed exactly as `dvc exp run` does it (DVC's own function)."""
+    out = tmp_path / name
+    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), overrides)
+    return out
+
+
+def test_params_yaml_is_the_composition_of_conf(tmp_path: Path) -> None:
+    """`dvc repro` reads params.yaml without recomposing: it must equal conf/'s composition.
+    After editing conf/, run `make params`."""
+    composed = compose(tmp_path, [])
+    assert yaml.safe_load(composed.read_text()) == yaml.safe_load((ROOT / "params.yaml").read_text()), \
+        "params.yaml differs from the composition of conf/: run `make params` and commit both"
+    assert composed.read_text() == (ROOT / "params.yaml").read_text()  # byte for byte, no hand edits
+
+
+@pytest.mark.parametrize(("model", "train"), list(itertools.product(["micro", "tiny", "small"],
+                                                              ["default", "quick"])))
+def test_every_group_option_composes_to_valid_params(tmp_path: Path, model: str, train: str) -> None:
+    out = compose(tmp_path, [f"model={model}", f"train={train}", "data=dir", "data.path=/src"])
+    params = load_params(out)  # validates every key
+    assert params.model.name == f"llama-{model}"
+    assert params.data.source == "dir" and params.data.path == "/src"
+    assert (params.train.max_steps < 100) == (train == "quick")
+
+
+def test_dvc_exp_run_composes_group_choices_and_overrides(make_repo: Callable[..., Path]) -> None:
+    repo = make_repo(hydra=True)
+    # The composition happens whatever stage runs; prepare alone keeps the test fast.
+    run(["dvc", "exp", "run", "prepare", "-S", "model=small", "-S", "train.lr=0.001",
+         "-S", "data.val_fraction=0.05", "--name", "small-lr"], repo)
+    params = load_params(repo / "params.yaml")
+    assert params.model.name == "llama-small" and params.train.lr == 0.001
+    assert params.data.val_fraction == 0.05
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    exps = {e["name"]: e for e in _experiments(shown)}
+    data = exps["small-lr"]["data"]
+    assert data["params"]["params.yaml"]["data"]["model"]["name"] == "llama-small"
+    assert data["metrics"]["metrics/prepare.json"]["data"]["documents"]["val"] > 0
+
+
+def _experiments(shown: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp["revs"]:
+                out.append({"name": rev.get("name") or exp.get("name"), "data": rev["data"]})
+    return out
+
+
+def test_queue_runs_two_experiments_side_by_side(make_repo: Callable[..., Path]) -> None:
+    repo = make_repo(hydra=True)
+    for fraction in ("0.05", "0.1"):
+        run(["dvc", "exp", "run", "--queue", "prepare", "-S", f"data.val_fraction={fraction}",
+             "--name", f"val-{fraction}"], repo)
+    run(["dvc", "queue", "start", "-j", "2"], repo)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    run(["dvc", "queue", "stop", "--kill"], repo, check=False)
+    assert "Failed" not in status, status
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    exps = {e["name"]: e["data"] for e in _experiments(shown)}
+    assert {"val-0.05", "val-0.1"} <= set(exps), status
+    vals = {n: exps[n]["metrics"]["metrics/prepare.json"]["data"]["documents"]["val"]
+            for n in ("val-0.05", "val-0.1")}
+    assert 0 < vals["val-0.05"] < vals["val-0.1"]
+
+
+# --- The whole pipeline on the quick profile: remote round trip, bit-identical reruns ----------------
+
+# Outputs whose bytes record the machine, not the inputs: training telemetry (tokens/s, CPU, RAM and
+# dvclive's timestamps) and the report that shows it. Everything else must be byte-identical.
+WALL_CLOCK_OUTPUTS = {"metrics/train/metrics.json", "metrics/train/plots/metrics", "reports"}
+
+
+def quick_params(tmp_path: Path, corpus: Path) -> dict[str, Any]:
+    out = compose(tmp_path, ["model=micro", "train=quick", "data=dir", f"data.path={corpus}",
+                             "data.max_file_bytes=14100", "data.val_fraction=0.2",
+                             "data.test_fraction=0.2", "tokenizer.vocab_size=512",
+                             "eval.bootstrap=50", "eval.completion_samples=4",
+                             "eval.completion_max_tokens=16"], name="quick.yaml")
+    return yaml.safe_load(out.read_text())
+
+
+def lock_hashes(repo: Path) -> dict[str, str]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {f"{stage}:{out['path']}": out["md5"]
+            for stage, entry in lock["stages"].items() for out in entry.get("outs", [])}
+
+
+@pytest.mark.slow
+def test_pipeline_push_pull_and_bit_identical_rerun(tmp_path: Path, stdlib_sample: Path,
+                                                    make_repo: Callable[..., Path]) -> None:
+    params = quick_params(tmp_path, stdlib_sample)
+    remote = tmp_path / "remote"
+
+    first = make_repo(params, name="first")
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], first)
+    run(["dvc", "repro"], first)
+    run(["git", "add", "-A"], first)
+    run(["git", "commit", "-qm", "quick run"], first)
+    run(["dvc", "push"], first)
+
+    # A fresh clone restores every output from the remote: nothing to rerun.
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(first), str(clone)], tmp_path)
+    run(["dvc", "pull"], clone)
+    status = run(["dvc", "status"], clone).stdout
+    assert "up to date" in status, status
+    again = run(["dvc", "repro"], clone).stdout
+    assert "Running stage" not in again, again
+    assert (clone / "dvc.lock").read_text() == (first / "dvc.lock").read_text()
+    assert (clone / "models/model/model.safetensors").read_bytes() == \
+        (first / "models/model/model.safetensors").read_bytes()
+
+    # The same pipeline from scratch in a second clean repository: identical outputs.
+    second = make_repo(params, name="second")
+    run(["dvc", "repro"], second)
+    a, b = lock_hashes(first), lock_hashes(second)
+    assert a.keys() == b.keys()
+    differ = {k for k in a if a[k] != b[k]}
+    assert {k.split(":", 1)[1] for k in differ} <= WALL_CLOCK_OUTPUTS, differ
+    stages = {k.split(":", 1)[0] for k in a if k.split(":", 1)[1] not in WALL_CLOCK_OUTPUTS}
+    assert stages == {"prepare", "tokenize", "train", "eval"}
+    # Within the training telemetry, the losses themselves are deterministic.
+    for series in ("train/loss.tsv", "val/loss.tsv"):
+        rows = [[r.split("\t") for r in (repo / "metrics/train/plots/metrics" / series).read_text()
+                 .splitlines()] for repo in (first, second)]
+        cols = rows[0][0]
+        keep = [i for i, c in enumerate(cols) if c != "timestamp"]
+        assert [[r[i] for i in keep] for r in rows[0]] == [[r[i] for i in keep] for r in rows[1]]
+    assert os.path.exists(second / "reports/report.html")
