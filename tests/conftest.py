@@ -61,10 +61,10 @@ def stdlib_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dst
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def merge(base: dict, extra: dict) -> dict:
     out = dict(base)
     for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -85,7 +85,7 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
                 shutil.copyfile(src, repo / item)
         shutil.copyfile(ROOT / ".gitignore", repo / ".gitignore")
         base = yaml.safe_load((ROOT / "params.yaml").read_text())
-        (repo / "params.yaml").write_text(yaml.safe_dump(_merge(base, params or {}), sort_keys=False))
+        (repo / "params.yaml").write_text(yaml.safe_dump(merge(base, params or {}), sort_keys=False))
         run(["git", "init", "-q", "-b", "main"], repo)
         run(["dvc", "init", "-q"], repo)
         run(["dvc", "config", "core.analytics", "false"], repo)

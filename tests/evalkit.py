@@ -11,22 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from codex_ml.tokenization.hf_bpe import unicode_to_byte
+
 PAD, BOS, EOS, UNK = 256, 257, 258, 259
 VOCAB = 264  # 256 bytes + 4 specials, rounded up to a multiple of 8
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character map, which byte-level BPE vocabularies use."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs, strict=True)}
 
 
 def byte_tokenizer(folder: Path):  # -> PreTrainedTokenizerFast
@@ -34,7 +22,7 @@ def byte_tokenizer(folder: Path):  # -> PreTrainedTokenizerFast
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {ch: b for b, ch in _bytes_to_unicode().items()}
+    vocab = unicode_to_byte()  # byte-level BPE's printable character for each byte -> the byte
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()

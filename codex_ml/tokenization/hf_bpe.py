@@ -58,7 +58,7 @@ class ByteLevelBPETokenizer(CodexTokenizer):
 
     def byte_fallback_table(self) -> np.ndarray:
         table = np.zeros(self.vocab_size, dtype=bool)
-        to_byte = _unicode_to_byte()
+        to_byte = unicode_to_byte()
         specials = set(SPECIAL_TOKENS.values())
         for token, i in self.hf.get_vocab(with_added_tokens=True).items():
             if token in specials:
@@ -71,7 +71,7 @@ class ByteLevelBPETokenizer(CodexTokenizer):
 
 
 @cache
-def _unicode_to_byte() -> dict[str, int]:
+def unicode_to_byte() -> dict[str, int]:
     """Inverse of byte-level BPE's byte -> printable character map (GPT-2's bytes_to_unicode)."""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
                  *range(ord("®"), ord("ÿ") + 1)]

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from codex_ml.params import parse_params
+from tests.conftest import merge
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 
@@ -72,13 +73,6 @@ MICRO: dict[str, Any] = {
     "train": {"seq_len": 64, "batch_size": 8, "max_steps": 30, "warmup_steps": 5, "eval_every": 10,
               "eval_batches": 2, "checkpoint_every": 10, "lr": 0.003, "threads": 1},
 }
-
-
-def merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 @pytest.fixture

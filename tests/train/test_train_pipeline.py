@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tests.conftest import run
-from tests.train.conftest import MICRO, merge
+from tests.conftest import merge, run
+from tests.train.conftest import MICRO
 
 pytestmark = pytest.mark.slow
 
