@@ -1,12 +1,12 @@
 """Train-stage throughput against a plain torch loop, with and without torch.compile, and MFU.
 
 The stage (codex_ml.training.run.run_training: Trainer, per-step dvclive logging, the same windows)
-and a plain loop (forward, backward, clip, AdamW, cosine schedule: nothing else) train the same model
-on the same batches with the same threads, alternating, in this one process. Printed: tokens/s of each,
-the ratios to the plain eager loop (the goal for the compiled stage is >= 1.10), and model FLOP
-utilisation against this machine's fp32 matmul peak, measured here.
+and a plain loop (forward, backward, clip, the same optimizer, cosine schedule: nothing else) train
+the same model on the same batches with the same threads, alternating, in this one process. Printed:
+tokens/s of each, the ratios to the plain eager loop (the goal for the compiled stage is >= 1.10),
+and model FLOP utilisation against this machine's fp32 matmul peak, measured here.
 
-    python benchmarks/bench_train.py                    # llama-tiny, batch 16 x 256, eager and compiled
+    python benchmarks/bench_train.py                    # llama-tiny, batch 16 x 128, Muon, eager and compiled
     python benchmarks/bench_train.py --no-compile --steps 5
 """
 
@@ -30,6 +30,7 @@ from transformers import TrainerCallback, get_cosine_with_min_lr_schedule_with_w
 from codex_ml.models import Vocab, build_model, count_parameters
 from codex_ml.params import parse_params
 from codex_ml.training.data import TrainWindows
+from codex_ml.training.optim import muon_adamw
 from codex_ml.training.run import TrainPaths, configure_torch, run_training
 
 VOCAB = Vocab(size=8192, pad_id=0, bos_id=1, eos_id=2)
@@ -93,8 +94,14 @@ def plain_tokens_per_s(root: Path, raw: dict[str, Any], warmup: int, steps: int,
     model = build_model(p.model, VOCAB, t.seq_len, t.seed)
     model.train()
     forward = torch.compile(model) if compile else model
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2),
-                            weight_decay=t.weight_decay)
+    opt: torch.optim.Optimizer
+    if t.optimizer == "muon":  # the same optimizer as the stage: Muon on hidden matrices, AdamW on the rest
+        decay = {n for n, q in model.named_parameters() if q.ndim >= 2}
+        opt = muon_adamw(model.named_parameters(), decay, lr=t.lr, muon_lr=t.muon_lr,
+                         weight_decay=t.weight_decay, betas=(t.beta1, t.beta2))
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2),
+                                weight_decay=t.weight_decay)
     sched = get_cosine_with_min_lr_schedule_with_warmup(opt, t.warmup_steps, t.max_steps,
                                                          min_lr_rate=t.min_lr_ratio)
     tokens = np.memmap(root / "data/tokens/train.bin", dtype=np.uint16, mode="r")
@@ -137,7 +144,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="llama-tiny")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--optimizer", default="muon", choices=["muon", "adamw"])
     ap.add_argument("--steps", type=int, default=8, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
     ap.add_argument("--repeats", type=int, default=2, help="alternating measurements of each; median")
@@ -147,7 +155,8 @@ def main() -> None:
 
     total = args.warmup + args.steps
     raw = {"model": {"name": args.model},
-           "train": {"batch_size": args.batch_size, "seq_len": args.seq_len, "max_steps": total,
+           "train": {"optimizer": args.optimizer, "batch_size": args.batch_size, "seq_len": args.seq_len,
+                     "max_steps": total,
                      "warmup_steps": 1, "eval_every": total, "checkpoint_every": total,
                      "eval_batches": 1, "threads": args.threads}}
     variants: dict[str, Any] = {

@@ -36,6 +36,7 @@ class DataParams:
     val_fraction: float = 0.02
     test_fraction: float = 0.02
     redact_secrets: bool = True
+    drop_generated: bool = True  # reject files whose first 5 lines say they were generated
 
     def check(self) -> None:
         if self.source in ("dir", "jsonl") and not self.path:
@@ -108,7 +109,9 @@ class TrainParams:
     seq_len: int = 256
     batch_size: int = 16
     grad_accum: int = 1
-    lr: float = 0.002
+    optimizer: Literal["adamw", "muon"] = "muon"  # muon: Muon on hidden matrices, AdamW on the rest
+    lr: float = 0.002  # AdamW's lr (every parameter with adamw; embeddings, norms with muon)
+    muon_lr: float = 0.02  # Muon's lr for the hidden weight matrices (train.optimizer=muon)
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     warmup_steps: int = 30
     weight_decay: float = 0.1
@@ -129,6 +132,7 @@ class TrainParams:
                      "eval_batches", "checkpoint_every"):
             _require(getattr(self, name) > 0, f"train.{name}", "an integer > 0", getattr(self, name))
         _require(self.lr > 0, "train.lr", "a number > 0", self.lr)
+        _require(self.muon_lr > 0, "train.muon_lr", "a number > 0", self.muon_lr)
         _require(0.0 <= self.min_lr_ratio <= 1.0, "train.min_lr_ratio", "a number in [0, 1]",
                  self.min_lr_ratio)
         _require(0 <= self.warmup_steps < self.max_steps, "train.warmup_steps",

@@ -125,7 +125,7 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
         data_collator=default_data_collator, callbacks=[logger, EvalOnSave(), Progress(), *callbacks],
         checkpoint_meta={"format": FORMAT, "fingerprint": fingerprint, "fingerprint_inputs": inputs,
                          "sampler": {"seed": tp.seed, "windows_per_step": windows_per_step}},
-        keep_best=tp.keep_best)
+        keep_best=tp.keep_best, muon_lr=tp.muon_lr if tp.optimizer == "muon" else None)
     for noisy in (PrinterCallback, ProgressCallback):  # they print every step's logs; Progress is quiet
         trainer.remove_callback(noisy)
     trainer.train(resume_from_checkpoint=str(choice.resume.path) if choice.resume else None)

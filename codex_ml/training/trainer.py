@@ -18,6 +18,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from codex_ml.io import write_json
 from codex_ml.params import TrainParams
 from codex_ml.training.checkpoint import META, retain, write_manifest
+from codex_ml.training.optim import muon_adamw
 
 
 def use_bf16(params: TrainParams) -> bool:
@@ -85,10 +86,26 @@ def barrier() -> None:
 
 
 class CodexTrainer(Trainer):
-    def __init__(self, *args: Any, checkpoint_meta: dict[str, Any], keep_best: int, **kwargs: Any):
+    def __init__(self, *args: Any, checkpoint_meta: dict[str, Any], keep_best: int,
+                 muon_lr: float | None = None, **kwargs: Any):
+        """`muon_lr`: train hidden weight matrices with Muon at this lr (training/optim.py);
+        None: AdamW for everything (TrainingArguments' adamw_torch)."""
         super().__init__(*args, **kwargs)
         self.checkpoint_meta = checkpoint_meta
         self.keep_best = keep_best
+        self.muon_lr = muon_lr
+
+    def create_optimizer(self, model: Any = None) -> Any:
+        if self.muon_lr is None or self.optimizer is not None:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        assert opt_model is not None
+        args = self.args
+        decay = set(self.get_decay_parameter_names(opt_model))
+        self.optimizer = muon_adamw(opt_model.named_parameters(), decay, lr=args.learning_rate,
+                                    muon_lr=self.muon_lr, weight_decay=args.weight_decay,
+                                    betas=(args.adam_beta1, args.adam_beta2))
+        return self.optimizer
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Timings (eval_runtime, *_per_second) would make trainer_state.json, and so every checkpoint,
