@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_ml.data.filters import REJECT_REASONS, reject_reason
+from codex_ml.data.filters import REJECT_REASONS, is_generated, reject_reason
 from codex_ml.data.secrets import KINDS, redact
 from codex_ml.data.sources import describe_source, iter_documents
 from codex_ml.io import atomic_open, sha256_bytes, write_json
@@ -57,6 +57,9 @@ def collect(params: DataParams) -> PrepareResult:
             continue
         seen_hashes.add(digest)
         text = doc.data.decode("utf-8")
+        if params.drop_generated and is_generated(text):
+            result.rejected["generated"] += 1
+            continue
         if params.redact_secrets:
             text, counts = redact(text)
             result.redactions.update(counts)
@@ -77,6 +80,7 @@ def metrics_of(result: PrepareResult, params: DataParams) -> dict[str, Any]:
         "duplicates": result.duplicates,
         "redactions": {k: result.redactions.get(k, 0) for k in KINDS},
         "redact_secrets": params.redact_secrets,
+        "drop_generated": params.drop_generated,
     }
 
 
