@@ -93,7 +93,7 @@ class LoraParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    name: str = "llama-tiny"  # a registry name (codex_ml.models.registry)
+    name: str = "llama-mini"  # a registry name (codex_ml.models.registry)
     pretrained: str | None = None  # a local Hugging Face model folder; overrides name
     lora: LoraParams = field(default_factory=LoraParams)
 
@@ -106,20 +106,20 @@ class ModelParams:
 @dataclass(frozen=True)
 class TrainParams:
     seed: int = 1337
-    seq_len: int = 256
+    seq_len: int = 128
     batch_size: int = 16
     grad_accum: int = 1
     optimizer: Literal["adamw", "muon"] = "muon"  # muon: Muon on hidden matrices, AdamW on the rest
-    lr: float = 0.002  # AdamW's lr (every parameter with adamw; embeddings, norms with muon)
+    lr: float = 0.032  # AdamW's lr (every parameter with adamw; embeddings, norms with muon)
     muon_lr: float = 0.02  # Muon's lr for the hidden weight matrices (train.optimizer=muon)
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 30
+    warmup_steps: int = 100
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0 disables clipping
-    max_steps: int = 300  # about 5 minutes of llama-tiny on 2 CPU cores
-    eval_every: int = 50
+    max_steps: int = 1000  # about 6 minutes of llama-mini on 2 CPU cores
+    eval_every: int = 100
     eval_batches: int = 8  # val batches per periodic val loss
     checkpoint_every: int = 100
     keep_best: int = 2
