@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from codex_ml.data.filters import is_generated
 from codex_ml.data.secrets import redact
 from tests.conftest import run
 from tests.test_prepare import PLANTED, PLANTED_SECRETS
@@ -49,16 +50,20 @@ def test_dvc_repro_prepare_counts_everything(tmp_path: Path, stdlib_sample: Path
     run(["dvc", "repro", "prepare"], repo)
 
     m = json.loads((repo / "metrics" / "prepare.json").read_text())
-    assert m["rejected"] == {"binary": 2, "empty": 2, "generated": 2, "invalid_utf8": 1, "malformed_jsonl": 0,
+    # The two planted generated files, and the sample's own (token.py, keyword.py, ... when sampled).
+    sample_generated = sum(is_generated(p.read_text()) for p in stdlib_sample.rglob("*.py"))
+    assert m["rejected"] == {"binary": 2, "empty": 2, "generated": 2 + sample_generated, "invalid_utf8": 1,
+                             "malformed_jsonl": 0,
                              "symlink_loop": 2, "symlink_outside_root": 1, "too_large": 1,
                              "unreadable": 0}
     assert m["duplicates"] == 1
     # Every planted secret once, plus the two planted addresses and the author addresses in the sample.
-    sample_emails = sum(redact(p.read_text())[1]["email"] for p in stdlib_sample.rglob("*.py"))
+    sample_emails = sum(redact(p.read_text())[1]["email"] for p in stdlib_sample.rglob("*.py")
+                        if not is_generated(p.read_text()))
     expected = {k: 1 for k in PLANTED}
     expected["email"] += 2 + sample_emails
     assert m["redactions"] == expected
-    n_docs = len(list(stdlib_sample.rglob("*.py"))) + len(PLANTED) + 1
+    n_docs = len(list(stdlib_sample.rglob("*.py"))) - sample_generated + len(PLANTED) + 1
     assert sum(m["documents"].values()) == n_docs
     assert all(m["documents"][s] > 0 for s in ("train", "val", "test"))
 
