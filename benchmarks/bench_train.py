@@ -6,7 +6,7 @@ the same model on the same batches with the same threads, alternating, in this o
 tokens/s of each, the ratios to the plain eager loop (the goal for the compiled stage is >= 1.10),
 and model FLOP utilisation against this machine's fp32 matmul peak, measured here.
 
-    python benchmarks/bench_train.py                    # llama-tiny, batch 16 x 128, Muon, eager and compiled
+    python benchmarks/bench_train.py                    # llama-mini, batch 16 x 128, Muon, eager and compiled
     python benchmarks/bench_train.py --no-compile --steps 5
 """
 
@@ -142,7 +142,7 @@ def flops_per_token(model: Any, seq_len: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="llama-tiny")
+    ap.add_argument("--model", default="llama-mini")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--optimizer", default="muon", choices=["muon", "adamw"])

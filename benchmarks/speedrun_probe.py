@@ -1,0 +1,126 @@
+"""Rank training settings for docs/speedrun.md: train a Llama shape for N steps, print val bits/byte.
+
+A plain loop over the train stage's own pieces (TrainWindows, the registry's Llama settings, the
+stage's Muon/AdamW split and warmup + cosine schedule), then the eval stage's own scorer
+(`score_documents`: window = seq_len, stride = half) over the whole val split of an existing
+`data/tokens`. Settings that are not params yet (any width, depth, head size) can be tried without
+touching the registry. Numbers land in one JSON line on stdout and in --log.
+
+    python benchmarks/speedrun_probe.py --tokens data/tokens --hidden 128 --head-dim 32 --steps 1000
+    python benchmarks/speedrun_probe.py --threads 1 ... &  python benchmarks/speedrun_probe.py --threads 1 ...
+
+Two probes with one thread each side by side use a 2-core machine fully; compare them at equal steps
+or, with the printed steady tokens/s, at equal time. The pipeline's own numbers come from `make repro`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, get_cosine_with_min_lr_schedule_with_warmup
+
+from codex_ml.eval.data import load_token_split
+from codex_ml.eval.score import score_documents
+from codex_ml.models.registry import COMMON
+from codex_ml.training.data import TrainWindows, load_token_data
+from codex_ml.training.optim import muon_adamw
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", type=Path, default=Path("data/tokens"))
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--head-dim", type=int, default=32)
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--optimizer", choices=["muon", "adamw"], default="muon")
+    ap.add_argument("--lr", type=float, default=0.032, help="AdamW's lr (embeddings and norms with muon)")
+    ap.add_argument("--muon-lr", type=float, default=0.02)
+    ap.add_argument("--min-lr-ratio", type=float, default=0.1)
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--no-eval", action="store_true", help="throughput only")
+    ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--log", type=Path, default=None, help="append the JSON line here too")
+    a = ap.parse_args()
+
+    torch.use_deterministic_algorithms(True)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    data = load_token_data(a.tokens)
+    meta = data.meta
+    heads = max(1, a.hidden // a.head_dim)
+    config = LlamaConfig(**{**COMMON, "use_cache": False}, vocab_size=meta["vocab_size"],
+                         hidden_size=a.hidden, intermediate_size=(a.hidden * 8 // 3 + 63) // 64 * 64,
+                         num_hidden_layers=a.layers,
+                         num_attention_heads=heads, num_key_value_heads=heads,
+                         max_position_embeddings=a.seq_len, pad_token_id=meta["pad_id"],
+                         bos_token_id=meta["bos_id"], eos_token_id=meta["eos_id"])
+    torch.manual_seed(a.seed)
+    model = LlamaForCausalLM(config)
+    decay = {n for n, p in model.named_parameters() if p.ndim >= 2}
+    opt: torch.optim.Optimizer
+    if a.optimizer == "muon":
+        opt = muon_adamw(model.named_parameters(), decay, lr=a.lr, muon_lr=a.muon_lr,
+                         weight_decay=a.weight_decay, betas=(0.9, 0.95))
+    else:
+        opt = torch.optim.AdamW([
+            {"params": [p for n, p in model.named_parameters() if n in decay],
+             "weight_decay": a.weight_decay},
+            {"params": [p for n, p in model.named_parameters() if n not in decay], "weight_decay": 0.0},
+        ], lr=a.lr, betas=(0.9, 0.95))
+    sched = get_cosine_with_min_lr_schedule_with_warmup(opt, a.warmup, a.steps, min_lr_rate=a.min_lr_ratio)
+    forward = torch.compile(model) if a.compile else model
+    windows = TrainWindows(data.train, a.seq_len, a.steps * a.batch_size, a.batch_size, a.seed)
+
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    t_steady = t0
+    for step in range(a.steps):
+        first = step * a.batch_size
+        x = torch.stack([windows[i]["input_ids"] for i in range(first, first + a.batch_size)])
+        loss = forward(input_ids=x, labels=x).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if step == 4:  # compilation and warm-up are over
+            t_steady = time.perf_counter()
+        if step % 100 == 0 or step == a.steps - 1:
+            print(f"step {step}: train loss {np.mean(losses[-20:]):.4f}, {time.perf_counter() - t0:.0f} s",
+                  flush=True)
+    train_s = time.perf_counter() - t0
+    steady = (a.steps - 5) * a.batch_size * a.seq_len / (time.perf_counter() - t_steady)
+    result = {"tag": a.tag, "train_s": round(train_s, 1), "steady_tokens_per_s": round(steady),
+              "parameters": sum(p.numel() for p in model.parameters()),
+              "final_train_loss": float(np.mean(losses[-20:])),
+              "args": {k: str(v) for k, v in vars(a).items()}}
+    if not a.no_eval:
+        model.eval()
+        docs = load_token_split(a.tokens, "val")
+        scores = score_documents(model, [d.ids for d in docs], window=a.seq_len, stride=a.seq_len // 2,
+                                 batch_size=16, eos_id=meta["eos_id"], pad_id=meta["pad_id"],
+                                 device=torch.device("cpu"))
+        result["val_bits_per_byte"] = float(scores.nll.sum() / math.log(2) / sum(d.nbytes for d in docs))
+    line = json.dumps(result)
+    print(line, flush=True)
+    if a.log:
+        with a.log.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
