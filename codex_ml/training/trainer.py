@@ -3,8 +3,9 @@
 Trainer brings the loop: AdamW, warmup + cosine, clipping, accumulation, torch.compile, bf16 autocast,
 DDP under torchrun, and exact resume (optimizer, scheduler and every RNG state restored, consumed
 batches skipped by index). Measured here it runs within 1% of a plain torch loop (benchmarks/).
-What it does not do, and this subclass adds: a fingerprint and val loss in each checkpoint, a sha256
-manifest written last, and retention of the best `keep_best` by val loss plus the newest.
+What it does not do, and this subclass adds: Muon for the hidden matrices (train.optimizer=muon,
+training/optim.py), a fingerprint and val loss in each checkpoint, a sha256 manifest written last, and
+retention of the best `keep_best` by val loss plus the newest.
 """
 
 from __future__ import annotations
