@@ -30,7 +30,7 @@ from transformers import TrainerCallback, get_cosine_with_min_lr_schedule_with_w
 from codex_ml.models import Vocab, build_model, count_parameters
 from codex_ml.params import parse_params
 from codex_ml.training.data import TrainWindows
-from codex_ml.training.optim import muon_adamw
+from codex_ml.training.optim import plain_optimizer
 from codex_ml.training.run import TrainPaths, configure_torch, run_training
 
 VOCAB = Vocab(size=8192, pad_id=0, bos_id=1, eos_id=2)
@@ -94,14 +94,8 @@ def plain_tokens_per_s(root: Path, raw: dict[str, Any], warmup: int, steps: int,
     model = build_model(p.model, VOCAB, t.seq_len, t.seed)
     model.train()
     forward = torch.compile(model) if compile else model
-    opt: torch.optim.Optimizer
-    if t.optimizer == "muon":  # the same optimizer as the stage: Muon on hidden matrices, AdamW on the rest
-        decay = {n for n, q in model.named_parameters() if q.ndim >= 2}
-        opt = muon_adamw(model.named_parameters(), decay, lr=t.lr, muon_lr=t.muon_lr,
-                         weight_decay=t.weight_decay, betas=(t.beta1, t.beta2))
-    else:
-        opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2),
-                                weight_decay=t.weight_decay)
+    opt = plain_optimizer(model, t.optimizer, lr=t.lr, muon_lr=t.muon_lr, weight_decay=t.weight_decay,
+                          betas=(t.beta1, t.beta2))  # the stage's optimizer and weight-decay groups
     sched = get_cosine_with_min_lr_schedule_with_warmup(opt, t.warmup_steps, t.max_steps,
                                                          min_lr_rate=t.min_lr_ratio)
     tokens = np.memmap(root / "data/tokens/train.bin", dtype=np.uint16, mode="r")

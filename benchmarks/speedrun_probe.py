@@ -29,7 +29,7 @@ from codex_ml.eval.data import load_token_split
 from codex_ml.eval.score import score_documents
 from codex_ml.models.registry import COMMON
 from codex_ml.training.data import TrainWindows, load_token_data
-from codex_ml.training.optim import muon_adamw
+from codex_ml.training.optim import plain_optimizer
 
 
 def main() -> None:
@@ -69,17 +69,8 @@ def main() -> None:
                          bos_token_id=meta["bos_id"], eos_token_id=meta["eos_id"])
     torch.manual_seed(a.seed)
     model = LlamaForCausalLM(config)
-    decay = {n for n, p in model.named_parameters() if p.ndim >= 2}
-    opt: torch.optim.Optimizer
-    if a.optimizer == "muon":
-        opt = muon_adamw(model.named_parameters(), decay, lr=a.lr, muon_lr=a.muon_lr,
-                         weight_decay=a.weight_decay, betas=(0.9, 0.95))
-    else:
-        opt = torch.optim.AdamW([
-            {"params": [p for n, p in model.named_parameters() if n in decay],
-             "weight_decay": a.weight_decay},
-            {"params": [p for n, p in model.named_parameters() if n not in decay], "weight_decay": 0.0},
-        ], lr=a.lr, betas=(0.9, 0.95))
+    opt = plain_optimizer(model, a.optimizer, lr=a.lr, muon_lr=a.muon_lr, weight_decay=a.weight_decay,
+                          betas=(0.9, 0.95))
     sched = get_cosine_with_min_lr_schedule_with_warmup(opt, a.warmup, a.steps, min_lr_rate=a.min_lr_ratio)
     forward = torch.compile(model) if a.compile else model
     windows = TrainWindows(data.train, a.seq_len, a.steps * a.batch_size, a.batch_size, a.seed)

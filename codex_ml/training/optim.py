@@ -90,3 +90,17 @@ def muon_adamw(named: Iterable[tuple[str, nn.Parameter]], decay_names: set[str],
     return MuonAdamW([{"params": muon_params, "weight_decay": weight_decay}], adamw_groups,
                      muon={"lr": muon_lr, "momentum": momentum, "nesterov": True},
                      adamw={"lr": lr, "betas": betas, "eps": 1e-8})
+
+
+def plain_optimizer(model: nn.Module, name: str, *, lr: float, muon_lr: float, weight_decay: float,
+                    betas: tuple[float, float]) -> torch.optim.Optimizer:
+    """`train.optimizer` for a hand-written loop (the benchmarks): weight decay on every matrix and
+    none on norms, which is Trainer's rule for these Llama models."""
+    decay = {n for n, p in model.named_parameters() if p.ndim >= 2}
+    if name == "muon":
+        return muon_adamw(model.named_parameters(), decay, lr=lr, muon_lr=muon_lr,
+                          weight_decay=weight_decay, betas=betas)
+    named = list(model.named_parameters())
+    return torch.optim.AdamW([{"params": [p for n, p in named if n in decay], "weight_decay": weight_decay},
+                              {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}],
+                             lr=lr, betas=betas)
