@@ -4,11 +4,13 @@ Windows of a batch are right-padded to the longest. Under a causal mask no real 
 later (padding) one, so no attention mask is needed and each real position's logits equal those of the
 unpadded window; padding outputs are never read.
 
-A window's scored targets are always a suffix of it (windows.py), so when the model supports
-`logits_to_keep` only the batch's last `keep` positions go through the output layer: with the default
-stride of half a window that skips half of the (vocab-sized) LM head on every window after a
-document's first. What eval adds to the forward pass is one gather of the scored logits, a logsumexp
-and an argmax over them.
+A window's scored targets are always a suffix of it (windows.py), so only the batch's last `keep`
+positions can matter. For a model with a plain output layer (models/head.py: Llama) the decoder's hidden
+states at the scored positions alone go through the head, a block of rows at a time, each block reduced
+to NLL and argmax while it is in cache: no [tokens, vocab] logits are ever written. Other models run
+their own forward, with `logits_to_keep` when they support it (with the default stride of half a window
+that skips half of the vocab-sized head on every window after a document's first), and the reductions
+run over the kept logits.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from codex_ml.eval.windows import Window, plan
+from codex_ml.models.head import linear_nll, plain_head
 from codex_ml.runtime import progress
 
 
@@ -74,14 +77,20 @@ def accepts_logits_to_keep(model: torch.nn.Module) -> bool:
 def score_batch(model: torch.nn.Module, batch: Batch, device: torch.device,
                 trim: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per-target NLL (nats, float64) and whether the argmax was the target. `trim`: pass
-    `logits_to_keep` (the caller checked the model accepts it)."""
+    `logits_to_keep` (the caller checked the model accepts it) where the head is not plain."""
+    rows, cols, targets = batch.rows.to(device), batch.cols.to(device), batch.targets.to(device)
+    head = plain_head(model)
+    if head is not None:
+        decoder, lm_head = head
+        hidden = decoder(input_ids=batch.input_ids.to(device), use_cache=False).last_hidden_state
+        nll, hit = linear_nll(hidden[:, -batch.keep:][rows, cols], lm_head.weight, targets)
+        return nll.double().cpu().numpy(), hit.cpu().numpy()
     if trim:
         logits = model(input_ids=batch.input_ids.to(device), use_cache=False,
                        logits_to_keep=batch.keep).logits
     else:
         logits = model(input_ids=batch.input_ids.to(device), use_cache=False).logits[:, -batch.keep:]
     logits = logits.float()  # no copy for fp32 models; bf16 ones are reduced in fp32
-    rows, cols, targets = batch.rows.to(device), batch.cols.to(device), batch.targets.to(device)
     # NLL = logsumexp - target logit (what cross_entropy computes). One max pass gives both the argmax
     # and logsumexp's shift; the reductions run over the kept positions in place, because gathering
     # the scored rows first would copy a [K, V] tensor, as costly as the reductions themselves. Only
