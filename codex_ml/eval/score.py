@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from codex_ml.eval.windows import Window, plan
-from codex_ml.models.head import linear_nll, plain_head
+from codex_ml.models.head import linear_nll, logsumexp_argmax_, plain_head
 from codex_ml.runtime import progress
 
 
@@ -91,13 +91,13 @@ def score_batch(model: torch.nn.Module, batch: Batch, device: torch.device,
     else:
         logits = model(input_ids=batch.input_ids.to(device), use_cache=False).logits[:, -batch.keep:]
     logits = logits.float()  # no copy for fp32 models; bf16 ones are reduced in fp32
-    # NLL = logsumexp - target logit (what cross_entropy computes). One max pass gives both the argmax
-    # and logsumexp's shift; the reductions run over the kept positions in place, because gathering
-    # the scored rows first would copy a [K, V] tensor, as costly as the reductions themselves. Only
-    # windows that score fewer than `keep` positions (a document's last) waste a little here.
-    top, pred = logits.max(dim=-1)
-    lse = top + (logits - top.unsqueeze(-1)).exp_().sum(dim=-1).log_()
-    nll = lse[rows, cols] - logits[rows, cols, targets]
+    # NLL = logsumexp - target logit (what cross_entropy computes). The reductions run over the kept
+    # positions in place, because gathering the scored rows first would copy a [K, V] tensor, as
+    # costly as the reductions themselves. Only windows that score fewer than `keep` positions (a
+    # document's last) waste a little here.
+    picked = logits[rows, cols, targets]  # before the reduction overwrites the logits
+    lse, pred = logsumexp_argmax_(logits)
+    nll = lse[rows, cols] - picked
     hit = pred[rows, cols] == targets
     return nll.double().cpu().numpy(), hit.cpu().numpy()
 
