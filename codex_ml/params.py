@@ -37,6 +37,7 @@ class DataParams:
     test_fraction: float = 0.02
     redact_secrets: bool = True
     drop_generated: bool = True  # reject files whose first 5 lines say they were generated
+    respect_gitignore: bool = True  # dir: skip what the corpus's own .gitignore files ignore
 
     def check(self) -> None:
         if self.source in ("dir", "jsonl") and not self.path:
