@@ -3,7 +3,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# The install stamp is named by the content of the two files that decide the install, not their
+# mtimes: a fresh clone or a `git checkout` that leaves them unchanged does not reinstall.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -11,15 +13,16 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	rm -f $(VENV)/.installed*
 	touch $(STAMP)
 
+# The whole pipeline, then a short summary (every number: dvc metrics show; the page: reports/).
 repro: $(STAMP)
-	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	@start=$$(date +%s); $(BIN)/dvc repro && $(BIN)/codex summary --elapsed $$(( $$(date +%s) - start ))
 
 # params.yaml is composed from conf/ (Hydra). `dvc exp run` recomposes it itself; `dvc repro` does not,
 # so after editing conf/ run this (a test fails while params.yaml and conf/ disagree).

@@ -5,6 +5,8 @@ Each capability registers its commands below; the work itself lives in the capab
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 app = typer.Typer(
@@ -33,6 +35,26 @@ from codex_ml.eval.commands import eval_command, generate_command  # noqa: E402 
 
 app.command("eval")(eval_command)
 app.command("generate")(generate_command)
+
+# --- codex summary (codex_ml.report) -----------------------------------------------------------
+
+
+@app.command("summary")
+def summary_command(
+    elapsed: float | None = typer.Option(None, help="seconds the run took, to print beside the numbers"),
+) -> None:
+    """The last run in brief: bits per byte beside the compressors, training, the report's path."""
+    from codex_ml.report.build import Paths
+    from codex_ml.report.summary import summary_lines
+    from codex_ml.runtime import StageError
+
+    try:
+        lines = summary_lines(Paths(), elapsed)
+    except StageError as exc:
+        print(f"codex summary: error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    print("\n".join(lines))
+
 
 if __name__ == "__main__":
     app()

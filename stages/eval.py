@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import require_project  # noqa: F401  (first: one line, not a traceback, without the project)
+
 from codex_ml.params import load_params
 from codex_ml.runtime import log, run_stage
 

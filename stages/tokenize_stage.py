@@ -6,7 +6,10 @@ which `inspect` and `linecache` import, in every script of this folder.)"""
 
 from pathlib import Path
 
+import require_project  # noqa: F401  (first: one line, not a traceback, without the project)
+
 from codex_ml.params import load_params
+from codex_ml.pretrained import base_of
 from codex_ml.runtime import log, run_stage
 from codex_ml.tokenization.stage import tokenize
 
@@ -14,7 +17,7 @@ from codex_ml.tokenization.stage import tokenize
 def main() -> None:
     params = load_params("params.yaml")
     m = tokenize(params.tokenizer, Path("data/prepared"), Path("models/tokenizer"), Path("data/tokens"),
-                 Path("metrics/tokenize.json"))
+                 Path("metrics/tokenize.json"), base=base_of(params.model))
     log.info("tokenize: %s vocab %d; tokens %s; bytes/token %s; val round trip %s; AutoTokenizer match %s",
              m["backend"], m["vocab_size"], m["tokens"], m["bytes_per_token"], m["round_trip_exact"],
              m["autotokenizer_match"])

@@ -3,6 +3,8 @@
 Runs as one process (`dvc repro train`) or as many (`torchrun --nproc_per_node N stages/train.py`).
 """
 
+import require_project  # noqa: F401  (first: one line, not a traceback, without the project)
+
 from codex_ml.params import load_params
 from codex_ml.runtime import run_stage
 from codex_ml.training.run import run_training

@@ -1,0 +1,67 @@
+"""What a person sees from a shell: a stage started by a Python without the project installed, and the
+summary `make repro` ends with."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, VENV_BIN, run
+
+STAGES = sorted(p.name for p in (ROOT / "stages").glob("*.py") if p.name != "require_project.py")
+
+
+def bare_python() -> str:
+    """The interpreter this venv was made from: it has no codex_ml (as a system `python` would)."""
+    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    if not base.is_file():
+        pytest.skip(f"no base interpreter at {base}")
+    return str(base)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_without_the_project_installed_says_what_to_do_in_one_line(stage: str, tmp_path: Path) -> None:
+    python = bare_python()
+    bare = subprocess.run([python, "-c", "import codex_ml"], cwd=tmp_path, capture_output=True)
+    assert bare.returncode != 0
+    shutil.copytree(ROOT / "stages", tmp_path / "stages")
+    shutil.copyfile(ROOT / "params.yaml", tmp_path / "params.yaml")
+    proc = subprocess.run([python, f"stages/{stage}"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "source .venv/bin/activate" in lines[0] and python in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "stages"]  # nothing written
+
+
+def test_summary_of_a_real_run_fits_a_screen(tmp_path: Path) -> None:
+    """The committed metrics are a real default run: the summary shows its numbers, in <= 15 lines."""
+    shutil.copytree(ROOT / "metrics", tmp_path / "metrics")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/report.html").write_text("<html></html>")
+    out = run([str(VENV_BIN / "codex"), "summary", "--elapsed", "439"], tmp_path).stdout
+    lines = out.splitlines()
+    assert len(lines) <= 15, out
+    ev = json.loads((ROOT / "metrics/eval.json").read_text())
+    for split in ("val", "test"):
+        m = ev[split]
+        row = next(line for line in lines if line.split()[:1] == [split])
+        lo, hi = m["bits_per_byte_ci"]
+        assert f"{m['bits_per_byte']:.3f} [{lo:.3f}, {hi:.3f}]" in row
+        for key in ("xz_bpb", "gzip_bpb", "unigram_bpb"):
+            assert f"{m['baselines'][key]:.3f}" in row
+        assert f"{100 * m['completion_exact_match']:.1f}%" in row
+    train = json.loads((ROOT / "metrics/train/metrics.json").read_text())
+    assert f"{train['step']:,} steps" in out
+    assert "reports/report.html" in out and "7 min 19 s" in out
+
+
+def test_summary_before_any_run_says_what_is_missing(tmp_path: Path) -> None:
+    out = run([str(VENV_BIN / "codex"), "summary"], tmp_path).stdout
+    assert "prepare has not run" in out and "train has not run" in out and "eval has not run" in out
+    assert not any(ch.isdigit() for line in out.splitlines()[1:] for ch in line.split("no ", 1)[0]), out
