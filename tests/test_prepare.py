@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from codex_ml.data.filters import is_generated, reject_reason
 from codex_ml.data.prepare import prepare, split_of
 from codex_ml.data.secrets import KINDS, redact
-from codex_ml.data.sources import glob_to_regex, iter_documents, stdlib_root
+from codex_ml.data.sources import include_spec, iter_documents, stdlib_root
 from codex_ml.params import DataParams
 
 # One planted example of every secret kind, as it would appear in real code or config: (line, secret).
@@ -115,19 +116,128 @@ def test_generated_files_are_recognised_by_their_header(text: str, generated: bo
 
 
 @pytest.mark.parametrize(
-    ("pattern", "path", "ok"),
+    ("patterns", "path", "ok"),
     [
-        ("**/*.py", "a.py", True),
-        ("**/*.py", "pkg/sub/a.py", True),
-        ("**/*.py", "a.pyc", False),
-        ("*.py", "pkg/a.py", False),
-        ("pkg/**", "pkg/x/y.txt", True),
-        ("src/[ab]?.py", "src/a1.py", True),
-        ("src/[!ab]?.py", "src/a1.py", False),
+        (["**/*.py"], "a.py", True),
+        (["**/*.py"], "pkg/sub/a.py", True),
+        (["**/*.py"], "a.pyc", False),
+        # gitignore semantics: a pattern without a slash matches at any depth; a leading `/` anchors it.
+        (["*.py"], "pkg/a.py", True),
+        (["/*.py"], "pkg/a.py", False),
+        (["/*.py"], "a.py", True),
+        (["pkg/**"], "pkg/x/y.txt", True),
+        (["pkg/**"], "lib/pkg/y.txt", False),  # a slash inside anchors to the root
+        (["src/[ab]?.py"], "src/a1.py", True),
+        (["src/[!ab]?.py"], "src/a1.py", False),
+        (["**/*.py", "!tests/**"], "tests/test_a.py", False),  # last match wins: `!` excludes
+        (["**/*.py", "!tests/**"], "src/tests.py", True),
     ],
 )
-def test_globs(pattern: str, path: str, ok: bool) -> None:
-    assert bool(glob_to_regex(pattern).match(path)) is ok
+def test_include_patterns_are_gitignore_style(patterns: list[str], path: str, ok: bool) -> None:
+    assert include_spec(tuple(patterns)).match_file(path) is ok
+
+
+def test_include_patterns_select_what_the_walk_reads(tmp_path: Path) -> None:
+    for rel in ("a.py", "pkg/b.py", "pkg/c.txt", "src/d.txt", "src/sub/e.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(f"# {rel}\n")
+
+    def walked(*include: str) -> list[str]:
+        params = DataParams(source="dir", path=str(tmp_path), include=list(include))
+        return [d.path for d in iter_documents(params)]
+
+    assert walked("*.py") == ["a.py", "pkg/b.py", "src/sub/e.py"]
+    assert walked("/*.py") == ["a.py"]
+    assert walked("src/**") == ["src/d.txt", "src/sub/e.py"]
+    assert walked("**/*.py", "!src/") == ["a.py", "pkg/b.py"]
+
+
+# A repository whose ignore files exercise git's rules; every file holds distinct, ordinary text.
+IGNORE_FILES = {
+    ".gitignore": "# a comment\n*.log\nbuild/\n/top_only.py\nsecret_*.py\n!secret_ok.py\n"
+                  "vendor/\n!vendor/keep.py\ntmp/*\n!tmp/keep/\n\\#hash.py\n",
+    "pkg/.gitignore": "!app.log\n/anchored.py\ngenerated/\n!secret_b.py\n",
+    "pkg/deep/.gitignore": "*.py\n!wanted.py\n",
+    "pkg/generated/.gitignore": "!*\n",  # inside an ignored folder: git never reads it
+}
+TREE_FILES = [
+    "keep.py", "top_only.py", "pkg/top_only.py", "app.log", "pkg/app.log", "pkg/deep/app.log",
+    "build/out.py", "pkg/build/out.py", "pkg/sub/build", "secret_a.py", "secret_ok.py",
+    "pkg/secret_b.py", "pkg/secret_c.py", "vendor/keep.py", "vendor/lib.py", "tmp/x.py",
+    "tmp/keep/y.py", "tmp/other/z.py", "#hash.py", "pkg/anchored.py", "pkg/sub/anchored.py",
+    "pkg/deep/x.py", "pkg/deep/wanted.py", "pkg/generated/a.py", "local_only.py",
+]
+
+
+def _git_repo_with_ignores(root: Path) -> dict[str, str]:
+    """Builds the tree under `root`, `git init`s it; returns the environment git is run with (no
+    global or system config, so only the repository's own ignore files count)."""
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "HOME": str(root.parent), "XDG_CONFIG_HOME": str(root.parent / "xdg")}
+    texts = {**IGNORE_FILES, **{rel: f"# {rel}\nvalue = {i}\n" for i, rel in enumerate(TREE_FILES)}}
+    for rel, text in texts.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    subprocess.run(["git", "init", "-q", str(root)], check=True, env=env)
+    (root / ".git" / "info").mkdir(exist_ok=True)
+    (root / ".git" / "info" / "exclude").write_text("local_only.py\n")
+    return env
+
+
+def _all_files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")
+            if p.is_file() and ".git" not in p.relative_to(root).parts}
+
+
+def _kept(params: DataParams, tmp_path: Path, name: str) -> tuple[set[str], dict]:
+    out = tmp_path / name
+    m = prepare(params, out, tmp_path / f"{name}.json")
+    return {json.loads(x)["path"] for s in ("train", "val", "test")
+            for x in (out / f"{s}.jsonl").read_text().splitlines()}, m
+
+
+@pytest.mark.parametrize("include", [["**"], ["**/*.py"]])
+def test_dir_source_ignores_what_git_ignores(tmp_path: Path, include: list[str]) -> None:
+    root = tmp_path / "corpus"
+    env = _git_repo_with_ignores(root)
+    git = subprocess.run(["git", "ls-files", "-z", "--others", "--exclude-standard"], cwd=root, env=env,
+                         check=True, capture_output=True, text=True)
+    spec = include_spec(tuple(include))
+    everything = {p for p in _all_files(root) if spec.match_file(p)}
+    not_ignored = {p for p in git.stdout.split("\0") if p and spec.match_file(p)}
+    # The cases the tree is built for, as git itself decides them:
+    assert {"secret_ok.py", "pkg/top_only.py", "pkg/secret_b.py", "tmp/keep/y.py",
+            "pkg/sub/anchored.py", "pkg/deep/wanted.py"} <= not_ignored
+    assert not {"top_only.py", "build/out.py", "pkg/build/out.py", "vendor/keep.py", "tmp/x.py",
+                "#hash.py", "pkg/anchored.py", "pkg/deep/x.py", "pkg/generated/a.py",
+                "local_only.py"} & not_ignored
+    if include == ["**"]:
+        assert {"pkg/app.log", "pkg/deep/app.log", "pkg/sub/build"} <= not_ignored
+        assert "app.log" not in not_ignored
+
+    kept, m = _kept(DataParams(source="dir", path=str(root), include=include), tmp_path, "on")
+    assert kept == not_ignored
+    assert m["rejected"]["gitignored"] == len(everything - not_ignored)
+    assert sum(m["rejected"].values()) == m["rejected"]["gitignored"]
+    assert m["files_seen"] == len(everything)
+
+    kept_all, m_all = _kept(DataParams(source="dir", path=str(root), include=include,
+                                       respect_gitignore=False), tmp_path, "off")
+    assert kept_all == everything
+    assert m_all["rejected"]["gitignored"] == 0
+
+
+def test_an_ignored_folder_is_counted_but_never_read(tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    (root / "build" / "sub").mkdir(parents=True)
+    (root / ".gitignore").write_text("build/\n")
+    (root / "a.py").write_text("a = 1\n")
+    (root / "build" / "huge.py").write_bytes(b"x = 1\n" * 1000)  # over max_file_bytes: never opened
+    (root / "build" / "sub" / "b.py").write_text("b = 1\n")
+    (root / "build" / "notes.txt").write_text("not matched by include\n")
+    docs = list(iter_documents(DataParams(source="dir", path=str(root), max_file_bytes=100)))
+    assert [(d.path, d.rejected) for d in docs] == [
+        ("a.py", None), ("build/huge.py", "gitignored"), ("build/sub/b.py", "gitignored")]
 
 
 @settings(max_examples=200, deadline=None)

@@ -53,7 +53,8 @@ def test_dvc_repro_prepare_counts_everything(tmp_path: Path, stdlib_sample: Path
     # The two planted generated files, and the sample's own (token.py, keyword.py, ... when sampled).
     generated = {p for p in stdlib_sample.rglob("*.py") if is_generated(p.read_text())}
     sample_generated = len(generated)
-    assert m["rejected"] == {"binary": 2, "empty": 2, "generated": 2 + sample_generated, "invalid_utf8": 1,
+    assert m["rejected"] == {"binary": 2, "empty": 2, "generated": 2 + sample_generated, "gitignored": 0,
+                             "invalid_utf8": 1,
                              "malformed_jsonl": 0,
                              "symlink_loop": 2, "symlink_outside_root": 1, "too_large": 1,
                              "unreadable": 0}

@@ -42,5 +42,5 @@ def is_generated(text: str) -> bool:
 
 
 # Every reason a document can be rejected for, so metrics always list all of them (zeros included).
-REJECT_REASONS = ("binary", "empty", "generated", "invalid_utf8", "malformed_jsonl", "symlink_loop",
-                  "symlink_outside_root", "too_large", "unreadable")
+REJECT_REASONS = ("binary", "empty", "generated", "gitignored", "invalid_utf8", "malformed_jsonl",
+                  "symlink_loop", "symlink_outside_root", "too_large", "unreadable")
