@@ -1,24 +1,50 @@
 """Typed, validated params for every stage: the one source of truth for defaults.
 
-`params.yaml` has one section per stage. `load_params()` parses the whole file, rejects unknown keys,
-wrong types and out-of-range values with one `ParamsError` that names the key and what was expected,
-and returns frozen dataclasses. Stages call it before doing any work, so bad params write nothing.
+`params.yaml` has one section per stage. `load_params()` parses the whole file and returns frozen
+pydantic models; it rejects unknown keys, wrong types, out-of-range values and combinations that a
+later stage would refuse (eval's window against train.seq_len, ...) with one `ParamsError` line that
+names the file, the key, what was expected and what was given. Every stage loads the whole file before
+doing any work, so bad params stop the first stage and write nothing.
+
+Types are strict, as a YAML author means them: no "1" -> 1 or 1.5 -> 1, bools only true/false; an
+integer is accepted where a number is expected.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, get_args
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 
 class ParamsError(ValueError):
     """A params file or value that does not match the schema. The message names file and key."""
+
+
+class Section(BaseModel):
+    """A frozen, strict params section. `key` is its dotted name in params.yaml (for messages)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", allow_inf_nan=False)
+    key: ClassVar[str] = ""
+
+    def __init__(self, **values: Any) -> None:
+        # pydantic calls an overridden __init__ for nested sections too: the innermost error is
+        # formatted once, here, and the sections around it pass it on (_error_line).
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ParamsError(_error_line(exc, type(self), self.key)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        return {} if value is None else value  # `lora:` with nothing under it: every default
+
+    def check(self) -> None:
+        """Ranges and relations between this section's keys (types are checked on construction)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -26,11 +52,12 @@ class ParamsError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DataParams:
+class DataParams(Section):
+    key = "data"
+
     source: Literal["stdlib", "dir", "jsonl"] = "stdlib"
     path: str | None = None  # folder (dir) or file (jsonl); ignored for stdlib
-    include: list[str] = field(default_factory=lambda: ["**/*.py"])  # globs, for stdlib and dir
+    include: list[str] = Field(default_factory=lambda: ["**/*.py"])  # globs, for stdlib and dir
     text_field: str = "text"  # for jsonl
     max_file_bytes: int = 1_000_000
     val_fraction: float = 0.02
@@ -54,8 +81,9 @@ class DataParams:
                  "a sum < 1 (something must be left for train)", total)
 
 
-@dataclass(frozen=True)
-class TokenizerParams:
+class TokenizerParams(Section):
+    key = "tokenizer"
+
     backend: Literal["sentencepiece", "hf-bpe"] = "sentencepiece"
     vocab_size: int = 8192  # including the 4 special tokens and the 256 byte tokens
     model_type: Literal["bpe", "unigram"] = "bpe"  # sentencepiece only (hf-bpe is always bpe)
@@ -76,13 +104,14 @@ class TokenizerParams:
         _require(self.threads >= 0, "tokenizer.threads", "an integer >= 0 (0 = all cores)", self.threads)
 
 
-@dataclass(frozen=True)
-class LoraParams:
+class LoraParams(Section):
+    key = "model.lora"
+
     enabled: bool = False
     r: int = 8
     alpha: float = 16.0
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
 
     def check(self) -> None:
         _require(self.r > 0, "model.lora.r", "an integer > 0", self.r)
@@ -92,11 +121,12 @@ class LoraParams:
             raise ParamsError("model.lora.target_modules: expected at least one module name, got []")
 
 
-@dataclass(frozen=True)
-class ModelParams:
+class ModelParams(Section):
+    key = "model"
+
     name: str = "llama-mini"  # a registry name (codex_ml.models.registry)
     pretrained: str | None = None  # a local Hugging Face model folder; overrides name
-    lora: LoraParams = field(default_factory=LoraParams)
+    lora: LoraParams = Field(default_factory=LoraParams)
 
     def check(self) -> None:
         if not self.name and not self.pretrained:
@@ -104,8 +134,9 @@ class ModelParams:
         self.lora.check()
 
 
-@dataclass(frozen=True)
-class TrainParams:
+class TrainParams(Section):
+    key = "train"
+
     seed: int = 1337
     seq_len: int = 128
     batch_size: int = 16
@@ -147,37 +178,57 @@ class TrainParams:
         _require(self.threads >= 0, "train.threads", "an integer >= 0 (0 = all cores)", self.threads)
 
 
-@dataclass(frozen=True)
-class EvalParams:
+class EvalParams(Section):
+    key = "eval"
+
     bootstrap: int = 1000  # bootstrap resamples over documents for each interval; 0 = no intervals
     completion_samples: int = 200  # lines sampled per split (val, test) for line completion
-    completion_max_tokens: int = 64  # greedy tokens generated per completion at most
+    completion_max_tokens: int = 0  # greedy tokens per completion at most; 0 = min(64, window // 2)
     batch_size: int = 16  # windows (and completions) per forward pass
     window: int = 0  # tokens per sliding window; 0 = train.seq_len (capped by the model's positions)
     stride: int = 0  # sliding-window step in tokens; 0 = window // 2
     seed: int = 1337
     threads: int = 0  # torch intra-op threads; 0 = torch's default (all cores)
 
+    # The settings that follow the window, in one place for eval and for the checks here.
+    def window_for(self, train_seq_len: int) -> int:
+        """Tokens per window before the model's cap: eval.window, else train.seq_len (0: unknown)."""
+        return self.window or train_seq_len
+
+    def stride_in(self, window: int) -> int:
+        return self.stride or max(1, window // 2)
+
+    def completion_tokens_in(self, window: int) -> int:
+        """At most 64 new tokens, and never more than half the window: the prompt keeps the rest."""
+        return self.completion_max_tokens or min(64, window // 2)
+
+    def check_window(self, window: int, what: str) -> None:
+        """Explicit stride and completion length against a window of `window` tokens (`what` says
+        where that number comes from)."""
+        if self.stride:
+            _require(self.stride < window, "eval.stride", f"< {what}", self.stride)
+        if self.completion_samples and self.completion_max_tokens:
+            _require(self.completion_max_tokens < window, "eval.completion_max_tokens", f"< {what}",
+                     self.completion_max_tokens)
+
     def check(self) -> None:
         _require(self.bootstrap >= 0, "eval.bootstrap", "an integer >= 0", self.bootstrap)
         _require(self.completion_samples >= 0, "eval.completion_samples", "an integer >= 0",
                  self.completion_samples)
-        _require(self.completion_max_tokens > 0, "eval.completion_max_tokens", "an integer > 0",
-                 self.completion_max_tokens)
+        _require(self.completion_max_tokens >= 0, "eval.completion_max_tokens",
+                 "an integer >= 0 (0 = min(64, window // 2))", self.completion_max_tokens)
         _require(self.batch_size > 0, "eval.batch_size", "an integer > 0", self.batch_size)
         _require(self.window == 0 or self.window >= 2, "eval.window",
                  "0 (train.seq_len) or an integer >= 2", self.window)
         _require(self.stride >= 0, "eval.stride", "an integer >= 0 (0 = window // 2)", self.stride)
-        if self.window and self.stride:
-            _require(self.stride < self.window, "eval.stride", f"< eval.window ({self.window})", self.stride)
-        if self.window and self.completion_samples:
-            _require(self.completion_max_tokens < self.window, "eval.completion_max_tokens",
-                     f"< eval.window ({self.window})", self.completion_max_tokens)
+        if self.window:
+            self.check_window(self.window, f"eval.window ({self.window})")
         _require(self.threads >= 0, "eval.threads", "an integer >= 0 (0 = all cores)", self.threads)
 
 
-@dataclass(frozen=True)
-class ReportParams:
+class ReportParams(Section):
+    key = "report"
+
     baseline_rev: str | None = None  # a git revision to diff metrics against; null = no diff
     completion_examples: int = 3  # line completions shown in the report (matches first)
 
@@ -189,28 +240,38 @@ class ReportParams:
                  self.completion_examples)
 
 
-@dataclass(frozen=True)
-class Params:
-    data: DataParams = field(default_factory=DataParams)
-    tokenizer: TokenizerParams = field(default_factory=TokenizerParams)
-    model: ModelParams = field(default_factory=ModelParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    eval: EvalParams = field(default_factory=EvalParams)
-    report: ReportParams = field(default_factory=ReportParams)
+class Params(Section):
+    data: DataParams = Field(default_factory=DataParams)
+    tokenizer: TokenizerParams = Field(default_factory=TokenizerParams)
+    model: ModelParams = Field(default_factory=ModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    eval: EvalParams = Field(default_factory=EvalParams)
+    report: ReportParams = Field(default_factory=ReportParams)
+
+    def eval_window(self) -> int:
+        """Tokens per eval window for the pipeline's own model (which has train.seq_len positions)."""
+        return self.eval.window_for(self.train.seq_len)
 
     def check(self) -> None:
-        for f in dataclasses.fields(self):
-            getattr(self, f.name).check()
-        if self.train.eval_every > self.train.max_steps:
-            raise ParamsError(f"train.eval_every: expected <= train.max_steps ({self.train.max_steps}), "
-                              f"got {self.train.eval_every}")
+        """Each section, then what stages share: everything a later stage would refuse is refused here,
+        at the first stage, before any work."""
+        for name in type(self).model_fields:
+            getattr(self, name).check()
+        train, ev = self.train, self.eval
+        if train.eval_every > train.max_steps:
+            raise ParamsError(f"train.eval_every: expected <= train.max_steps ({train.max_steps}), "
+                              f"got {train.eval_every}")
+        if ev.window and not self.model.pretrained:
+            _require(ev.window <= train.seq_len, "eval.window", f"0 or <= train.seq_len={train.seq_len} "
+                     "(a model from the registry has train.seq_len positions)", ev.window)
+        if not ev.window:
+            ev.check_window(self.eval_window(),
+                            f"the eval window (eval.window=0 -> train.seq_len={train.seq_len})")
 
 
 # --------------------------------------------------------------------------------------------
-# Loading: YAML -> dataclasses, with one clear error for anything that does not fit.
+# Loading: YAML -> models, with one line for anything that does not fit.
 # --------------------------------------------------------------------------------------------
-
-T = TypeVar("T")
 
 
 def _require(ok: bool, key: str, expected: str, got: object) -> None:
@@ -218,81 +279,53 @@ def _require(ok: bool, key: str, expected: str, got: object) -> None:
         raise ParamsError(f"{key}: expected {expected}, got {got!r}")
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    """Check `value` against the annotation `tp` and return it converted (ints accepted as floats)."""
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        options = get_args(tp)
-        if value is None:
-            if type(None) in options:
-                return None
-            raise ParamsError(f"{key}: expected {_describe(tp)}, got null")
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _convert(value, option, key)
-            except ParamsError:
-                pass
-        raise ParamsError(f"{key}: expected {_describe(tp)}, got {value!r}")
-    if origin is Literal:
-        choices = get_args(tp)
-        if value not in choices:
-            raise ParamsError(f"{key}: expected one of {', '.join(map(str, choices))}, got {value!r}")
-        return value
-    if origin is list:
-        (item_tp,) = get_args(tp)
-        if not isinstance(value, list):
-            raise ParamsError(f"{key}: expected {_describe(tp)}, got {value!r}")
-        return [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise ParamsError(f"{key}: expected a mapping of {tp.__name__} keys, got {value!r}")
-        return _build(tp, value, key)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ParamsError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ParamsError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported annotation {tp!r} for {key}")  # a bug in this module, not in params
+# What pydantic's strict type errors expect, as a YAML author reads it.
+_EXPECTED = {"int_type": "an integer", "float_type": "a number", "finite_number": "a finite number",
+             "bool_type": "true or false", "string_type": "a string", "list_type": "a list of strings"}
 
 
-def _describe(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_describe(t) for t in get_args(tp))
-    if origin is Literal:
-        return "one of " + ", ".join(map(str, get_args(tp)))
-    if origin is list:
-        item = _describe(get_args(tp)[0]).removeprefix("an ").removeprefix("a ")
-        return f"a list of {item}s"
-    if tp is type(None):
-        return "null"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+def _error_line(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    """pydantic's first error as one line, `key: expected ..., got ...` with the key dotted
+    (`data.include[0]`); a union's alternatives (one error each) are joined with "or"."""
+    errors = exc.errors()
+    if isinstance(inner := errors[0].get("ctx", {}).get("error"), ParamsError):
+        return str(inner)  # a nested section's message, already complete
+    key, expected, got = _explain(errors[0], model, prefix)
+    if got is None:
+        return f"{key}: {expected}"
+    alternatives = [e for k, e, g in (_explain(err, model, prefix) for err in errors[1:]) if k == key]
+    return f"{key}: expected {' or '.join([expected, *alternatives])}, got {got}"
 
 
-def _build(cls: type[T], raw: dict[str, Any], prefix: str) -> T:
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for k in raw:
-        if k not in known:
-            where = f"{prefix}.{k}" if prefix else str(k)
-            raise ParamsError(f"{where}: unknown key; expected one of {', '.join(sorted(known))}")
-    values = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in raw.items()}
-    return cls(**values)
+def _explain(err: ErrorDetails, model: type[BaseModel], prefix: str) -> tuple[str, str, str | None]:
+    """(dotted key, what was expected, what was given) of one pydantic error."""
+    key, owner, nullable = prefix, model, False
+    annotation: Any = model
+    for part in err["loc"]:
+        if isinstance(part, int):
+            key, nullable = f"{key}[{part}]", False
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            owner, key = annotation, f"{key}.{part}" if key else str(part)
+            annotation = owner.model_fields[part].annotation if part in owner.model_fields else None
+            nullable = type(None) in get_args(annotation)
+        # else: a union member's tag (`list[str]`), not a key
+    if err["type"] == "extra_forbidden":
+        return key, f"unknown key; expected one of {', '.join(sorted(owner.model_fields))}", None
+    ctx = err.get("ctx", {})
+    if err["type"] == "model_type":
+        expected = f"a mapping of {ctx['class_name']} keys"
+    elif err["type"] == "literal_error":  # ctx: "'stdlib', 'dir' or 'jsonl'"
+        expected = "one of " + ctx["expected"].replace("'", "").replace(" or ", ", ")
+    else:
+        expected = _EXPECTED.get(err["type"], err["msg"].removeprefix("Input should be "))
+    return key, expected + (" or null" if nullable else ""), _show(err["input"])
+
+
+def _show(value: Any) -> str:
+    """A value as the YAML author wrote it: null, true, false; anything else as repr."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return repr(value)
 
 
 def parse_params(raw: Any, source: str = "params") -> Params:
@@ -302,8 +335,10 @@ def parse_params(raw: Any, source: str = "params") -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
     try:
-        params = _build(Params, raw, "")
+        params = Params.model_validate(raw)
         params.check()
+    except ValidationError as exc:
+        raise ParamsError(f"{source}: {_error_line(exc, Params)}") from None
     except ParamsError as exc:
         raise ParamsError(f"{source}: {exc}") from None
     return params
@@ -318,11 +353,26 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path}: params file not found") from None
     try:
         raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        raise ParamsError(_yaml_error(path, exc)) from None
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+        raise ParamsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     return parse_params(raw, str(path))
 
 
-def to_dict(obj: Any) -> dict[str, Any]:
+def _yaml_error(path: Path, exc: yaml.MarkedYAMLError) -> str:
+    """`file:line:column: not valid YAML: problem (context at line:column)`, as editors read it."""
+
+    def at(mark: Any) -> str:
+        return f"{mark.line + 1}:{mark.column + 1}"
+
+    what = exc.problem or exc.context or "unreadable"
+    if exc.problem and exc.context and exc.context_mark:  # e.g. where the unclosed [ opened
+        what += f" ({exc.context} at {at(exc.context_mark)})"
+    mark = exc.problem_mark or exc.context_mark
+    return f"{path}{':' + at(mark) if mark else ''}: not valid YAML: {what}"
+
+
+def to_dict(obj: BaseModel) -> dict[str, Any]:
     """Params (or one section) as plain data, e.g. for fingerprints and reports."""
-    return dataclasses.asdict(obj)
+    return obj.model_dump()

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from codex_ml.params import Params, ParamsError, load_params, parse_params
-
-ROOT = Path(__file__).resolve().parent.parent
+from codex_ml.params import (
+    EvalParams,
+    LoraParams,
+    Params,
+    ParamsError,
+    TokenizerParams,
+    load_params,
+    parse_params,
+)
+from tests.conftest import ROOT, merge, run
 
 
 def test_project_params_yaml_is_valid_and_matches_defaults_where_documented() -> None:
@@ -40,7 +49,20 @@ def test_defaults_validate() -> None:
         ({"data": {"include": [3]}}, "data.include[0]: expected a string, got 3"),
         ({"data": {"include": []}}, "data.include: expected at least one glob"),
         ({"data": {"max_file_bytes": 0}}, "data.max_file_bytes: expected an integer > 0, got 0"),
-        ({"data": "stdlib"}, "data: expected a mapping of DataParams keys"),
+        ({"data": "stdlib"}, "data: expected a mapping of DataParams keys, got 'stdlib'"),
+        # Strict types: no string or float to int, no int to bool, no NaN; null only where allowed.
+        ({"train": {"seq_len": "128"}}, "train.seq_len: expected an integer, got '128'"),
+        ({"train": {"seq_len": True}}, "train.seq_len: expected an integer, got true"),
+        ({"train": {"seq_len": None}}, "train.seq_len: expected an integer, got null"),
+        ({"train": {"compile": 1}}, "train.compile: expected true or false, got 1"),
+        ({"train": {"lr": "3e-4"}}, "train.lr: expected a number, got '3e-4'"),
+        ({"train": {"lr": float("nan")}}, "train.lr: expected a finite number, got nan"),
+        ({"data": {"path": 3}}, "data.path: expected a string or null, got 3"),
+        ({"model": {"lora": {"r": 4, "bias": "none"}}},
+         "model.lora.bias: unknown key; expected one of alpha, dropout, enabled, r, target_modules"),
+        ({"model": {"lora": {"target_modules": ["q_proj", None]}}},
+         "model.lora.target_modules[1]: expected a string, got null"),
+        ({"model": {"lora": 8}}, "model.lora: expected a mapping of LoraParams keys, got 8"),
     ],
 )
 def test_bad_params_name_the_key(raw: dict, message: str) -> None:
@@ -48,10 +70,87 @@ def test_bad_params_name_the_key(raw: dict, message: str) -> None:
         parse_params(raw, "params.yaml")
     assert str(err.value).startswith("params.yaml: ")
     assert message in str(err.value)
+    assert "\n" not in str(err.value)  # one line, whatever pydantic found
+
+
+def test_empty_sections_take_every_default() -> None:
+    assert parse_params({"data": None, "model": {"lora": None}}) == Params()
+
+
+def test_sections_built_directly_fail_with_the_same_line() -> None:
+    """CLIs build sections from options (`codex tokenizer train --backend ...`)."""
+    with pytest.raises(ParamsError, match=r"^tokenizer\.backend: expected one of sentencepiece, hf-bpe, "
+                                          r"got 'wordpiece'$"):
+        TokenizerParams(backend="wordpiece")  # type: ignore[arg-type]
+    with pytest.raises(ParamsError, match=r"^model\.lora\.r: expected an integer, got 1\.5$"):
+        LoraParams(r=1.5)  # type: ignore[arg-type]
 
 
 def test_ints_are_accepted_where_numbers_are_expected() -> None:
-    assert parse_params({"data": {"val_fraction": 0}}).data.val_fraction == 0.0
+    value = parse_params({"data": {"val_fraction": 0}, "model": {"lora": {"alpha": 16}}})
+    assert value.data.val_fraction == 0.0 and isinstance(value.model.lora.alpha, float)
+
+
+def test_params_are_frozen_and_dump_to_plain_data() -> None:
+    params = Params()
+    with pytest.raises(ValueError, match="frozen"):
+        params.train.seq_len = 64  # type: ignore[misc]
+    dumped = params.model_dump()
+    assert dumped["model"]["lora"]["target_modules"] == ["q_proj", "v_proj"]
+    assert parse_params(dumped) == params
+
+
+# --- Cross-stage checks: what eval (or train) would refuse after minutes of work is refused up front --
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"train": {"seq_len": 32}, "eval": {"completion_max_tokens": 40}},
+         "eval.completion_max_tokens: expected < the eval window (eval.window=0 -> train.seq_len=32), "
+         "got 40"),
+        ({"train": {"seq_len": 64}, "eval": {"stride": 64}},
+         "eval.stride: expected < the eval window (eval.window=0 -> train.seq_len=64), got 64"),
+        ({"train": {"seq_len": 64}, "eval": {"window": 128}},
+         "eval.window: expected 0 or <= train.seq_len=64 (a model from the registry has train.seq_len "
+         "positions), got 128"),
+        ({"train": {"max_steps": 50, "warmup_steps": 5, "eval_every": 100}},
+         "train.eval_every: expected <= train.max_steps (50), got 100"),
+    ],
+)
+def test_cross_stage_conflicts_name_both_keys(raw: dict, message: str) -> None:
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw, "params.yaml")
+    assert str(err.value) == f"params.yaml: {message}"
+
+
+def test_dependent_defaults_follow_the_window() -> None:
+    """completion_max_tokens 0 = min(64, window // 2): 64 at the default 128, 32 at the quick 64."""
+    default = parse_params({})
+    assert default.eval_window() == 128 and default.eval.completion_tokens_in(128) == 64
+    quick = parse_params({"train": {"seq_len": 64}})
+    assert quick.eval_window() == 64 and quick.eval.completion_tokens_in(64) == 32
+    assert quick.eval.stride_in(64) == 32
+    # Nothing to complete: the completion length cannot conflict.
+    parse_params({"train": {"seq_len": 32}, "eval": {"completion_samples": 0, "completion_max_tokens": 40}})
+    # A pretrained model has its own positions: only eval reads them (checked there).
+    wide = parse_params({"model": {"pretrained": "/m"}, "train": {"seq_len": 64}, "eval": {"window": 128}})
+    assert wide.eval_window() == 128
+    assert EvalParams(completion_max_tokens=10).completion_tokens_in(8) == 10  # explicit wins (checked)
+
+
+def test_a_cross_stage_conflict_stops_the_first_stage(tmp_path: Path) -> None:
+    """prepare reads only data.*, yet refuses a run that eval would refuse, before writing anything."""
+    shutil.copytree(ROOT / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    conflict = {"train": {"seq_len": 32}, "eval": {"completion_max_tokens": 40}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(merge(base, conflict), sort_keys=False))
+    proc = run([sys.executable, "stages/prepare.py"], tmp_path, check=False, PYTHONPATH=str(ROOT))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (
+        "codex-ml prepare: error: params.yaml: eval.completion_max_tokens: expected < the eval window "
+        "(eval.window=0 -> train.seq_len=32), got 40")
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
 
 
 def test_load_params_names_the_file(tmp_path: Path) -> None:
@@ -59,8 +158,14 @@ def test_load_params_names_the_file(tmp_path: Path) -> None:
         load_params(tmp_path / "missing.yaml")
     bad = tmp_path / "params.yaml"
     bad.write_text("data: [unclosed\n")
-    with pytest.raises(ParamsError, match=f"{bad}: not valid YAML"):
+    with pytest.raises(ParamsError) as err:
         load_params(bad)
+    assert str(err.value) == (f"{bad}:2:1: not valid YAML: expected ',' or ']', but got '<stream end>' "
+                              "(while parsing a flow sequence at 1:7)")
+    bad.write_text("data:\n  source: stdlib\n   path: x\n")
+    with pytest.raises(ParamsError) as err:
+        load_params(bad)
+    assert str(err.value) == f"{bad}:3:8: not valid YAML: mapping values are not allowed here"
     bad.write_text(yaml.safe_dump({"data": {"val_fraction": 2}}))
     with pytest.raises(ParamsError, match=f"{bad}: data.val_fraction"):
         load_params(bad)

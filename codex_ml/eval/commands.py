@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +35,8 @@ def eval_command(
     batch_size: Annotated[int | None, typer.Option(help="windows per forward pass")] = None,
     bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples (0: no intervals)")] = None,
     completion_samples: Annotated[int | None, typer.Option(help="line completions per split")] = None,
-    completion_max_tokens: Annotated[int | None, typer.Option(help="tokens per completion at most")] = None,
+    completion_max_tokens: Annotated[int | None, typer.Option(
+        help="tokens per completion at most (0: min(64, window // 2))")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     out: Annotated[Path | None, typer.Option(help="write the metrics (eval.json format) here")] = None,
 ) -> None:
@@ -61,7 +61,7 @@ def eval_command(
                                             bootstrap=bootstrap, completion_samples=completion_samples,
                                             completion_max_tokens=completion_max_tokens).items()
                      if v is not None}
-        eval_params = replace(eval_params, **overrides)  # an option overrides eval.<the same name>
+        eval_params = eval_params.model_copy(update=overrides)  # an option overrides eval.<the same name>
         eval_params.check()
         inputs = EvalInputs(model_dir=model, tokens_dir=tokens, prepared_dir=prepared,
                             tokenizer_dir=tokenizer, retokenize=retokenize)

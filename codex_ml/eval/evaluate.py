@@ -129,8 +129,8 @@ def evaluate_split(model: torch.nn.Module, tokenizer: Any, name: str, docs: list
     samples: list[LineSample] = sample_lines(texts, params.completion_samples,
                                              [*split_seed(params.seed, name), 1])
     completions = complete_lines(model, tokenizer, texts, samples, window=window,
-                                 max_new_tokens=params.completion_max_tokens, batch_size=params.batch_size,
-                                 eos_id=eos_id, pad_id=pad_id, device=device,
+                                 max_new_tokens=params.completion_tokens_in(window),
+                                 batch_size=params.batch_size, eos_id=eos_id, pad_id=pad_id, device=device,
                                  desc=f"completion {name}") if samples else []
     matched = [is_match(c, s.target) for c, s in zip(completions, samples, strict=True)]
     n_docs = len(docs)
@@ -197,16 +197,15 @@ def train_ids(inputs: EvalInputs, tokenizer: Any, eos_id: int) -> np.ndarray:
     return np.asarray(np.fromfile(path, dtype=meta.dtype), dtype=np.int64)
 
 
-def resolve_window(model: torch.nn.Module, eval_window: int, train_seq_len: int | None) -> int:
+def resolve_window(model: torch.nn.Module, params: EvalParams, train_seq_len: int | None) -> int:
     """Tokens per window: `eval.window` if set, else the length the model was trained on
     (`train.seq_len`), else its config's maximum. A RoPE model trained on 256 tokens but built for
     2048 positions is worse, not better, on windows longer than it ever saw."""
     limit = context_window(model)
-    if eval_window:
-        if eval_window > limit:
-            raise StageError(f"eval.window: expected <= the model's {limit} positions, got {eval_window}")
-        return eval_window
-    return min(train_seq_len, limit) if train_seq_len else limit
+    if params.window > limit:
+        raise StageError(f"eval.window: expected <= the model's {limit} positions, got {params.window}")
+    wanted = params.window_for(train_seq_len or 0)
+    return min(wanted, limit) if wanted else limit
 
 
 def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = SPLITS,
@@ -233,13 +232,10 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = S
             raise StageError(f"{inputs.tokens_dir / 'meta.json'}: eos_id {eos_id} differs from the "
                              f"tokenizer's {tokenizer.eos_token_id} ({inputs.model_dir}): "
                              "a different tokenizer?")
-    window = resolve_window(model, params.window, train_seq_len)
-    stride = params.stride or max(1, window // 2)
-    if stride >= window:
-        raise StageError(f"eval.stride: expected < the window ({window} tokens), got {stride}")
-    if params.completion_samples and params.completion_max_tokens >= window:
-        raise StageError(f"eval.completion_max_tokens: expected < the context window ({window}), "
-                         f"got {params.completion_max_tokens}")
+    window = resolve_window(model, params, train_seq_len)
+    stride = params.stride_in(window)
+    # Params validation checked these against the pipeline's model; this is any model `codex eval` reads.
+    params.check_window(window, f"the model's window ({window} tokens)")
     unigram_log2p = baselines.unigram_log2_probs(train_ids(inputs, tokenizer, eos_id), unigram_vocab)
     results = []
     for split in splits:
@@ -255,7 +251,7 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = S
         "threads": torch.get_num_threads(), "documents_from": "prepared text, model tokenizer"
         if inputs.retokenize else str(inputs.tokens_dir),
         "bootstrap": params.bootstrap, "completion_samples": params.completion_samples,
-        "completion_max_tokens": params.completion_max_tokens, "seed": params.seed,
+        "completion_max_tokens": params.completion_tokens_in(window), "seed": params.seed,
     }
     return {r.name: r.metrics for r in results}, results, settings
 
