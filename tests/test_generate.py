@@ -111,3 +111,21 @@ def test_sampling_params_are_checked() -> None:
         SamplingParams(temperature=-1).check()
     with pytest.raises(StageError, match="--max-new-tokens"):
         SamplingParams(max_new_tokens=0).check()
+
+
+def test_default_length_follows_a_short_context_and_too_long_is_one_error(workspace: Path) -> None:
+    """The default (128 tokens) would not fit a model trained on 64-token windows (the quick profile):
+    it follows the window instead; an explicit length that cannot fit is refused."""
+    model_dir = workspace / "models/model"
+    from codex_ml.eval.model import context_window
+
+    window = context_window(load_model(model_dir, pick_device("cpu")))
+    assert window < 2 * 128  # this fixture is trained with a short context
+    greedy = SamplingParams(temperature=0)
+    tok = load_tokenizer(model_dir, None)
+    text = generate(model_dir, "import ", greedy)
+    assert 0 < len(tok(text, add_special_tokens=False)["input_ids"]) <= window // 2 + 1
+    assert text == generate(model_dir, "import ", SamplingParams(temperature=0, max_new_tokens=window // 2))
+    too_long = rf"--max-new-tokens: expected < the model's context window \({window}\)"
+    with pytest.raises(StageError, match=too_long):
+        generate(model_dir, "import ", SamplingParams(max_new_tokens=window))

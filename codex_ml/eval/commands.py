@@ -80,7 +80,9 @@ def eval_command(
 def generate_command(
     prompt: Annotated[str, typer.Argument(help="text to continue")],
     model: Annotated[Path, typer.Option(help="a Hugging Face model folder")] = Path("models/model"),
-    max_new_tokens: Annotated[int, typer.Option(help="tokens to generate at most")] = 128,
+    max_new_tokens: Annotated[int | None, typer.Option(
+        help="tokens to generate at most [default: 128, or half the model's context if that is shorter]")]
+        = None,
     temperature: Annotated[float, typer.Option(help="sampling temperature; 0 = greedy")] = 0.8,
     top_k: Annotated[int, typer.Option(help="sample from the k most likely tokens; 0 = all")] = 50,
     top_p: Annotated[float, typer.Option(help="nucleus: smallest set with this probability; 1 = all")]

@@ -19,14 +19,14 @@ from codex_ml.runtime import StageError
 
 @dataclass(frozen=True)
 class SamplingParams:
-    max_new_tokens: int = 128
+    max_new_tokens: int | None = None  # None: min(128, half the model's context window)
     temperature: float = 0.8  # 0 = greedy
     top_k: int = 50  # 0 = no top-k cut
     top_p: float = 0.95  # 1 = no nucleus cut
     seed: int = 1337
 
     def check(self) -> None:
-        if self.max_new_tokens < 1:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise StageError(f"--max-new-tokens: expected an integer >= 1, got {self.max_new_tokens}")
         if self.temperature < 0:
             raise StageError(f"--temperature: expected a number >= 0, got {self.temperature}")
@@ -60,16 +60,16 @@ def generate(model_dir: Path, prompt: str, sampling: SamplingParams, *, tokenize
     tokenizer = load_tokenizer(model_dir, tokenizer_dir)
     eos_id, pad_id = special_ids(tokenizer, model)
     window = context_window(model)
-    if sampling.max_new_tokens >= window:
-        raise StageError(f"--max-new-tokens: expected < the model's context window ({window}), "
-                         f"got {sampling.max_new_tokens}")
+    max_new = sampling.max_new_tokens or min(128, window // 2)
+    if max_new >= window:
+        raise StageError(f"--max-new-tokens: expected < the model's context window ({window}), got {max_new}")
     ids = [eos_id, *tokenizer(prompt, add_special_tokens=False)["input_ids"]]
-    ids = ids[-(window - sampling.max_new_tokens):]  # keep the end of a long prompt
+    ids = ids[-(window - max_new):]  # keep the end of a long prompt
     greedy = sampling.temperature == 0
     # Every sampling setting explicit: generate() fills unset (None) ones from the model's
     # generation_config.json and then from global defaults (top_k=50), so None would not mean "off".
     config = GenerationConfig(
-        max_new_tokens=sampling.max_new_tokens, do_sample=not greedy, num_beams=1,
+        max_new_tokens=max_new, do_sample=not greedy, num_beams=1,
         temperature=1.0 if greedy else sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
         eos_token_id=eos_id, pad_token_id=pad_id)
     torch.manual_seed(sampling.seed)
