@@ -7,11 +7,13 @@ null when `eval.bootstrap` is 0 or no interval is defined):
     {"val": {"loss", "loss_ci", "perplexity", "perplexity_ci", "bits_per_byte", "bits_per_byte_ci",
              "accuracy", "accuracy_ci", "completion_exact_match", "completion_exact_match_ci",
              "completion_samples", "documents", "tokens", "bytes",
-             "baselines": {"gzip_bpb", "xz_bpb", "unigram_bpb"}},
+             "baselines": {"gzip_bpb", "xz_bpb", "unigram_bpb", "base_model_bpb"}},
      "test": {... the same ...}}
 
 Baselines sit inside each split because they are numbers *of that split's text*: a reader compares
 `val.bits_per_byte` with `val.baselines.xz_bpb`, and `dvc metrics show` prints them side by side.
+`base_model_bpb` is there when models/model was fine-tuned from a pretrained model: that base model,
+scored by the same scorer on the same tokens and windows, so "did fine-tuning help?" is one number.
 `loss` is nats per token; bits per byte is the total NLL in bits over all UTF-8 bytes of the split's
 documents, so it compares across tokenizers and with the compressors.
 """
@@ -43,7 +45,14 @@ from codex_ml.eval.data import (
     load_prepared,
     load_token_split,
 )
-from codex_ml.eval.model import context_window, load_model, load_tokenizer, pick_device, special_ids
+from codex_ml.eval.model import (
+    context_window,
+    load_base_model,
+    load_model,
+    load_tokenizer,
+    pick_device,
+    special_ids,
+)
 from codex_ml.eval.score import DocScores, score_documents
 from codex_ml.io import atomic_dir, write_json
 from codex_ml.params import EvalParams
@@ -119,7 +128,7 @@ def split_metrics(scores: DocScores, nbytes: np.ndarray, matches: np.ndarray, sa
 
 def evaluate_split(model: torch.nn.Module, tokenizer: Any, name: str, docs: list[Document], texts: list[str],
                    unigram_log2p: np.ndarray, params: EvalParams, *, window: int, stride: int, eos_id: int,
-                   pad_id: int, device: torch.device) -> SplitResult:
+                   pad_id: int, device: torch.device, base: torch.nn.Module | None = None) -> SplitResult:
     if not docs:
         raise StageError(f"split {name!r} has no documents: nothing to evaluate "
                          "(raise data.val_fraction / data.test_fraction)")
@@ -145,6 +154,11 @@ def evaluate_split(model: torch.nn.Module, tokenizer: Any, name: str, docs: list
     metrics["baselines"] = {"gzip_bpb": baselines.gzip_bpb(text_bytes),
                             "xz_bpb": baselines.xz_bpb(text_bytes),
                             "unigram_bpb": unigram / float(nbytes.sum())}
+    if base is not None:
+        base_scores = score_documents(base, [d.ids for d in docs], window=window, stride=stride,
+                                      batch_size=params.batch_size, eos_id=eos_id, pad_id=pad_id,
+                                      device=device, desc=f"eval {name} (base model)")
+        metrics["baselines"]["base_model_bpb"] = float(base_scores.nll.sum() / LN2 / nbytes.sum())
     rows = [{"path": d.path, "bytes": d.nbytes, "tokens": int(scores.tokens[i]),
              "loss": float(scores.nll[i] / scores.tokens[i]),
              "bits_per_byte": float(scores.nll[i] / LN2 / d.nbytes) if d.nbytes else None,
@@ -217,6 +231,7 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = S
     dev = pick_device(device)
     model = load_model(inputs.model_dir, dev)
     tokenizer = load_tokenizer(inputs.model_dir, inputs.tokenizer_dir)
+    base = load_base_model(inputs.model_dir, dev)
     vocab = int(model.get_output_embeddings().weight.shape[0])  # type: ignore[operator]
     if inputs.retokenize:
         eos_id, pad_id = special_ids(tokenizer, model)
@@ -242,7 +257,7 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = S
         docs, texts = load_documents(inputs, split, tokenizer, eos_id)
         results.append(evaluate_split(model, tokenizer, split, docs, texts, unigram_log2p, params,
                                       window=window, stride=stride, eos_id=eos_id, pad_id=pad_id,
-                                      device=dev))
+                                      device=dev, base=base))
     settings = {
         "model": str(inputs.model_dir), "architecture": type(model).__name__,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -274,7 +289,8 @@ def summary_line(name: str, m: dict[str, Any]) -> str:
     ci_text = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
     b = m["baselines"]
     em = m["completion_exact_match"]
-    return (f"{name}: bits/byte {m['bits_per_byte']:.4f}{ci_text} (xz -9e {b['xz_bpb']:.4f}, "
+    base = f"base model {b['base_model_bpb']:.4f}, " if "base_model_bpb" in b else ""
+    return (f"{name}: bits/byte {m['bits_per_byte']:.4f}{ci_text} ({base}xz -9e {b['xz_bpb']:.4f}, "
             f"gzip -9 {b['gzip_bpb']:.4f}, unigram {b['unigram_bpb']:.4f}); loss {m['loss']:.4f}, "
             f"perplexity {m['perplexity']:.2f}, accuracy {m['accuracy']:.4f}, line exact match "
             + (f"{em:.3f} of {m['completion_samples']}" if em is not None else "not measured"))

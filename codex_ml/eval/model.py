@@ -52,6 +52,26 @@ def load_model(path: Path, device: torch.device) -> torch.nn.Module:
     return model.to(device).eval()  # type: ignore[arg-type]  # transformers' stubs type .to oddly
 
 
+def load_base_model(model_dir: Path, device: torch.device) -> torch.nn.Module | None:
+    """The pretrained model `model_dir` was fine-tuned from (its codex_model.json says which; the train
+    stage writes it), checked to be the same bytes it was tuned from; None for a from-scratch model."""
+    import json
+
+    from codex_ml.pretrained import folder_sha256, resolve
+
+    record_path = model_dir / "codex_model.json"
+    if not record_path.is_file():
+        return None
+    base = json.loads(record_path.read_text(encoding="utf-8")).get("base_model")
+    if not base:
+        return None
+    resolved = resolve(base["pretrained"], base.get("revision"))
+    if folder_sha256(resolved.folder) != base.get("sha256"):
+        raise StageError(f"{record_path}: the base model {base['pretrained']} has changed since this model "
+                         f"was tuned from it (sha256 {str(base.get('sha256'))[:12]}): no baseline to compare")
+    return load_model(resolved.folder, device)
+
+
 def has_tokenizer(path: Path) -> bool:
     return any((path / name).is_file() for name in TOKENIZER_FILES)
 

@@ -1,16 +1,21 @@
-"""Named from-scratch model configs, or a local pretrained Hugging Face folder.
+"""Named from-scratch model configs, or a pretrained Hugging Face model (a folder, or a hub id from the
+local cache: codex_ml/pretrained.py) of any architecture AutoModelForCausalLM loads.
 
 A registry entry is plain data: the Llama shape. The vocabulary (size and special-token ids) always
-comes from the pipeline's tokenizer, so one name trains with any tokenizer.
+comes from the pipeline's tokenizer, so one name trains with any tokenizer; a pretrained model's
+config is made to agree with the tokenizer's special ids, which are the ones in the token files.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from codex_ml.params import ModelParams, ParamsError
+from codex_ml.pretrained import base_of
+
+log = logging.getLogger("codex_ml.train")
 
 # The shapes. SwiGLU width is ~8/3 of hidden, rounded up to a multiple of 64 (the Llama recipe);
 # head_dim is 16 for the micro test model, 32 for mini and 64 otherwise. Embeddings are tied: at these sizes the
@@ -49,13 +54,14 @@ class Vocab:
 
     size: int
     pad_id: int
-    bos_id: int
+    bos_id: int | None  # a pretrained tokenizer may have none (Qwen2)
     eos_id: int
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> Vocab:
-        return cls(size=int(meta["vocab_size"]), pad_id=int(meta["pad_id"]), bos_id=int(meta["bos_id"]),
-                   eos_id=int(meta["eos_id"]))
+        bos = meta["bos_id"]
+        return cls(size=int(meta["vocab_size"]), pad_id=int(meta["pad_id"]),
+                   bos_id=None if bos is None else int(bos), eos_id=int(meta["eos_id"]))
 
 
 def known_names() -> list[str]:
@@ -83,11 +89,9 @@ def build_model(params: ModelParams, vocab: Vocab, seq_len: int, seed: int) -> A
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    if params.pretrained:
-        path = Path(params.pretrained)
-        if not (path / "config.json").is_file():
-            raise ParamsError(f"model.pretrained: {path} is not a Hugging Face model folder "
-                              f"(no config.json)")
+    base = base_of(params)
+    if base is not None:
+        path = base.folder
         config = AutoConfig.from_pretrained(path)
         if vocab.size > config.vocab_size:
             raise ParamsError(f"model.pretrained: {path} has {config.vocab_size} token embeddings, fewer "
@@ -99,9 +103,28 @@ def build_model(params: ModelParams, vocab: Vocab, seq_len: int, seed: int) -> A
     else:
         config = model_config(params.name, vocab, seq_len)
     torch.manual_seed(seed)  # the initial weights are a function of the seed alone
-    if params.pretrained:
-        return AutoModelForCausalLM.from_pretrained(params.pretrained, dtype=torch.float32)
-    return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    if base is None:
+        return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base.folder, dtype=torch.float32)
+    agree_special_ids(model, vocab)
+    return model
+
+
+def agree_special_ids(model: Any, vocab: Vocab) -> None:
+    """Make the model's config and generation config name the tokenizer's special ids (those that
+    made the token files), saying where the base model's config said otherwise."""
+    for key, want in (("eos_token_id", vocab.eos_id), ("bos_token_id", vocab.bos_id),
+                      ("pad_token_id", vocab.pad_id)):
+        for config in (model.config, getattr(model, "generation_config", None)):
+            if config is None:
+                continue
+            have = getattr(config, key, None)
+            agrees = have == want or (isinstance(have, list) and want in have and key == "eos_token_id")
+            if not agrees:
+                if have is not None and config is model.config:
+                    log.warning("model.pretrained: config.json has %s %s, the tokenizer %s: the saved model "
+                                "uses the tokenizer's", key, have, want)
+                setattr(config, key, want)
 
 
 def count_parameters(model: Any, trainable_only: bool = False) -> int:

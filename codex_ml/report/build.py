@@ -209,10 +209,12 @@ def summary_section(r: Report, ev: Any) -> None:
         r.add(Note("No eval metrics (metrics/eval.json): the model's bits per byte cannot be shown."))
         return
     b = val.get("baselines") or {}
+    tuned = "base_model_bpb" in b
+    base = f"; the base model before fine-tuning: {num(b['base_model_bpb'], 4)}" if tuned else ""
     r.add(Para([f"Validation bits per byte: {with_ci(val.get('bits_per_byte'), val.get('bits_per_byte_ci'))} "
                 f"(95% bootstrap interval over documents) against xz -9e {num(b.get('xz_bpb'), 4)}, "
                 f"gzip -9 {num(b.get('gzip_bpb'), 4)} and a unigram model {num(b.get('unigram_bpb'), 4)} "
-                "on the same text. Lower is better."]))
+                f"on the same text{base}. Lower is better."]))
 
 
 def data_section(r: Report, paths: Paths) -> None:
@@ -333,8 +335,10 @@ def eval_section(r: Report, paths: Paths, ev: Any) -> None:
         rows.append([label, *(num(ev[s].get(key)) for s in splits)])
     r.add(Table(["metric [95% interval]", *splits], rows, [False] + [True] * len(splits)))
     base_rows = []
+    tuned_from = any(get(ev, s, "baselines", "base_model_bpb") is not None for s in splits)
     for key, label in (("xz_bpb", "xz -9e"), ("gzip_bpb", "gzip -9"),
-                       ("unigram_bpb", "unigram (train tokens)")):
+                       ("unigram_bpb", "unigram (train tokens)"),
+                       *((("base_model_bpb", "base model, before fine-tuning"),) if tuned_from else ())):
         base_rows.append([label, *(num(get(ev, s, "baselines", key), 4) for s in splits)])
     r.add(Table(["baseline, bits per byte", *splits], base_rows, [False] + [True] * len(splits)))
     bars = []
@@ -343,7 +347,8 @@ def eval_section(r: Report, paths: Paths, ev: Any) -> None:
         ci = m.get("bits_per_byte_ci") or [None, None]
         if isinstance(m.get("bits_per_byte"), (int, float)):
             bars.append(Interval(f"{s}: model", float(m["bits_per_byte"]), ci[0], ci[1], "model"))
-        for key, label in (("xz_bpb", "xz -9e"), ("gzip_bpb", "gzip -9"), ("unigram_bpb", "unigram")):
+        for key, label in (("xz_bpb", "xz -9e"), ("gzip_bpb", "gzip -9"), ("unigram_bpb", "unigram"),
+                           ("base_model_bpb", "base model")):
             v = get(m, "baselines", key)
             if isinstance(v, (int, float)):
                 bars.append(Interval(f"{s}: {label}", float(v), group="baseline"))

@@ -1,4 +1,5 @@
-"""Tokenizers: train (sentencepiece or hf-bpe), save loadable by transformers, load, pack token files."""
+"""Tokenizers: train (sentencepiece or hf-bpe) or take a pretrained model's own (pretrained), save
+loadable by transformers, load, pack token files."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from codex_ml.tokenization.base import (
     read_config,
 )
 from codex_ml.tokenization.hf_bpe import ByteLevelBPETokenizer, train_hf_bpe
+from codex_ml.tokenization.pretrained import PretrainedTokenizer
 from codex_ml.tokenization.sentencepiece_backend import SentencePieceTokenizer, train_sentencepiece
 
 BACKENDS: dict[str, type[SentencePieceTokenizer] | type[ByteLevelBPETokenizer]] = {
@@ -25,8 +27,8 @@ BACKENDS: dict[str, type[SentencePieceTokenizer] | type[ByteLevelBPETokenizer]] 
     "hf-bpe": ByteLevelBPETokenizer,
 }
 
-__all__ = ["BACKENDS", "CodexTokenizer", "SpecialIds", "TokenizerError", "configure_threads",
-           "load_tokenizer", "train_tokenizer"]
+__all__ = ["BACKENDS", "CodexTokenizer", "PretrainedTokenizer", "SpecialIds", "TokenizerError",
+           "configure_threads", "load_tokenizer", "train_tokenizer"]
 
 
 def train_tokenizer(texts: Sequence[str], params: TokenizerParams) -> CodexTokenizer:
@@ -43,10 +45,13 @@ def load_tokenizer(folder: str | Path) -> CodexTokenizer:
     folder = Path(folder)
     config = read_config(folder)
     backend = config.get("backend")
-    if backend not in BACKENDS:
+    tok: CodexTokenizer
+    if backend == PretrainedTokenizer.backend:
+        tok = PretrainedTokenizer.load(folder, config)
+    elif backend in BACKENDS:
+        tok = BACKENDS[backend].load(folder, config, load_hf_tokenizer(folder / HF_TOKENIZER_FILE))
+    else:
         raise TokenizerError(f"{folder / CONFIG_FILE}: backend: expected one of "
-                             f"{', '.join(BACKENDS)}, got {backend!r}")
-    hf = load_hf_tokenizer(folder / HF_TOKENIZER_FILE)
-    tok = BACKENDS[backend].load(folder, config, hf)
+                             f"{', '.join([*BACKENDS, PretrainedTokenizer.backend])}, got {backend!r}")
     check_special_ids(tok, config, folder / CONFIG_FILE)
     return tok

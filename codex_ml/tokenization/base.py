@@ -39,9 +39,9 @@ class TokenizerError(StageError):
 @dataclass(frozen=True)
 class SpecialIds:
     pad: int
-    bos: int
+    bos: int | None  # a pretrained tokenizer may have no BOS (Qwen2) or no unknown token (byte-level)
     eos: int
-    unk: int
+    unk: int | None
 
 
 def resolve_threads(threads: int) -> int:
@@ -69,6 +69,7 @@ class CodexTokenizer(ABC):
     equivalent that `AutoTokenizer` loads from the saved folder."""
 
     backend: ClassVar[str]
+    lossless: ClassVar[bool] = True  # the trained backends promise decode(encode(text)) == text
 
     def __init__(self, hf: Tokenizer) -> None:
         # Text such as "</s>" inside a document is text, never a special token: the backends treat
@@ -185,4 +186,7 @@ def check_special_ids(tok: CodexTokenizer, config: dict[str, Any], path: Path) -
     for name, got in asdict(tok.special_ids).items():
         if config.get(f"{name}_id") != got:
             raise TokenizerError(f"{path}: {name}_id is {config.get(f'{name}_id')!r} but "
-                                 f"{HF_TOKENIZER_FILE} has {SPECIAL_TOKENS[name]} at id {got}")
+                                 f"{HF_TOKENIZER_FILE} has {SPECIAL_TOKENS[name]} at id {got}"
+                                 if config.get("backend") != "pretrained" else
+                                 f"{path}: {name}_id is {config.get(f'{name}_id')!r} but the tokenizer's "
+                                 f"is {got}")

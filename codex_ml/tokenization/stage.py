@@ -1,5 +1,6 @@
-"""The tokenize stage's work: train a tokenizer on the train split, save it loadable by
-transformers, pack every split into token files, check the result, write metrics."""
+"""The tokenize stage's work: train a tokenizer on the train split (or, with `model.pretrained`, take
+the model's own: tokenization/pretrained.py), save it loadable by transformers, pack every split into
+token files, check the result, write metrics."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import numpy as np
 
 from codex_ml.io import atomic_dir, write_json
 from codex_ml.params import TokenizerParams
+from codex_ml.pretrained import BaseModel
 from codex_ml.runtime import StageError, log
-from codex_ml.tokenization import CodexTokenizer, configure_threads, train_tokenizer
+from codex_ml.tokenization import CodexTokenizer, PretrainedTokenizer, configure_threads, train_tokenizer
 from codex_ml.tokenization.pack import (
     Document,
     PackedSplit,
@@ -27,18 +29,26 @@ META_FILE = "meta.json"
 
 
 def tokenize(params: TokenizerParams, prepared_dir: Path, tokenizer_dir: Path, tokens_dir: Path,
-             metrics_path: Path) -> dict[str, Any]:
+             metrics_path: Path, base: BaseModel | None = None) -> dict[str, Any]:
     """Run the whole stage. Both output folders are built aside and swapped in only after every
-    check passed; metrics are written last."""
+    check passed; metrics are written last. With `base` (a resolved model.pretrained), its own
+    tokenizer encodes and nothing is trained."""
     threads = configure_threads(params.threads)
     docs = {split: read_prepared(prepared_dir / f"{split}.jsonl") for split in SPLITS}
     if not docs["train"]:
         raise StageError(f"{prepared_dir / 'train.jsonl'}: no documents to train the tokenizer on")
-    tok = train_tokenizer([d.text for d in docs["train"]], params)
-    log.info("tokenize: trained %s (%s) with %d tokens", tok.backend, params.model_type, tok.vocab_size)
-    if tok.vocab_size < params.vocab_size:  # BPE ran out of pairs seen twice: a small corpus
-        log.warning("tokenize: the corpus gave only %d of tokenizer.vocab_size=%d tokens; meta.json and "
-                    "the model use %d", tok.vocab_size, params.vocab_size, tok.vocab_size)
+    tok: CodexTokenizer
+    if base is not None:
+        tok = PretrainedTokenizer.from_base(base)
+        log.info("tokenize: model.pretrained %s: encoding with its own tokenizer (%d tokens); nothing is "
+                 "trained, so tokenizer.vocab_size and tokenizer.model_type are not used", base.name,
+                 tok.vocab_size)
+    else:
+        tok = train_tokenizer([d.text for d in docs["train"]], params)
+        log.info("tokenize: trained %s (%s) with %d tokens", tok.backend, params.model_type, tok.vocab_size)
+        if tok.vocab_size < params.vocab_size:  # BPE ran out of pairs seen twice: a small corpus
+            log.warning("tokenize: the corpus gave only %d of tokenizer.vocab_size=%d tokens; meta.json and "
+                        "the model use %d", tok.vocab_size, params.vocab_size, tok.vocab_size)
     with atomic_dir(tokenizer_dir) as tok_tmp, atomic_dir(tokens_dir) as tokens_tmp:
         tok.save(tok_tmp)
         table = tok.byte_fallback_table()
@@ -48,6 +58,8 @@ def tokenize(params: TokenizerParams, prepared_dir: Path, tokenizer_dir: Path, t
                 "backend": tok.backend, "pad_id": tok.special_ids.pad, "bos_id": tok.special_ids.bos,
                 "eos_id": tok.special_ids.eos, "unk_id": tok.special_ids.unk,
                 "splits": {split: packed[split].meta() for split in SPLITS}}
+        if isinstance(tok, PretrainedTokenizer):  # which tokenizer made these ids: train checks it
+            meta["base_model"] = tok.base
         write_json(tokens_tmp / META_FILE, meta)
         checks = check_outputs(tok, tok_tmp, tokens_tmp, meta, docs["val"])
     metrics = metrics_of(tok, params, packed, meta, checks)
@@ -77,16 +89,20 @@ def check_outputs(tok: CodexTokenizer, tokenizer_dir: Path, tokens_dir: Path, me
     ids = [tokens[offsets[i]:offsets[i + 1] - 1].tolist() for i in range(len(val))]
     texts, names = [d.text for d in val], [d.path for d in val]
     lossy = round_trip_failures(tok, texts, ids, names)
-    if lossy:
+    if lossy and not tok.lossless:  # allowed for a pretrained tokenizer: the rate is reported
+        log.warning("tokenize: decode(encode(doc)) != doc for %d of %d val documents (first: %s); bits "
+                    "per byte stay over the original bytes", len(lossy), len(val), lossy[0])
+    elif lossy:
         # A lossy tokenizer would make every later number (bits per byte) wrong: stop here.
         raise StageError(f"decode(encode(doc)) != doc for {len(lossy)} of {len(val)} val documents "
                          f"(first: {lossy[0]}); this is a tokenizer bug, please report it")
-    mismatched = autotokenizer_failures(load_autotokenizer(tokenizer_dir, tok), texts, ids, names)
+    mismatched = autotokenizer_failures(load_autotokenizer(tokenizer_dir, tok), texts, ids, names,
+                                        as_user_calls=tok.lossless)
     if mismatched:
         log.warning("tokenize: AutoTokenizer ids differ from the token files on %d of %d val documents "
                     "(first: %s)", len(mismatched), len(val), mismatched[0])
-    return {"round_trip_exact": 1.0, "autotokenizer_match": 1 - len(mismatched) / len(val),
-            "documents": len(val)}
+    return {"round_trip_exact": 1 - len(lossy) / len(val),
+            "autotokenizer_match": 1 - len(mismatched) / len(val), "documents": len(val)}
 
 
 def metrics_of(tok: CodexTokenizer, params: TokenizerParams, packed: dict[str, PackedSplit],
@@ -95,9 +111,11 @@ def metrics_of(tok: CodexTokenizer, params: TokenizerParams, packed: dict[str, P
         return float(f"{a / b:.6g}") if b else None  # an empty split has no rate, not a made-up one
 
     text_tokens = {s: p.tokens - len(p.doc_paths) for s, p in packed.items()}  # EOS is not text
+    extra = {"base_model": tok.base} if isinstance(tok, PretrainedTokenizer) else {}
     return {
+        **extra,
         "backend": tok.backend,
-        "model_type": params.model_type,
+        "model_type": None if extra else params.model_type,
         "vocab_size": tok.vocab_size,
         "dtype": meta["dtype"],
         "documents": {s: len(p.doc_paths) for s, p in packed.items()},
@@ -106,7 +124,8 @@ def metrics_of(tok: CodexTokenizer, params: TokenizerParams, packed: dict[str, P
         "tokens_per_byte": {s: ratio(text_tokens[s], p.bytes) for s, p in packed.items()},
         "bytes_per_token": {s: ratio(p.bytes, text_tokens[s]) for s, p in packed.items()},
         "byte_fallback_rate": {s: ratio(p.byte_fallback_tokens, text_tokens[s]) for s, p in packed.items()},
-        "round_trip_exact": checks["round_trip_exact"],  # fraction of val documents, from the files
+        "round_trip_exact": (round(checks["round_trip_exact"], 6)  # fraction of val documents
+                             if checks["round_trip_exact"] is not None else None),
         "autotokenizer_match": (round(checks["autotokenizer_match"], 6)
                                 if checks["autotokenizer_match"] is not None else None),
         "checked_documents": checks["documents"],

@@ -59,11 +59,17 @@ def load_autotokenizer(folder: Path, tok: CodexTokenizer) -> Any:
 
 
 def autotokenizer_failures(auto: Any, texts: Sequence[str], ids: Sequence[Sequence[int]],
-                           names: Sequence[str]) -> list[str]:
+                           names: Sequence[str], as_user_calls: bool = True) -> list[str]:
     """Names of the texts on which AutoTokenizer (called as a user calls it, defaults included) gives
-    other ids than `ids`, or does not decode its ids back to the text."""
+    other ids than `ids`, or does not decode its ids back to the text. `as_user_calls=False` (a
+    pretrained tokenizer, which may add a BOS and need not be lossless): the ids without special
+    tokens only."""
     failures = []
     for text, doc_ids, name in zip(texts, ids, names, strict=True):
+        if not as_user_calls:
+            if list(auto.encode(text, add_special_tokens=False)) != list(doc_ids):
+                failures.append(name)
+            continue
         auto_ids = auto.encode(text)
         if list(auto_ids) != list(doc_ids) or auto.decode(auto_ids) != text:
             failures.append(name)

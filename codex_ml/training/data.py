@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from codex_ml.io import sha256_file
+from codex_ml.pretrained import BaseModel, folder_sha256, tokenizer_sha256
 from codex_ml.runtime import StageError
 
 DTYPES = ("uint16", "uint32")
@@ -67,6 +68,30 @@ def load_token_data(tokens_dir: Path) -> TokenData:
             raise StageError(f"{path}: token id {int(tokens.max())} >= vocab_size {meta['vocab_size']}")
         streams[split] = tokens
     return TokenData(dir=tokens_dir, meta=meta, train=streams["train"], val=streams["val"])
+
+
+def check_made_by(data: TokenData, tokenizer_dir: Path, base: BaseModel | None) -> None:
+    """With a pretrained model, data/tokens and models/tokenizer must be its own tokenizer's, and
+    meta.json must record the base model as it is now (its lineage): one StageError otherwise."""
+    if base is None:
+        return
+    want = tokenizer_sha256(base.folder)
+    made = (data.meta.get("base_model") or {}).get("tokenizer_sha256")
+    config_path = tokenizer_dir / "codex_tokenizer.json"
+    saved = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    saved_sha = (saved.get("base") or {}).get("tokenizer_sha256")
+    if made != want or saved_sha != want:
+        by = (f"a tokenizer with sha256 {made[:12]}" if made else
+              f"the {data.meta.get('backend')} tokenizer the tokenize stage trained")
+        where = data.dir / "meta.json" if made != want else config_path
+        raise StageError(f"{where}: the token files were made by {by}, not by model.pretrained "
+                         f"{base.name}'s own tokenizer (sha256 {want[:12]}): rerun the tokenize stage with "
+                         f"model.pretrained set (dvc repro tokenize)")
+    recorded = data.meta["base_model"].get("sha256")
+    if recorded != folder_sha256(base.folder):
+        raise StageError(f"{data.dir / 'meta.json'}: model.pretrained {base.name} changed since the tokenize "
+                         f"stage recorded it (sha256 {str(recorded)[:12]}): rerun tokenize (dvc repro -f "
+                         f"tokenize) so the token files record the base this model is trained from")
 
 
 def _window(tokens: np.ndarray, start: int, seq_len: int) -> dict[str, torch.Tensor]:

@@ -30,6 +30,7 @@ import codex_ml.training
 from codex_ml.models import Vocab, apply_lora, build_model, count_parameters, save_model_folder
 from codex_ml.models.head import fuse_loss
 from codex_ml.params import Params, ParamsError, to_dict
+from codex_ml.pretrained import base_of
 from codex_ml.runtime import StageError, progress_enabled
 from codex_ml.training.checkpoint import (
     FORMAT,
@@ -38,7 +39,7 @@ from codex_ml.training.checkpoint import (
     fingerprint_of,
     report_and_clean,
 )
-from codex_ml.training.data import EvalWindows, TrainWindows, load_token_data, unigram_entropy
+from codex_ml.training.data import EvalWindows, TrainWindows, check_made_by, load_token_data, unigram_entropy
 from codex_ml.training.telemetry import LiveLogger, Progress, close_live, open_live
 from codex_ml.training.trainer import CodexTrainer, EvalOnSave, barrier, training_arguments
 
@@ -93,6 +94,7 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     if not (paths.tokenizer / "tokenizer_config.json").is_file():
         raise StageError(f"{paths.tokenizer} holds no Hugging Face tokenizer: run the tokenize stage first")
     data = load_token_data(paths.tokens)
+    check_made_by(data, paths.tokenizer, base_of(mp))
 
     configure_torch(tp.threads)
     model = build_model(mp, Vocab.from_meta(data.meta), tp.seq_len, tp.seed)
@@ -137,7 +139,8 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
 
     summary: dict[str, Any] = {}
     if main:
-        save_model_folder(trainer.accelerator.unwrap_model(trainer.model), paths.tokenizer, paths.model)
+        save_model_folder(trainer.accelerator.unwrap_model(trainer.model), paths.tokenizer, paths.model,
+                          base=data.meta.get("base_model"))
         vals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
         summary = {
             "model/parameters": parameters[0],

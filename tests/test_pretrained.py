@@ -1,0 +1,204 @@
+"""Fine-tuning real pretrained architectures with their own tokenizers, stage by stage, in process.
+
+Four families (tests/pretrainedkit.py: GPT-2, Llama, Qwen2, GPT-NeoX), each a random-init toy model
+saved with its own trained tokenizer, go through tokenize -> train (all weights, and LoRA) -> eval ->
+generate on the same small prepared corpus of real stdlib code. Plus: the refusals (token files of
+another tokenizer, a base model changed after tokenize), the offline hub-id path, lossy tokenizers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codex_ml.params import ParamsError, parse_params
+from codex_ml.pretrained import base_of, folder_sha256, resolve
+from codex_ml.runtime import StageError
+from tests.conftest import SAMPLE_MODULES
+from tests.evalkit import one_thread  # noqa: F401  (a fixture)
+from tests.pretrainedkit import FAMILIES, hub_cache, make_pretrained
+from tests.tokenizekit import folder_bytes, split_sample, write_prepared
+
+TRAIN = {"seq_len": 64, "batch_size": 8, "max_steps": 12, "warmup_steps": 2, "eval_every": 6,
+         "eval_batches": 2, "checkpoint_every": 6, "optimizer": "adamw", "lr": 0.003, "threads": 1}
+EVAL = {"bootstrap": 50, "completion_samples": 4, "completion_max_tokens": 8, "batch_size": 8, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data/prepared of 24 real stdlib modules, each cut to ~4 kB at a line end."""
+    import sysconfig
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    docs = []
+    for rel in SAMPLE_MODULES[:24]:
+        text = (stdlib / rel).read_text(encoding="utf-8")
+        docs.append((rel, text[:text.rindex("\n", 0, 4000) + 1] if len(text) > 4000 else text))
+    return write_prepared(tmp_path_factory.mktemp("corpus") / "prepared", split_sample(docs))
+
+
+def train_texts(corpus: Path) -> list[str]:
+    return [json.loads(line)["text"] for line in (corpus / "train.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def bases(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bases")
+    return {f: make_pretrained(f, train_texts(corpus), root / f) for f in FAMILIES}
+
+
+def params_for(base: Path | str, **model: Any) -> Any:
+    return parse_params({"model": {"pretrained": str(base), **model}, "train": TRAIN, "eval": EVAL})
+
+
+def run_tokenize(params: Any, corpus: Path, root: Path) -> dict[str, Any]:
+    from codex_ml.tokenization.stage import tokenize
+
+    return tokenize(params.tokenizer, corpus, root / "models/tokenizer", root / "data/tokens",
+                    root / "metrics/tokenize.json", base=base_of(params.model))
+
+
+def run_train(params: Any, root: Path) -> dict[str, Any]:
+    from codex_ml.training.run import TrainPaths, run_training
+
+    return run_training(params, TrainPaths(
+        tokens=root / "data/tokens", tokenizer=root / "models/tokenizer", model=root / "models/model",
+        checkpoints=root / "models/checkpoints", metrics=root / "metrics/train"))
+
+
+def run_eval(params: Any, corpus: Path, root: Path) -> dict[str, Any]:
+    from codex_ml.eval.evaluate import EvalInputs, run_eval
+
+    inputs = EvalInputs(model_dir=root / "models/model", tokens_dir=root / "data/tokens", prepared_dir=corpus,
+                        tokenizer_dir=root / "models/tokenizer")
+    return run_eval(params.eval, inputs, train_seq_len=params.train.seq_len)[0]
+
+
+def token_ids(root: Path, split: str) -> list[list[int]]:
+    import numpy as np
+
+    meta = json.loads((root / "data/tokens/meta.json").read_text())
+    info = meta["splits"][split]
+    tokens = np.fromfile(root / "data/tokens" / info["file"], dtype=meta["dtype"])
+    offsets = info["doc_offsets"]
+    return [tokens[offsets[i]:offsets[i + 1] - 1].tolist() for i in range(len(offsets) - 1)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_family_tokenize_train_lora_eval_generate(family: str, corpus: Path, bases: dict[str, Path],
+                                                       tmp_path: Path, one_thread: None) -> None:  # noqa: F811
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from codex_ml.eval.generate import SamplingParams, generate
+
+    base = bases[family]
+    params = params_for(base)
+    metrics = run_tokenize(params, corpus, tmp_path)
+    assert metrics["backend"] == "pretrained" and metrics["base_model"]["pretrained"] == str(base)
+    # The token files hold the model's own ids: what AutoTokenizer on the model folder gives.
+    own = AutoTokenizer.from_pretrained(base)
+    val = [json.loads(line)["text"] for line in (corpus / "val.jsonl").read_text().splitlines()]
+    assert token_ids(tmp_path, "val") == [own(t, add_special_tokens=False)["input_ids"] for t in val]
+    meta = json.loads((tmp_path / "data/tokens/meta.json").read_text())
+    assert meta["vocab_size"] == len(own) and meta["eos_id"] == own.eos_token_id
+    assert meta["pad_id"] == (own.pad_token_id if own.pad_token_id is not None else own.eos_token_id)
+    assert meta["base_model"]["sha256"] == folder_sha256(base)
+
+    run_train(params, tmp_path)
+    tuned = AutoModelForCausalLM.from_pretrained(tmp_path / "models/model")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "models/model")
+    assert type(tuned).__name__ == type(AutoModelForCausalLM.from_pretrained(base)).__name__
+    assert tok.eos_token_id == tuned.config.eos_token_id == meta["eos_id"]
+    assert tuned.config.pad_token_id == tok.pad_token_id == meta["pad_id"]
+    assert tok(val[0], add_special_tokens=False)["input_ids"] == token_ids(tmp_path, "val")[0]
+
+    scores = run_eval(params, corpus, tmp_path)
+    for split in ("val", "test"):
+        assert scores[split]["bits_per_byte"] < scores[split]["baselines"]["base_model_bpb"]
+    text = generate(tmp_path / "models/model", "def parse(", SamplingParams(max_new_tokens=8), device="cpu")
+    assert isinstance(text, str) and text
+
+    lora = params_for(base, lora={"enabled": True, "target_modules": ["all-linear"]})
+    run_train(lora, tmp_path)
+    assert (tmp_path / "models/model/adapter/adapter_config.json").is_file()
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "models/model")
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    assert run_eval(lora, corpus, tmp_path)["val"]["baselines"]["base_model_bpb"] == \
+        scores["val"]["baselines"]["base_model_bpb"]  # the same base, scorer and tokens
+
+
+def test_token_files_of_another_tokenizer_are_refused(corpus: Path, bases: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    trained = parse_params({"tokenizer": {"backend": "hf-bpe", "vocab_size": 300}, "train": TRAIN})
+    run_tokenize(trained, corpus, tmp_path / "a")
+    with pytest.raises(StageError, match=r"made by the hf-bpe tokenizer the tokenize stage trained, not by "
+                                         r"model\.pretrained .*gpt2's own tokenizer .*dvc repro tokenize"):
+        run_train(params_for(bases["gpt2"]), tmp_path / "a")
+    run_tokenize(params_for(bases["qwen2"]), corpus, tmp_path / "b")
+    with pytest.raises(StageError, match=r"made by a tokenizer with sha256 \w{12}, not by model\.pretrained"):
+        run_train(params_for(bases["gpt2"]), tmp_path / "b")
+
+
+def test_a_base_changed_after_tokenize_is_refused_and_tokenize_is_byte_identical(
+        corpus: Path, bases: dict[str, Path], tmp_path: Path) -> None:
+    base = shutil.copytree(bases["gpt2"], tmp_path / "base")
+    params = params_for(base)
+    run_tokenize(params, corpus, tmp_path / "a")
+    run_tokenize(params, corpus, tmp_path / "b")
+    for out in ("data/tokens", "models/tokenizer"):
+        assert folder_bytes(tmp_path / "a" / out) == folder_bytes(tmp_path / "b" / out)
+    (base / "generation_config.json").write_text("{}")  # the weights' folder changes, the tokenizer not
+    with pytest.raises(StageError, match=r"model\.pretrained .* changed since the tokenize stage"):
+        run_train(params, tmp_path / "a")
+
+
+def test_hub_id_resolves_from_the_local_cache_only(bases: dict[str, Path], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    snapshot = hub_cache(bases["gpt2"], tmp_path / "hf", "codex-test/tiny-gpt2", revision="a" * 40)
+    assert resolve("codex-test/tiny-gpt2").folder == snapshot
+    assert resolve("codex-test/tiny-gpt2", "a" * 40).folder == snapshot
+    assert folder_sha256(snapshot) == folder_sha256(bases["gpt2"])  # links followed: the same content
+    with pytest.raises(ParamsError, match=r"^model\.pretrained: codex-test/absent is not in the local "
+                                          r"Hugging Face cache .*nothing is downloaded.*hf download "
+                                          r"codex-test/absent"):
+        resolve("codex-test/absent")
+    with pytest.raises(ParamsError, match=r"model\.revision: applies to a hub id only"):
+        resolve(str(bases["gpt2"]), "main")
+
+
+def test_a_lossy_tokenizer_reports_its_round_trip_rate_and_bytes_stay_the_originals(
+        corpus: Path, bases: dict[str, Path], tmp_path: Path) -> None:
+    from tokenizers import normalizers
+    from transformers import AutoTokenizer
+
+    base = shutil.copytree(bases["gpt2"], tmp_path / "base")
+    tok = AutoTokenizer.from_pretrained(base)
+    tok.backend_tokenizer.normalizer = normalizers.Lowercase()  # not lossless on code
+    tok.save_pretrained(base)
+    metrics = run_tokenize(params_for(base), corpus, tmp_path)
+    assert 0 <= metrics["round_trip_exact"] < 1
+    meta = json.loads((tmp_path / "data/tokens/meta.json").read_text())
+    prepared = [json.loads(line) for line in (corpus / "val.jsonl").read_text().splitlines()]
+    assert meta["splits"]["val"]["doc_bytes"] == [len(r["text"].encode()) for r in prepared]
+
+
+def test_lora_targets_all_linear_and_per_architecture_defaults(bases: dict[str, Path]) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from codex_ml.models.lora import resolve_targets
+    from codex_ml.params import LoraParams
+
+    gpt2 = AutoModelForCausalLM.from_pretrained(bases["gpt2"])
+    assert resolve_targets(gpt2, LoraParams(enabled=True)) == ["c_attn"]  # GPT-2's own default
+    assert resolve_targets(gpt2, LoraParams(enabled=True, target_modules=["all-linear"])) == "all-linear"
+    with pytest.raises(ParamsError, match=r"q_proj not in the model; .*gpt2's default is \[c_attn\]; or use "
+                                          r"all-linear"):
+        resolve_targets(gpt2, LoraParams(enabled=True, target_modules=["q_proj"]))
