@@ -84,7 +84,8 @@ class DataParams(Section):
 class TokenizerParams(Section):
     key = "tokenizer"
 
-    backend: Literal["sentencepiece", "hf-bpe"] = "sentencepiece"
+    # pretrained: model.pretrained's own tokenizer; nothing is trained, the keys below are not used
+    backend: Literal["sentencepiece", "hf-bpe", "pretrained"] = "sentencepiece"
     vocab_size: int = 8192  # including the 4 special tokens and the 256 byte tokens
     model_type: Literal["bpe", "unigram"] = "bpe"  # sentencepiece only (hf-bpe is always bpe)
     max_sentence_length: int = 16384  # sentencepiece: longest training "sentence" (a line), bytes
@@ -94,9 +95,9 @@ class TokenizerParams(Section):
         # The floor is what every model holds before learning anything: 4 specials + 256 bytes
         # (+ the newline piece for sentencepiece). ids must fit the uint32 token files.
         floor = 262 if self.backend == "sentencepiece" else 261
-        _require(floor <= self.vocab_size <= 2**32, "tokenizer.vocab_size",
+        _require(self.backend == "pretrained" or floor <= self.vocab_size <= 2**32, "tokenizer.vocab_size",
                  f"an integer in [{floor}, 4294967296] for backend {self.backend}", self.vocab_size)
-        if self.backend != "sentencepiece" and self.model_type != "bpe":
+        if self.backend == "hf-bpe" and self.model_type != "bpe":
             raise ParamsError(f"tokenizer.model_type: {self.model_type!r} applies to backend "
                               f"sentencepiece only; backend {self.backend} is always 'bpe'")
         _require(10 <= self.max_sentence_length <= 2**30, "tokenizer.max_sentence_length",
@@ -111,7 +112,10 @@ class LoraParams(Section):
     r: int = 8
     alpha: float = 16.0
     dropout: float = 0.05
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    # module names, or all-linear (every linear layer but the output head); the default pair is
+    # Llama's, and on an architecture without them means that architecture's default (models/lora.py)
+    target_modules: list[str] | Literal["all-linear"] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    qlora: bool = False  # 4-bit base weights through bitsandbytes (QLoRA): CUDA only
 
     def check(self) -> None:
         _require(self.r > 0, "model.lora.r", "an integer > 0", self.r)
@@ -119,18 +123,29 @@ class LoraParams(Section):
         _require(0.0 <= self.dropout < 1.0, "model.lora.dropout", "a number in [0, 1)", self.dropout)
         if self.enabled and not self.target_modules:
             raise ParamsError("model.lora.target_modules: expected at least one module name, got []")
+        if self.qlora and not self.enabled:
+            raise ParamsError("model.lora.qlora: true needs model.lora.enabled: true (QLoRA trains LoRA "
+                              "adapters on 4-bit base weights)")
 
 
 class ModelParams(Section):
     key = "model"
 
     name: str = "llama-mini"  # a registry name (codex_ml.models.registry)
-    pretrained: str | None = None  # a local Hugging Face model folder; overrides name
+    # a local Hugging Face model folder, or a hub id (org/name) in the local HF cache; overrides name
+    pretrained: str | None = None
+    revision: str | None = None  # of a hub id: a branch, tag or commit in the local cache
     lora: LoraParams = Field(default_factory=LoraParams)
 
     def check(self) -> None:
         if not self.name and not self.pretrained:
             raise ParamsError("model.name: expected a registry name (or set model.pretrained)")
+        if self.revision is not None and not self.pretrained:
+            raise ParamsError(f"model.revision: {self.revision!r} needs model.pretrained (a hub id), "
+                              "got null")
+        if self.lora.qlora and not self.pretrained:
+            raise ParamsError("model.lora.qlora: true needs model.pretrained (it quantizes pretrained "
+                              "weights), got model.pretrained: null")
         self.lora.check()
 
 
@@ -156,6 +171,7 @@ class TrainParams(Section):
     checkpoint_every: int = 100
     keep_best: int = 2
     compile: bool = False
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on CUDA that supports it
     threads: int = 0  # torch intra-op threads; 0 = all cores
 
@@ -258,6 +274,9 @@ class Params(Section):
         for name in type(self).model_fields:
             getattr(self, name).check()
         train, ev = self.train, self.eval
+        if self.tokenizer.backend == "pretrained" and not self.model.pretrained:
+            raise ParamsError("tokenizer.backend: pretrained needs model.pretrained (whose tokenizer it is), "
+                              "got model.pretrained: null")
         if train.eval_every > train.max_steps:
             raise ParamsError(f"train.eval_every: expected <= train.max_steps ({train.max_steps}), "
                               f"got {train.eval_every}")

@@ -50,7 +50,7 @@ def base_of(model: ModelParams) -> BaseModel | None:
     """The resolved `model.pretrained` (and `model.revision`), or None for a from-scratch model."""
     if not model.pretrained:
         return None
-    return resolve(model.pretrained, getattr(model, "revision", None))
+    return resolve(model.pretrained, model.revision)
 
 
 def resolve(name: str, revision: str | None = None) -> BaseModel:

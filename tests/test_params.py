@@ -59,7 +59,7 @@ def test_defaults_validate() -> None:
         ({"train": {"lr": float("nan")}}, "train.lr: expected a finite number, got nan"),
         ({"data": {"path": 3}}, "data.path: expected a string or null, got 3"),
         ({"model": {"lora": {"r": 4, "bias": "none"}}},
-         "model.lora.bias: unknown key; expected one of alpha, dropout, enabled, r, target_modules"),
+         "model.lora.bias: unknown key; expected one of alpha, dropout, enabled, qlora, r, target_modules"),
         ({"model": {"lora": {"target_modules": ["q_proj", None]}}},
          "model.lora.target_modules[1]: expected a string, got null"),
         ({"model": {"lora": 8}}, "model.lora: expected a mapping of LoraParams keys, got 8"),
@@ -80,7 +80,7 @@ def test_empty_sections_take_every_default() -> None:
 def test_sections_built_directly_fail_with_the_same_line() -> None:
     """CLIs build sections from options (`codex tokenizer train --backend ...`)."""
     with pytest.raises(ParamsError, match=r"^tokenizer\.backend: expected one of sentencepiece, hf-bpe, "
-                                          r"got 'wordpiece'$"):
+                                          r"pretrained, got 'wordpiece'$"):
         TokenizerParams(backend="wordpiece")  # type: ignore[arg-type]
     with pytest.raises(ParamsError, match=r"^model\.lora\.r: expected an integer, got 1\.5$"):
         LoraParams(r=1.5)  # type: ignore[arg-type]

@@ -9,6 +9,8 @@ another tokenizer, a base model changed after tokenize), the offline hub-id path
 from __future__ import annotations
 
 import json
+import math
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -202,3 +204,48 @@ def test_lora_targets_all_linear_and_per_architecture_defaults(bases: dict[str, 
     with pytest.raises(ParamsError, match=r"q_proj not in the model; .*gpt2's default is \[c_attn\]; or use "
                                           r"all-linear"):
         resolve_targets(gpt2, LoraParams(enabled=True, target_modules=["q_proj"]))
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"tokenizer": {"backend": "pretrained"}},
+     "tokenizer.backend: pretrained needs model.pretrained (whose tokenizer it is), got model.pretrained: "
+     "null"),
+    ({"model": {"revision": "main"}}, "model.revision: 'main' needs model.pretrained (a hub id), got null"),
+    ({"model": {"pretrained": "org/name", "lora": {"qlora": True}}},
+     "model.lora.qlora: true needs model.lora.enabled: true"),
+    ({"model": {"lora": {"enabled": True, "qlora": True}}}, "model.lora.qlora: true needs model.pretrained"),
+    ({"model": {"lora": {"target_modules": "all-lienar"}}}, "model.lora.target_modules: expected"),
+])
+def test_fine_tuning_params_conflicts_name_both_keys(raw: dict, message: str) -> None:
+    with pytest.raises(ParamsError, match="^params.yaml: " + re.escape(message)):
+        parse_params(raw, "params.yaml")
+    assert parse_params({"model": {"lora": {"target_modules": "all-linear"}}}).model.lora.target_modules == \
+        "all-linear"
+
+
+def test_qlora_on_a_machine_without_cuda_is_one_error_before_anything_is_read(
+        bases: dict[str, Path], tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: QLoRA runs")
+    params = params_for(bases["gpt2"], lora={"enabled": True, "qlora": True})
+    with pytest.raises(ParamsError, match=r"^model\.lora\.qlora: 4-bit base weights \(bitsandbytes\) need a "
+                                          r"CUDA GPU and torch sees none; set model\.lora\.qlora: false"):
+        run_train(params, tmp_path)  # no token files there: the QLoRA check comes first
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])  # the fused loss, and transformers' own
+def test_gradient_checkpointing_trains_the_same_numbers(family: str, corpus: Path, bases: dict[str, Path],
+                                                        tmp_path: Path, one_thread: None) -> None:  # noqa: F811
+    lora = {"enabled": True, "target_modules": "all-linear"}
+    raw = {"model": {"pretrained": str(bases[family]), "lora": lora},
+           "train": {**TRAIN, "max_steps": 4, "eval_every": 2, "checkpoint_every": 2}}
+    run_tokenize(parse_params(raw), corpus, tmp_path)
+    plain = run_train(parse_params(raw), tmp_path)
+    shutil.rmtree(tmp_path / "models/checkpoints")
+    checkpointed = run_train(parse_params({**raw, "train": {**raw["train"], "gradient_checkpointing": True}}),
+                             tmp_path)
+    assert checkpointed["val/final_loss"] == pytest.approx(plain["val/final_loss"], rel=1e-6)
+    assert math.isfinite(checkpointed["val/final_loss"])

@@ -12,9 +12,12 @@ from codex_ml.models.lora import is_lora
 MODEL_RECORD = "codex_model.json"  # the base model a fine-tuned folder came from: eval's baseline
 
 
-def save_model_folder(model: Any, tokenizer_dir: Path, out_dir: Path, base: dict[str, Any] | None = None) -> None:
+def save_model_folder(model: Any, tokenizer_dir: Path, out_dir: Path, base: dict[str, Any] | None = None,
+                      base_dir: Path | None = None) -> None:
     """Write `model` (LoRA merged; the adapter kept in adapter/) plus the tokenizer's files to `out_dir`;
     with `base` (the pretrained model it was tuned from, as meta.json records it), codex_model.json.
+    A QLoRA model's adapter is merged into the base reloaded from `base_dir` in bf16, so models/model
+    is a plain model, not 4-bit weights.
 
     Merging modifies a peft model in place, so call this once, after training.
     """
@@ -23,10 +26,25 @@ def save_model_folder(model: Any, tokenizer_dir: Path, out_dir: Path, base: dict
             write_json(tmp / MODEL_RECORD, {"base_model": base})
         if is_lora(model):
             model.save_pretrained(tmp / "adapter")  # adapter_config.json + adapter_model.safetensors
-            model = model.merge_and_unload()
+            if getattr(model, "is_loaded_in_4bit", False) or getattr(model.base_model, "is_loaded_in_4bit", False):
+                model = _merge_into_full_precision(model, tmp / "adapter", base_dir)
+            else:
+                model = model.merge_and_unload()
         model.save_pretrained(tmp)  # config.json, generation_config.json, model.safetensors
         for f in sorted(tokenizer_dir.iterdir()):
             if f.is_file():
                 if (tmp / f.name).exists():  # a tokenizer file named like a model file: a contract bug
                     raise RuntimeError(f"tokenizer file {f.name} collides with a model file")
                 shutil.copyfile(f, tmp / f.name)
+
+
+def _merge_into_full_precision(model: Any, adapter_dir: Path, base_dir: Path | None) -> Any:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    if base_dir is None:
+        raise RuntimeError("a 4-bit (QLoRA) model needs its base folder to be merged")
+    full = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16)
+    full.config.update({k: getattr(model.config, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")})
+    return PeftModel.from_pretrained(full, adapter_dir).merge_and_unload()

@@ -58,10 +58,13 @@ def resolve_targets(model: Any, params: LoraParams) -> str | list[str]:
     return targets
 
 
-def apply_lora(model: Any, params: LoraParams) -> Any:
-    """Wrap `model` in a peft LoRA model: only the adapters train."""
-    from peft import LoraConfig, TaskType, get_peft_model
+def apply_lora(model: Any, params: LoraParams, gradient_checkpointing: bool = False) -> Any:
+    """Wrap `model` in a peft LoRA model: only the adapters train. A 4-bit (QLoRA) base is first made
+    trainable as peft prescribes (norms in fp32, input grads for checkpointing)."""
+    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 
+    if params.qlora:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     targets = resolve_targets(model, params)
     config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=params.r,
                         lora_alpha=params.alpha,  # type: ignore[arg-type]  # annotated int; used as alpha / r

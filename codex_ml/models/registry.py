@@ -105,10 +105,32 @@ def build_model(params: ModelParams, vocab: Vocab, seq_len: int, seed: int) -> A
     torch.manual_seed(seed)  # the initial weights are a function of the seed alone
     if base is None:
         return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(base.folder, dtype=torch.float32)
+    quantized = quantization_config(params)
+    model = AutoModelForCausalLM.from_pretrained(
+        base.folder, dtype=torch.bfloat16 if quantized else torch.float32, quantization_config=quantized,
+        **({"device_map": {"": torch.cuda.current_device()}} if quantized else {}))
     agree_special_ids(model, vocab)
     return model
 
+
+def quantization_config(params: ModelParams) -> Any:
+    """QLoRA's base weights: 4-bit NF4 with double quantization, bf16 compute (bitsandbytes, CUDA
+    only); None without model.lora.qlora. On a machine without CUDA: one ParamsError."""
+    if not params.lora.qlora:
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ParamsError("model.lora.qlora: 4-bit base weights (bitsandbytes) need a CUDA GPU and torch sees "
+                          "none; set model.lora.qlora: false (LoRA on full-precision weights runs on a CPU)")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ParamsError("model.lora.qlora: needs the bitsandbytes package (pip install bitsandbytes)") from None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
 
 def agree_special_ids(model: Any, vocab: Vocab) -> None:
     """Make the model's config and generation config name the tokenizer's special ids (those that

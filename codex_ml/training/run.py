@@ -29,6 +29,7 @@ import codex_ml.models
 import codex_ml.training
 from codex_ml.models import Vocab, apply_lora, build_model, count_parameters, save_model_folder
 from codex_ml.models.head import fuse_loss
+from codex_ml.models.registry import quantization_config
 from codex_ml.params import Params, ParamsError, to_dict
 from codex_ml.pretrained import base_of
 from codex_ml.runtime import StageError, progress_enabled
@@ -91,15 +92,17 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     if tp.batch_size % processes:
         raise ParamsError(f"train.batch_size: expected a multiple of the {processes} processes, got "
                           f"{tp.batch_size} (it is the global batch, split across processes)")
+    quantization_config(mp)  # QLoRA without CUDA or bitsandbytes: one error before anything is read
+    base = base_of(mp)
     if not (paths.tokenizer / "tokenizer_config.json").is_file():
         raise StageError(f"{paths.tokenizer} holds no Hugging Face tokenizer: run the tokenize stage first")
     data = load_token_data(paths.tokens)
-    check_made_by(data, paths.tokenizer, base_of(mp))
+    check_made_by(data, paths.tokenizer, base)
 
     configure_torch(tp.threads)
     model = build_model(mp, Vocab.from_meta(data.meta), tp.seq_len, tp.seed)
     if mp.lora.enabled:
-        model = apply_lora(model, mp.lora)
+        model = apply_lora(model, mp.lora, tp.gradient_checkpointing)
     # The fused loss is 1.36x faster forward + backward on CPU (llama-mini); on an H200 in bf16 it was
     # 0.88-1.05x of transformers' loss (docs/speedrun.md), so CUDA runs keep transformers' loss.
     fused = not torch.cuda.is_available() and fuse_loss(model)
@@ -140,7 +143,7 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     summary: dict[str, Any] = {}
     if main:
         save_model_folder(trainer.accelerator.unwrap_model(trainer.model), paths.tokenizer, paths.model,
-                          base=data.meta.get("base_model"))
+                          base=data.meta.get("base_model"), base_dir=base.folder if base else None)
         vals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
         summary = {
             "model/parameters": parameters[0],
