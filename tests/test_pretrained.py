@@ -249,3 +249,30 @@ def test_gradient_checkpointing_trains_the_same_numbers(family: str, corpus: Pat
                              tmp_path)
     assert checkpointed["val/final_loss"] == pytest.approx(plain["val/final_loss"], rel=1e-6)
     assert math.isfinite(checkpointed["val/final_loss"])
+
+
+@pytest.mark.parametrize("family", ["qwen2", "mistral"])
+def test_the_fused_loss_is_exact_on_the_other_plain_head_families(family: str,
+                                                                  bases: dict[str, Path]) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, MistralConfig
+
+    from codex_ml.models import head
+
+    def load() -> Any:
+        if family == "qwen2":
+            return AutoModelForCausalLM.from_pretrained(bases["qwen2"])
+        torch.manual_seed(0)
+        return AutoModelForCausalLM.from_config(MistralConfig(
+            vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=64))
+
+    plain, fused = load(), load()
+    assert head.fuse_loss(fused)
+    x = torch.randint(0, 300, (4, 32), generator=torch.Generator().manual_seed(0))
+    ref, out = plain(input_ids=x, labels=x).loss, fused(input_ids=x, labels=x)
+    assert out.logits is None and float(out.loss) == pytest.approx(float(ref), rel=1e-6)
+    ref.backward()
+    out.loss.backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), fused.named_parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-7, msg=name)
