@@ -159,7 +159,7 @@ def test_a_base_changed_after_tokenize_is_refused_and_tokenize_is_byte_identical
         run_train(params, tmp_path / "a")
 
 
-def test_hub_id_resolves_from_the_local_cache_only(bases: dict[str, Path], tmp_path: Path,
+def test_hub_id_resolves_from_the_local_cache_only(corpus: Path, bases: dict[str, Path], tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -174,6 +174,23 @@ def test_hub_id_resolves_from_the_local_cache_only(bases: dict[str, Path], tmp_p
         resolve("codex-test/absent")
     with pytest.raises(ParamsError, match=r"model\.revision: applies to a hub id only"):
         resolve(str(bases["gpt2"]), "main")
+    # the stages take the id as they take a folder, and record the id and revision, not the cache path
+    run_tokenize(params_for("codex-test/tiny-gpt2", revision="a" * 40), corpus, tmp_path / "run")
+    meta = json.loads((tmp_path / "run/data/tokens/meta.json").read_text())
+    assert meta["base_model"]["pretrained"] == "codex-test/tiny-gpt2"
+    assert meta["base_model"]["revision"] == "a" * 40
+
+
+def test_lora_fine_tuning_is_byte_identical_run_to_run(corpus: Path, bases: dict[str, Path], tmp_path: Path,
+                                                       one_thread: None) -> None:  # noqa: F811
+    lora = {"enabled": True, "target_modules": "all-linear"}
+    raw = {"model": {"pretrained": str(bases["gpt2"]), "lora": lora},
+           "train": {**TRAIN, "max_steps": 4, "eval_every": 2, "checkpoint_every": 2}}
+    run_tokenize(parse_params(raw), corpus, tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for run in ("a", "b"):
+        run_train(parse_params(raw), tmp_path / run)
+    assert folder_bytes(tmp_path / "a/models/model") == folder_bytes(tmp_path / "b/models/model")
 
 
 def test_a_lossy_tokenizer_reports_its_round_trip_rate_and_bytes_stay_the_originals(
