@@ -293,3 +293,21 @@ def test_the_fused_loss_is_exact_on_the_other_plain_head_families(family: str,
     out.loss.backward()
     for (name, a), (_, b) in zip(plain.named_parameters(), fused.named_parameters(), strict=True):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_special_token_text_in_code_is_text_and_the_saved_tokenizer_stays_the_models(
+        bases: dict[str, Path], tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from codex_ml.tokenization import PretrainedTokenizer, load_tokenizer
+
+    tok = PretrainedTokenizer.from_base(resolve(str(bases["gpt2"])))
+    code = 'END = "<|endoftext|>"\n'
+    ids = tok.encode(code)
+    assert tok.special_ids.eos not in ids and tok.decode(ids) == code
+    tok.save(tmp_path / "tok")
+    saved = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    assert saved.encode("<|endoftext|>", add_special_tokens=False) == [tok.special_ids.eos]  # as the model's
+    assert saved.pad_token_id == saved.eos_token_id == tok.special_ids.pad  # no pad: EOS pads
+    again = load_tokenizer(tmp_path / "tok")  # `codex tokenizer` reads the folder back
+    assert again.encode(code) == ids and again.special_ids == tok.special_ids

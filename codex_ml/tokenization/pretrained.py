@@ -8,7 +8,9 @@ Choices, so that packed streams mean what the rest of the pipeline assumes:
 - documents are encoded without special tokens (no BOS a tokenizer would add itself) and the packed
   stream puts the tokenizer's EOS after each one, as for the trained backends;
 - special-token text inside a document ("<|endoftext|>" in a string literal) is text, never a control
-  token: `split_special_tokens` is saved on, so AutoTokenizer on models/tokenizer gives the same ids;
+  token (as for the trained backends). The saved tokenizer keeps the model's own behaviour (chat
+  templates still get their special ids), so on such a document AutoTokenizer's ids differ from the
+  token files: `autotokenizer_match` in metrics/tokenize.json counts it;
 - a tokenizer without a pad token pads with its EOS (saved so: pad_token = eos_token). Padded
   positions are never scored or trained on, so the choice changes no number;
 - a tokenizer that is not lossless on code (a normaliser, a dummy prefix, an unknown token) is
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from codex_ml.io import write_json
 from codex_ml.pretrained import BaseModel
@@ -39,8 +42,9 @@ class PretrainedTokenizer(CodexTokenizer):
         if not getattr(auto, "is_fast", False) or getattr(auto, "backend_tokenizer", None) is None:
             raise TokenizerError(f"{base.get('pretrained')}: the tokenizer has no `tokenizers` backend "
                                  f"(tokenizer.json); only fast tokenizers are supported")
-        auto.split_special_tokens = True
-        self.hf = auto.backend_tokenizer
+        # A copy: the flag is runtime state of the Rust tokenizer, and `auto` (what is saved and what
+        # users load) keeps the model's own handling of special-token text.
+        self.hf = Tokenizer.from_str(auto.backend_tokenizer.to_str())
         self.hf.encode_special_tokens = True  # special-token text in a document is text
         self.auto, self.base = auto, base
         eos = auto.eos_token_id
