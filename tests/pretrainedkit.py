@@ -2,7 +2,7 @@
 
 Nothing is downloaded: each family's config is the real transformers class at a toy size, randomly
 initialised from a seed, and its tokenizer is trained here with `tokenizers` the way that family's
-tokenizer is built (GPT-2/Qwen2/NeoX: byte-level BPE with `<|endoftext|>`; Llama: SentencePiece-style
+tokenizer is built (GPT-2/Qwen2/NeoX/Phi: byte-level BPE with `<|endoftext|>`; Llama: SentencePiece-style
 BPE with a metaspace dummy prefix, byte fallback and a BOS the tokenizer adds itself, so not lossless
 on code). Each is saved with `save_pretrained`, exactly as a user's model folder would be.
 `hub_cache` lays a folder out as the Hugging Face cache does, for the offline hub-id path.
@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-FAMILIES = ("gpt2", "llama", "qwen2", "gpt_neox")
+FAMILIES = ("gpt2", "llama", "qwen2", "gpt_neox", "phi")
 WINDOW = 128  # positions of every fixture
 
 
@@ -60,12 +60,15 @@ def train_family_tokenizer(family: str, texts: list[str], vocab_size: int = 400)
 
 def family_config(family: str, tokenizer: Any) -> Any:
     """A toy-sized config of the family's real class, special ids from the tokenizer."""
-    from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig, Qwen2Config
+    from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig, PhiConfig, Qwen2Config
 
     ids = dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     if family == "gpt2":
         return GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=WINDOW, **ids)
+    if family == "phi":  # a head with a bias, partial rotary: no fused loss
+        return PhiConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         max_position_embeddings=WINDOW, **ids)
     if family == "gpt_neox":
         return GPTNeoXConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                              max_position_embeddings=WINDOW, tie_word_embeddings=False, **ids)

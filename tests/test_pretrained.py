@@ -1,6 +1,6 @@
 """Fine-tuning real pretrained architectures with their own tokenizers, stage by stage, in process.
 
-Four families (tests/pretrainedkit.py: GPT-2, Llama, Qwen2, GPT-NeoX), each a random-init toy model
+Five families (tests/pretrainedkit.py: GPT-2, Llama, Qwen2, GPT-NeoX, Phi), each a random-init toy model
 saved with its own trained tokenizer, go through tokenize -> train (all weights, and LoRA) -> eval ->
 generate on the same small prepared corpus of real stdlib code. Plus: the refusals (token files of
 another tokenizer, a base model changed after tokenize), the offline hub-id path, lossy tokenizers.
