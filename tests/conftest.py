@@ -77,7 +77,7 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
         """hydra=True also copies conf/ and enables DVC's Hydra composition, as in the project."""
         repo = tmp_path / name
         repo.mkdir()
-        for item in ("dvc.yaml", "stages", "codex_ml", *(("conf",) if hydra else ())):
+        for item in ("dvc.yaml", "stages", "codex_ml", "base-models", *(("conf",) if hydra else ())):
             src = ROOT / item
             if src.is_dir():
                 shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__"))

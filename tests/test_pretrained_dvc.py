@@ -4,6 +4,7 @@ model.pretrained=...` in a fresh repository, on a GPT-2-family folder with its o
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,3 +60,11 @@ def test_dvc_exp_run_with_the_pretrained_profile_trains_on_the_models_own_ids(
     assert "base model, before fine-tuning" in md
     gen = run(["codex", "generate", "--model", "models/model", "def parse(", "--max-new-tokens", "8"], repo)
     assert gen.stdout.startswith("def parse(")
+
+    # A base kept in the repository under DVC is a dependency DVC sees: a new or changed one there
+    # makes tokenize (and, through meta.json's hashes, train and eval) stale.
+    assert "tokenize" not in run(["dvc", "status", "tokenize"], repo).stdout
+    shutil.copytree(base, repo / "base-models/my-model")
+    run(["dvc", "add", "base-models/my-model"], repo)
+    status = run(["dvc", "status", "tokenize"], repo).stdout
+    assert "tokenize" in status and "base-models" in status
