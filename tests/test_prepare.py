@@ -14,25 +14,16 @@ from hypothesis import strategies as st
 
 from codex_ml.data.filters import is_generated, reject_reason
 from codex_ml.data.prepare import prepare, split_of
-from codex_ml.data.secrets import KINDS, redact
+from codex_ml.data.secrets import KINDS, placeholder, redact
 from codex_ml.data.sources import include_spec, iter_documents, stdlib_root
 from codex_ml.params import DataParams
+from tests.planted_secrets import CASES, planted_line
 
-# One planted example of every secret kind, as it would appear in real code or config: (line, secret).
-PLANTED_SECRETS = {
-    "aws_key": ("AWS_ACCESS_KEY_ID = AKIAIOSFODNN7EXAMPLE\n", "AKIAIOSFODNN7EXAMPLE"),
-    "github_token": ("token: ghp_16C7e42F292c6912E7710c838347Ae178B4a\n",
-                     "ghp_16C7e42F292c6912E7710c838347Ae178B4a"),
-    "gitlab_token": ('GITLAB = "glpat-xYz12345678901234567"\n', "glpat-xYz12345678901234567"),
-    "slack_token": ('hook = "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOp"\n',
-                    "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOp"),
-    "private_key": ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nQ1w2e3r4\n"
-                    "-----END RSA PRIVATE KEY-----\n", "MIIEpAIBAAKCAQEA7"),
-    "jwt": ("auth = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
-            "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U'\n", "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
-    "password": ('db_password = "hunter2hunter2"\n', "hunter2hunter2"),
-    "email": ("# maintained by jane.doe+code@example.co.uk\n", "jane.doe+code@example.co.uk"),
-}
+# One planted example of every secret kind (tests/planted_secrets.py), as a line of Python: (line, secret).
+PLANTED_SECRETS: dict[str, tuple[str, str]] = {}
+for _case in CASES:
+    if _case.kind not in PLANTED_SECRETS and "assignment" in _case.contexts:
+        PLANTED_SECRETS[_case.kind] = (planted_line(_case), _case.secret)
 PLANTED = {kind: line for kind, (line, _) in PLANTED_SECRETS.items()}
 
 
@@ -43,14 +34,13 @@ def test_every_kind_is_planted() -> None:
 @pytest.mark.parametrize("kind", sorted(PLANTED))
 def test_each_secret_kind_is_redacted_and_counted(kind: str) -> None:
     text, counts = redact("x = 1\n" + PLANTED[kind] + "y = 2\n")
-    placeholder = "<EMAIL>" if kind == "email" else f"<SECRET:{kind}>"
-    assert placeholder in text
+    assert placeholder(kind) in text
     assert dict(counts) == {kind: 1}
     assert text.startswith("x = 1\n") and text.endswith("y = 2\n")
 
 
 def test_assignment_keeps_the_name_and_quotes() -> None:
-    text, _ = redact('api_key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"\n')
+    text, _ = redact('api_key = "hunter2hunter2"\n')
     assert text == 'api_key = "<SECRET:password>"\n'
     text, _ = redact('{"password": "correct-horse-battery"}')
     assert text == '{"password": "<SECRET:password>"}'

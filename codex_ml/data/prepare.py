@@ -61,7 +61,7 @@ def collect(params: DataParams) -> PrepareResult:
             result.rejected["generated"] += 1
             continue
         if params.redact_secrets:
-            text, counts = redact(text)
+            text, counts = redact(text, doc.path)
             result.redactions.update(counts)
         encoded = text.encode("utf-8")
         split = split_of(doc.path, params.val_fraction, params.test_fraction)
