@@ -62,7 +62,8 @@ class DataParams(Section):
     max_file_bytes: int = 1_000_000
     val_fraction: float = 0.02
     test_fraction: float = 0.02
-    redact_secrets: bool = True
+    redact_secrets: bool = True  # keys, tokens, passwords (and PII, unless redact_pii is false); false: none
+    redact_pii: bool = True  # e-mail and public IP addresses too (only while redact_secrets is true)
     drop_generated: bool = True  # reject files whose first 5 lines say they were generated
     respect_gitignore: bool = True  # dir: skip what the corpus's own .gitignore files ignore
 

@@ -118,3 +118,15 @@ def test_non_ascii_documents_keep_character_offsets() -> None:
     redacted, counts = redact(text)
     assert redacted == '# café — naïve\nblob = "<SECRET:high_entropy>"\n'
     assert dict(counts) == {"high_entropy": 1}
+
+
+def test_pii_can_be_kept_while_keys_are_redacted() -> None:
+    """data.redact_pii: false keeps e-mail and IP addresses; every key is still redacted."""
+    key = next(c for c in CASES if c.kind == "github_token")
+    text = f'TOKEN = "{key.value}"\n# maintainer: jane.doe@codex-example.org, server 52.94.236.248\n'
+    both, counts = redact(text, "settings.py")
+    assert key.value not in both and "jane.doe@" not in both and "52.94.236.248" not in both
+    keys_only, kept = redact(text, "settings.py", pii_too=False)
+    assert key.value not in keys_only and dict(kept) == {"github_token": 1}
+    assert "jane.doe@codex-example.org" in keys_only and "52.94.236.248" in keys_only
+    assert counts["email"] == 1 and counts["ipv4"] == 1

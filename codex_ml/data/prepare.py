@@ -61,7 +61,7 @@ def collect(params: DataParams) -> PrepareResult:
             result.rejected["generated"] += 1
             continue
         if params.redact_secrets:
-            text, counts = redact(text, doc.path)
+            text, counts = redact(text, doc.path, pii_too=params.redact_pii)
             result.redactions.update(counts)
         encoded = text.encode("utf-8")
         split = split_of(doc.path, params.val_fraction, params.test_fraction)
@@ -80,6 +80,7 @@ def metrics_of(result: PrepareResult, params: DataParams) -> dict[str, Any]:
         "duplicates": result.duplicates,
         "redactions": {k: result.redactions.get(k, 0) for k in KINDS},
         "redact_secrets": params.redact_secrets,
+        "redact_pii": params.redact_secrets and params.redact_pii,
         "drop_generated": params.drop_generated,
     }
 

@@ -224,9 +224,9 @@ def _high_entropy_spans(doc: _Doc) -> Iterator[Span]:
             yield start, start + len(value), "high_entropy"
 
 
-def find_secrets(text: str, path: str = "") -> list[Span]:
+def find_secrets(text: str, path: str = "", pii_too: bool = True) -> list[Span]:
     """Every finding in `text` as (start, end, kind), non-overlapping, sorted by position. `path`
-    (its suffix) decides whether unquoted config values count."""
+    (its suffix) decides whether unquoted config values count; `pii_too` adds e-mail and IP addresses."""
     doc = _Doc(text, path)
     candidates: list[Span] = []
     if any(a in text for a in PRIVATE_KEY_ANCHORS):
@@ -235,8 +235,9 @@ def find_secrets(text: str, path: str = "") -> list[Span]:
         candidates += _rule_spans(rule, doc)
     candidates += _keyword_spans(doc)
     candidates += _high_entropy_spans(doc)
-    candidates += pii.email_spans(text)
-    candidates += pii.ip_spans(text)
+    if pii_too:
+        candidates += pii.email_spans(text)
+        candidates += pii.ip_spans(text)
     # Earlier detectors win where spans overlap (the list is in priority order).
     kept: list[Span] = []  # sorted by start, never overlapping
     for span in candidates:
@@ -246,9 +247,10 @@ def find_secrets(text: str, path: str = "") -> list[Span]:
     return kept
 
 
-def redact(text: str, path: str = "") -> tuple[str, Counter[str]]:
-    """Return `text` with every secret and PII finding replaced, and the count per kind."""
-    spans = find_secrets(text, path)
+def redact(text: str, path: str = "", pii_too: bool = True) -> tuple[str, Counter[str]]:
+    """Return `text` with every secret (and, with `pii_too`, PII) finding replaced, and the count per
+    kind."""
+    spans = find_secrets(text, path, pii_too)
     counts: Counter[str] = Counter(kind for _, _, kind in spans)
     if not spans:
         return text, counts
