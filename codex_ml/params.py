@@ -195,6 +195,29 @@ class TrainParams(Section):
         _require(self.threads >= 0, "train.threads", "an integer >= 0 (0 = all cores)", self.threads)
 
 
+class HumanEvalParams(Section):
+    key = "eval.humaneval"
+
+    enabled: bool = False  # the eval stage runs HumanEval too (codex eval --humaneval: always)
+    n: int = 0  # sampled completions per problem for pass@k (k = 1, 10, 100 up to n); 0 = greedy only
+    temperature: float = 0.8  # of the samples (greedy pass@1 is always measured)
+    top_p: float = 0.95
+    max_new_tokens: int = 128  # per completion (at most half the model's window)
+    timeout: float = 3.0  # wall-clock seconds per program in the sandbox (CPU seconds too)
+    workers: int = 0  # programs run at once; 0 = one per core
+    limit: int = 0  # the first `limit` problems only; 0 = all 164
+
+    def check(self) -> None:
+        _require(self.n >= 0, "eval.humaneval.n", "an integer >= 0 (0 = greedy only)", self.n)
+        _require(self.temperature > 0, "eval.humaneval.temperature", "a number > 0", self.temperature)
+        _require(0 < self.top_p <= 1, "eval.humaneval.top_p", "a number in (0, 1]", self.top_p)
+        _require(self.max_new_tokens >= 1, "eval.humaneval.max_new_tokens", "an integer >= 1",
+                 self.max_new_tokens)
+        _require(self.timeout > 0, "eval.humaneval.timeout", "a number > 0", self.timeout)
+        _require(self.workers >= 0, "eval.humaneval.workers", "an integer >= 0 (0 = all cores)", self.workers)
+        _require(self.limit >= 0, "eval.humaneval.limit", "an integer >= 0 (0 = all 164)", self.limit)
+
+
 class EvalParams(Section):
     key = "eval"
 
@@ -206,6 +229,7 @@ class EvalParams(Section):
     stride: int = 0  # sliding-window step in tokens; 0 = window // 2
     seed: int = 1337
     threads: int = 0  # torch intra-op threads; 0 = torch's default (all cores)
+    humaneval: HumanEvalParams = Field(default_factory=HumanEvalParams)
 
     # The settings that follow the window, in one place for eval and for the checks here.
     def window_for(self, train_seq_len: int) -> int:
@@ -241,6 +265,7 @@ class EvalParams(Section):
         if self.window:
             self.check_window(self.window, f"eval.window ({self.window})")
         _require(self.threads >= 0, "eval.threads", "an integer >= 0 (0 = all cores)", self.threads)
+        self.humaneval.check()
 
 
 class ReportParams(Section):

@@ -39,6 +39,14 @@ def eval_command(
         help="tokens per completion at most (0: min(64, window // 2))")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     out: Annotated[Path | None, typer.Option(help="write the metrics (eval.json format) here")] = None,
+    humaneval: Annotated[bool, typer.Option(
+        help="HumanEval pass@1 (and pass@k with --samples) in the sandbox, instead of the splits")] = False,
+    samples: Annotated[int | None, typer.Option(help="HumanEval: sampled completions per problem (pass@k)")]
+        = None,
+    limit: Annotated[int | None, typer.Option(help="HumanEval: the first N problems only (0: all 164)")]
+        = None,
+    rows: Annotated[Path | None, typer.Option(help="HumanEval: write the per-problem rows (NDJSON) here")]
+        = None,
 ) -> None:
     """Evaluate a model on the val/test split: bits per byte, loss, accuracy, line completion."""
     from codex_ml.eval.data import SPLITS
@@ -62,19 +70,33 @@ def eval_command(
                                             completion_max_tokens=completion_max_tokens).items()
                      if v is not None}
         eval_params = eval_params.model_copy(update=overrides)  # an option overrides eval.<the same name>
+        if humaneval:
+            he = {k: v for k, v in dict(n=samples, limit=limit).items() if v is not None}
+            eval_params = eval_params.model_copy(update={"humaneval": eval_params.humaneval.model_copy(
+                update={"enabled": True, **he})})
+            split = []
+        elif samples is not None or limit is not None or rows is not None:
+            raise StageError("--samples, --limit and --rows apply to --humaneval")
         eval_params.check()
         inputs = EvalInputs(model_dir=model, tokens_dir=tokens, prepared_dir=prepared,
-                            tokenizer_dir=tokenizer, retokenize=retokenize)
-        metrics, _, settings = run_eval(eval_params, inputs, tuple(dict.fromkeys(split)), device=device,
-                                        train_seq_len=seq_len)
+                            tokenizer_dir=tokenizer, retokenize=retokenize or humaneval)
+        metrics, results, settings = run_eval(eval_params, inputs, tuple(dict.fromkeys(split)), device=device,
+                                              train_seq_len=seq_len)
     except (StageError, ParamsError) as exc:
         raise _fail("eval", exc) from None
     print(f"model {model}: {settings['parameters']:,} parameters; window {settings['window']}, "
-          f"stride {settings['stride']}, {settings['device']}; documents from {settings['documents_from']}")
+          f"stride {settings['stride']}, {settings['device']}"
+          + (f"; documents from {settings['documents_from']}" if split else ""))
     for name, m in metrics.items():
         print(summary_line(name, m))
     if out is not None:
         write_json(out, metrics)
+    if rows is not None:
+        from codex_ml.eval.evaluate import ndjson
+        from codex_ml.io import atomic_open
+
+        with atomic_open(rows, "w") as f:
+            f.write(ndjson(next(r.rows for r in results if r.name == "humaneval")))
 
 
 def generate_command(

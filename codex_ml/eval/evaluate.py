@@ -251,13 +251,21 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = S
     stride = params.stride_in(window)
     # Params validation checked these against the pipeline's model; this is any model `codex eval` reads.
     params.check_window(window, f"the model's window ({window} tokens)")
-    unigram_log2p = baselines.unigram_log2_probs(train_ids(inputs, tokenizer, eos_id), unigram_vocab)
+    unigram_log2p = baselines.unigram_log2_probs(train_ids(inputs, tokenizer, eos_id), unigram_vocab) \
+        if splits else np.zeros(0)
     results = []
     for split in splits:
         docs, texts = load_documents(inputs, split, tokenizer, eos_id)
         results.append(evaluate_split(model, tokenizer, split, docs, texts, unigram_log2p, params,
                                       window=window, stride=stride, eos_id=eos_id, pad_id=pad_id,
                                       device=dev, base=base))
+    if params.humaneval.enabled:
+        from codex_ml.eval.humaneval import run_humaneval
+
+        he_metrics, he_rows = run_humaneval(model, tokenizer, params.humaneval, window=window,
+                                            batch_size=params.batch_size, eos_id=eos_id, pad_id=pad_id,
+                                            device=dev, resamples=params.bootstrap, seed=params.seed)
+        results.append(SplitResult("humaneval", he_metrics, he_rows))
     settings = {
         "model": str(inputs.model_dir), "architecture": type(model).__name__,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -268,6 +276,8 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = S
         "bootstrap": params.bootstrap, "completion_samples": params.completion_samples,
         "completion_max_tokens": params.completion_tokens_in(window), "seed": params.seed,
     }
+    if params.humaneval.enabled:
+        settings["humaneval"] = params.humaneval.model_dump()
     return {r.name: r.metrics for r in results}, results, settings
 
 
@@ -277,6 +287,10 @@ def write_outputs(metrics: dict[str, Any], results: list[SplitResult], settings:
     with atomic_dir(out_dir) as tmp:
         for r in results:
             (tmp / f"{r.name}.ndjson").write_text(ndjson(r.rows), encoding="utf-8")
+            if r.name == "humaneval":  # per-problem pass/fail, the table `dvc plots diff` draws
+                table = "".join(f"{row['task_id']},{int(row['passed'])},{row['kind']}\n" for row in r.rows)
+                (tmp / "humaneval.csv").write_text("task_id,passed,kind\n" + table, encoding="utf-8")
+                continue
             (tmp / f"{r.name}.csv").write_text(rows_csv(r.rows), encoding="utf-8")
             (tmp / f"{r.name}_completions.ndjson").write_text(ndjson(r.completions), encoding="utf-8")
         (tmp / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n",
@@ -285,6 +299,10 @@ def write_outputs(metrics: dict[str, Any], results: list[SplitResult], settings:
 
 
 def summary_line(name: str, m: dict[str, Any]) -> str:
+    if name == "humaneval":
+        from codex_ml.eval.humaneval import summary_line as humaneval_line
+
+        return humaneval_line(m)
     ci = m["bits_per_byte_ci"]
     ci_text = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
     b = m["baselines"]
