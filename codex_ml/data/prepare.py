@@ -85,23 +85,44 @@ def metrics_of(result: PrepareResult, params: DataParams) -> dict[str, Any]:
     }
 
 
-def prepare(params: DataParams, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
-    """Run the whole stage; outputs are written atomically, metrics last."""
+def check_source(params: DataParams) -> None:
     if params.source in ("dir", "jsonl"):
         path = Path(str(params.path))
         if params.source == "dir" and not path.is_dir():
             raise StageError(f"data.path: {path} is not a folder (data.source is 'dir')")
         if params.source == "jsonl" and not path.is_file():
             raise StageError(f"data.path: {path} is not a file (data.source is 'jsonl')")
+
+
+def write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    """One prepared JSONL file, sorted by path (the order tokenize and eval read)."""
+    with atomic_open(path, "w") as f:
+        for r in sorted(records, key=lambda r: r["path"]):
+            f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def prepare(params: DataParams, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
+    """Run the whole stage; outputs are written atomically, metrics last."""
+    check_source(params)
     result = collect(params)
     if not result.records["train"]:
         raise StageError(f"no usable documents in the train split from {describe_source(params)} "
                          f"(rejected: {dict(result.rejected)}, duplicates: {result.duplicates})")
     for split in SPLITS:
-        records = sorted(result.records[split], key=lambda r: r["path"])
-        with atomic_open(out_dir / f"{split}.jsonl", "w") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+        write_records(out_dir / f"{split}.jsonl", result.records[split])
     metrics = metrics_of(result, params)
     write_json(metrics_path, metrics)
     return metrics
+
+
+def prepare_all(params: DataParams, out_path: Path) -> dict[str, Any]:
+    """Every usable document of the source, whatever its split, in one prepared JSONL file: the same
+    filters, dedup and redaction as the stage, for scoring a whole corpus (`codex eval --data`)."""
+    check_source(params)
+    result = collect(params)
+    records = [r for split in SPLITS for r in result.records[split]]
+    if not records:
+        raise StageError(f"no usable documents in {describe_source(params)} "
+                         f"(rejected: {dict(result.rejected)}, duplicates: {result.duplicates})")
+    write_records(out_path, records)
+    return metrics_of(result, params)

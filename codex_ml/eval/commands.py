@@ -1,15 +1,25 @@
-"""`codex eval` and `codex generate` (registered in codex_ml/cli.py)."""
+"""`codex eval` and `codex generate` (registered in codex_ml/cli.py).
+
+`codex eval --data` joins two capabilities the way the stages do, through files: data/'s prepare
+functions write the corpus's prepared JSONL into a temporary folder (never the pipeline's data/), and
+eval reads it with `retokenize`, the model's own tokenizer.
+"""
 
 from __future__ import annotations
 
 import sys
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from codex_ml.params import ParamsError
 from codex_ml.runtime import StageError, setup_logging
+
+if TYPE_CHECKING:
+    from codex_ml.params import DataParams
 
 
 def _fail(command: str, exc: Exception) -> typer.Exit:
@@ -19,7 +29,13 @@ def _fail(command: str, exc: Exception) -> typer.Exit:
 
 def eval_command(
     model: Annotated[Path, typer.Option(help="a Hugging Face model folder: models/model, a checkpoint, ...")],
-    split: Annotated[list[str], typer.Option(help="val or test; repeat for both")] = ["test"],  # noqa: B006
+    split: Annotated[list[str], typer.Option(
+        help="val or test; repeat for both [default: test; with --data: every document, as split 'data']")]
+        = [],  # noqa: B006
+    data: Annotated[str | None, typer.Option(
+        help="score another corpus: a folder of code or a JSONL file, prepared with the pipeline's "
+             "filters and redaction (the data section of --params) and encoded with the model's "
+             "tokenizer, in a temporary folder")] = None,
     tokens: Annotated[Path, typer.Option(help="token files (meta.json + {split}.bin)")] = Path("data/tokens"),
     prepared: Annotated[Path, typer.Option(help="prepared text ({split}.jsonl)")] = Path("data/prepared"),
     tokenizer: Annotated[Path, typer.Option(help="tokenizer for a model folder without one")] = Path(
@@ -48,7 +64,8 @@ def eval_command(
     rows: Annotated[Path | None, typer.Option(help="HumanEval: write the per-problem rows (NDJSON) here")]
         = None,
 ) -> None:
-    """Evaluate a model on the val/test split: bits per byte, loss, accuracy, line completion."""
+    """Evaluate a model on the val/test split, or on any corpus (--data): bits per byte with the
+    compressors beside it, loss, accuracy, line completion; or HumanEval (--humaneval)."""
     from codex_ml.eval.data import SPLITS
     from codex_ml.eval.evaluate import EvalInputs, run_eval, summary_line
     from codex_ml.io import write_json
@@ -61,10 +78,10 @@ def eval_command(
                 raise StageError(f"--split: expected one of {', '.join(SPLITS)}, got {s!r}")
         if device not in ("auto", "cpu", "cuda"):
             raise StageError(f"--device: expected auto, cpu or cuda, got {device!r}")
-        eval_params, seq_len = EvalParams(), None
+        eval_params, seq_len, data_params = EvalParams(), None, None
         if params.is_file():
             loaded = load_params(params)
-            eval_params, seq_len = loaded.eval, loaded.train.seq_len
+            eval_params, seq_len, data_params = loaded.eval, loaded.train.seq_len, loaded.data
         overrides = {k: v for k, v in dict(window=window, stride=stride, batch_size=batch_size,
                                             bootstrap=bootstrap, completion_samples=completion_samples,
                                             completion_max_tokens=completion_max_tokens).items()
@@ -80,13 +97,27 @@ def eval_command(
         eval_params.check()
         inputs = EvalInputs(model_dir=model, tokens_dir=tokens, prepared_dir=prepared,
                             tokenizer_dir=tokenizer, retokenize=retokenize or humaneval)
-        metrics, results, settings = run_eval(eval_params, inputs, tuple(dict.fromkeys(split)), device=device,
-                                              train_seq_len=seq_len)
+        corpus_line = None
+        with ExitStack() as stack:
+            if data is not None:
+                if humaneval:
+                    raise StageError("--data and --humaneval: one at a time")
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="codex-eval-data-")))
+                corpus_line = prepare_corpus(data, data_params, folder, whole=not split)
+                inputs = EvalInputs(model_dir=model, prepared_dir=folder, tokenizer_dir=tokenizer,
+                                    retokenize=True, train_split=bool(split))
+                split = split or ["data"]
+            elif not split and not humaneval:
+                split = ["test"]
+            metrics, results, settings = run_eval(eval_params, inputs, tuple(dict.fromkeys(split)),
+                                                  device=device, train_seq_len=seq_len)
     except (StageError, ParamsError) as exc:
         raise _fail("eval", exc) from None
     print(f"model {model}: {settings['parameters']:,} parameters; window {settings['window']}, "
           f"stride {settings['stride']}, {settings['device']}"
-          + (f"; documents from {settings['documents_from']}" if split else ""))
+          + (f"; documents from {data or settings['documents_from']}" if split else ""))
+    if corpus_line:
+        print(corpus_line)
     for name, m in metrics.items():
         print(summary_line(name, m))
     if out is not None:
@@ -97,6 +128,38 @@ def eval_command(
 
         with atomic_open(rows, "w") as f:
             f.write(ndjson(next(r.rows for r in results if r.name == "humaneval")))
+
+
+def prepare_corpus(data: str, params: DataParams | None, folder: Path, whole: bool) -> str:
+    """`--data` prepared into `folder` by the prepare stage's own functions: `data.jsonl`, every document
+    (`whole`), or the corpus's own {train,val,test}.jsonl split. Returns a line saying what was kept."""
+    from codex_ml.data.prepare import prepare, prepare_all
+    from codex_ml.params import DataParams
+
+    path = Path(data).expanduser()
+    if path.is_dir():
+        source = "dir"
+    elif path.is_file():
+        source = "jsonl"
+    elif data.startswith("hf:") or (len(data.split("/")) == 2 and not data.startswith((".", "/", "~"))):
+        raise StageError(f"--data: {data} is not a folder or a file here; Hugging Face datasets "
+                         "(data.source hf) are not supported yet: they arrive with the corpora issue. "
+                         "Pass a folder of code or a JSONL file")
+    else:
+        raise StageError(f"--data: {data} not found (expected a folder of code or a JSONL file)")
+    data_params = (params or DataParams()).model_copy(update={"source": source, "path": str(path)})
+    data_params.check()
+    if whole:
+        m = prepare_all(data_params, folder / "data.jsonl")
+    else:
+        m = prepare(data_params, folder, folder / "prepare.json")
+    kept: dict[str, Any] = {k: v for k, v in m["rejected"].items() if v}
+    redacted = {k: v for k, v in m["redactions"].items() if v}
+    scope = ("every document scored as one split, 'data' (no train split: no unigram baseline)" if whole
+             else f"its own split by path hash: {m['documents']} documents")
+    return (f"corpus {data} ({source}): {sum(m['documents'].values())} documents, "
+            f"{sum(m['bytes'].values()):,} bytes after filters; rejected {kept or 'none'}, duplicates "
+            f"{m['duplicates']}, redactions {redacted or 'none'}; {scope}")
 
 
 def generate_command(

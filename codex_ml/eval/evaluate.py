@@ -82,6 +82,9 @@ class EvalInputs:
     prepared_dir: Path = Path("data/prepared")
     tokenizer_dir: Path | None = Path("models/tokenizer")  # used when model_dir has no tokenizer files
     retokenize: bool = False
+    # False: there is no train split (a whole corpus scored as one, `codex eval --data`), so no unigram
+    # baseline: its `unigram_bpb` is null rather than a unigram fitted on the very text it scores.
+    train_split: bool = True
 
 
 def split_seed(seed: int, split: str) -> list[int]:
@@ -127,8 +130,9 @@ def split_metrics(scores: DocScores, nbytes: np.ndarray, matches: np.ndarray, sa
 
 
 def evaluate_split(model: torch.nn.Module, tokenizer: Any, name: str, docs: list[Document], texts: list[str],
-                   unigram_log2p: np.ndarray, params: EvalParams, *, window: int, stride: int, eos_id: int,
-                   pad_id: int, device: torch.device, base: torch.nn.Module | None = None) -> SplitResult:
+                   unigram_log2p: np.ndarray | None, params: EvalParams, *, window: int, stride: int,
+                   eos_id: int, pad_id: int, device: torch.device,
+                   base: torch.nn.Module | None = None) -> SplitResult:
     if not docs:
         raise StageError(f"split {name!r} has no documents: nothing to evaluate "
                          "(raise data.val_fraction / data.test_fraction)")
@@ -150,10 +154,10 @@ def evaluate_split(model: torch.nn.Module, tokenizer: Any, name: str, docs: list
     metrics = split_metrics(scores, nbytes, per_doc_matches, per_doc_samples, params.bootstrap,
                             split_seed(params.seed, name))
     text_bytes = "".join(texts).encode("utf-8")
-    unigram = sum(baselines.unigram_bits(unigram_log2p, d.ids) for d in docs)
+    unigram = None if unigram_log2p is None else \
+        sum(baselines.unigram_bits(unigram_log2p, d.ids) for d in docs) / float(nbytes.sum())
     metrics["baselines"] = {"gzip_bpb": baselines.gzip_bpb(text_bytes),
-                            "xz_bpb": baselines.xz_bpb(text_bytes),
-                            "unigram_bpb": unigram / float(nbytes.sum())}
+                            "xz_bpb": baselines.xz_bpb(text_bytes), "unigram_bpb": unigram}
     if base is not None:
         base_scores = score_documents(base, [d.ids for d in docs], window=window, stride=stride,
                                       batch_size=params.batch_size, eos_id=eos_id, pad_id=pad_id,
@@ -252,7 +256,7 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = S
     # Params validation checked these against the pipeline's model; this is any model `codex eval` reads.
     params.check_window(window, f"the model's window ({window} tokens)")
     unigram_log2p = baselines.unigram_log2_probs(train_ids(inputs, tokenizer, eos_id), unigram_vocab) \
-        if splits else np.zeros(0)
+        if splits and inputs.train_split else None
     results = []
     for split in splits:
         docs, texts = load_documents(inputs, split, tokenizer, eos_id)
@@ -308,7 +312,8 @@ def summary_line(name: str, m: dict[str, Any]) -> str:
     b = m["baselines"]
     em = m["completion_exact_match"]
     base = f"base model {b['base_model_bpb']:.4f}, " if "base_model_bpb" in b else ""
+    unigram = "n/a (no train split)" if b["unigram_bpb"] is None else f"{b['unigram_bpb']:.4f}"
     return (f"{name}: bits/byte {m['bits_per_byte']:.4f}{ci_text} ({base}xz -9e {b['xz_bpb']:.4f}, "
-            f"gzip -9 {b['gzip_bpb']:.4f}, unigram {b['unigram_bpb']:.4f}); loss {m['loss']:.4f}, "
+            f"gzip -9 {b['gzip_bpb']:.4f}, unigram {unigram}); loss {m['loss']:.4f}, "
             f"perplexity {m['perplexity']:.2f}, accuracy {m['accuracy']:.4f}, line exact match "
             + (f"{em:.3f} of {m['completion_samples']}" if em is not None else "not measured"))
