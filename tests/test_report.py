@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from codex_ml.eval.evaluate import EvalInputs, run_eval, write_outputs
+from codex_ml.eval.evaluate import EvalInputs, SplitResult, run_eval, write_outputs
+from codex_ml.eval.humaneval import execute, load_problems, score
+from codex_ml.eval.sandbox import Limits
 from codex_ml.params import EvalParams, ReportParams
 from codex_ml.report.build import Paths, build, write
 from codex_ml.report.document import Code, Note, Para, Table, to_html, to_markdown
@@ -82,6 +84,37 @@ def test_report_shows_every_input_and_says_what_is_missing(evaluated: Path, tmp_
     assert html.count("<svg") == len(names)
 
 
+def test_humaneval_section_shows_pass_at_k_outcomes_and_examples(evaluated: Path, tmp_path: Path) -> None:
+    md = to_markdown(build(ReportParams(), Paths(root=evaluated)).blocks)
+    assert "HumanEval did not run (eval.humaneval.enabled is false" in md
+    # Real outcomes from the sandbox: canonical solutions pass, wrong completions fail with their kind.
+    problems = load_problems(4)
+    wrong = {2: "    return None\n", 3: "    return 1 / 0\n"}
+    greedy = [[wrong.get(i, p.canonical_solution)] for i, p in enumerate(problems)]
+    sampled = [[p.canonical_solution] * i + ["    return None\n"] * (10 - i) for i, p in enumerate(problems)]
+    limits = Limits(timeout=5, cpu_seconds=5)
+    metrics, rows = score(problems, greedy, execute(problems, greedy, limits), sampled,
+                          execute(problems, sampled, limits), resamples=200, seed=0)
+    metrics["max_new_tokens"] = 128
+    ws = tmp_path / "ws"
+    write_outputs({"humaneval": metrics}, [SplitResult("humaneval", metrics, rows)], {},
+                  ws / "metrics/eval.json", ws / "metrics/eval")
+    md = to_markdown(build(ReportParams(), Paths(root=ws)).blocks)
+    section = md.split("## HumanEval")[1].split("\n## ")[0]
+    low, high = metrics["pass@1_ci"]
+    assert metrics["pass@1"] == 0.5
+    assert f"Greedy pass@1: 0.5000 \\[{low:.4f}, {high:.4f}\\]" in section
+    assert "2 of 4 problems pass" in section and "metrics/eval/humaneval.csv" in section
+    s = metrics["sampled"]  # problem i: i of 10 samples pass
+    assert s["pass@1"] == pytest.approx((0 + 1 + 2 + 3) / 40) and s["pass@10"] == 0.75
+    assert f"| 10 | {s['pass@10']:.4f} \\[{s['pass@10_ci'][0]:.4f}, {s['pass@10_ci'][1]:.4f}\\] |" in section
+    assert "| passed | 2 |" in section and "| assertion | 1 |" in section and "| exception | 1 |" in section
+    for task, kind in [("HumanEval/0", "passed"), ("HumanEval/1", "passed"), ("HumanEval/2", "assertion"),
+                       ("HumanEval/3", "exception: ZeroDivisionError")]:
+        assert f"`{task}` — {kind}" in section, task
+    assert problems[0].canonical_solution.strip().splitlines()[0] in section
+
+
 def test_report_is_deterministic(evaluated: Path, tmp_path: Path) -> None:
     for name in ("a", "b"):
         write(build(ReportParams(), Paths(root=evaluated)), tmp_path / name)
@@ -143,7 +176,7 @@ def test_html_renders_in_chromium_with_figures_and_no_console_errors(evaluated: 
     assert page.requests == [file_url(tmp_path / "reports/report.html")]  # nothing else was fetched
     v = page.value
     assert v["title"] == "codex-ml report"
-    assert v["sections"] == ["Data", "Tokenizer", "Training", "Evaluation", "Sample completions",
+    assert v["sections"] == ["Data", "Tokenizer", "Training", "Evaluation", "Sample completions", "HumanEval",
                              "Comparison with a baseline revision", "Provenance"]
     assert len(v["figures"]) == 6 and v["images"] == []
     for fig in v["figures"]:

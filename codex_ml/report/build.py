@@ -483,6 +483,8 @@ def build(params: ReportParams, paths: Paths,
     train_section(r, paths)
     eval_section(r, paths, ev)
     completion_section(r, paths, params)
+    from codex_ml.report.humaneval import humaneval_section  # here, not at the top: it uses build's helpers
+    humaneval_section(r, paths, ev)
     diff_section(r, paths, params, run or run_in_root)
     provenance_section(r, paths, settings)
     return r
