@@ -174,3 +174,28 @@ def test_token_file_ids_must_fit_the_model(workspace: Path, tmp_path: Path) -> N
 def test_eval_and_report_params_are_checked(section: str, raw: dict, message: str) -> None:
     with pytest.raises(ParamsError, match=re.escape(message)):
         parse_params({section: raw})
+
+
+def test_stage_with_humaneval_enabled_writes_its_rows_and_metrics(workspace: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "stage"
+    shutil.copytree(workspace, ws)
+    shutil.rmtree(ws / "metrics")
+    (ws / "params.yaml").write_text(yaml.safe_dump({
+        "train": {"seq_len": 64},
+        "eval": {"bootstrap": 50, "completion_samples": 2, "completion_max_tokens": 8, "threads": 1,
+                 "humaneval": {"enabled": True, "limit": 3, "max_new_tokens": 16}}}))
+    proc = run(["python", str(ROOT / "stages/eval.py")], ws, PYTHONPATH=str(ROOT))
+    assert "humaneval: pass@1 " in proc.stderr
+    m = json.loads((ws / "metrics/eval.json").read_text())
+    assert set(m) == {"val", "test", "humaneval"}
+    he = m["humaneval"]
+    assert he["problems"] == 3 and 0 <= he["pass@1"] <= 1 and sum(he["outcomes"].values()) == 3
+    assert he["max_new_tokens"] == 16 and "sampled" not in he
+    rows = [json.loads(line) for line in (ws / "metrics/eval/humaneval.ndjson").read_text().splitlines()]
+    assert [r["task_id"] for r in rows] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+    assert sum(r["passed"] for r in rows) == he["passed"] and all(r["kind"] in he["outcomes"] for r in rows)
+    with open(ws / "metrics/eval/humaneval.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [(t["task_id"], t["passed"], t["kind"]) for t in table] == [
+        (r["task_id"], str(int(r["passed"])), r["kind"]) for r in rows]
+    assert json.loads((ws / "metrics/eval/settings.json").read_text())["humaneval"]["limit"] == 3
