@@ -18,6 +18,9 @@ from codex_ml.report.document import Code, CodeBlock, Heading, Note, Para, Table
 
 EXAMPLES = 2  # solved problems shown, and as many failed ones
 ROWS = "humaneval.ndjson"
+# Each problem's pass (1) or fail (0) at <rev> beside the workspace (docs/humaneval.md).
+PLOTS_DIFF = ("dvc plots diff <rev> --targets metrics/eval/humaneval.csv -x passed -y task_id "
+              "--template bar_horizontal")
 
 
 def humaneval_section(r: Report, paths: Paths, ev: Any) -> None:
@@ -30,8 +33,7 @@ def humaneval_section(r: Report, paths: Paths, ev: Any) -> None:
     r.add(Para([f"Greedy pass@1: {with_ci(m.get('pass@1'), m.get('pass@1_ci'))} (95% bootstrap interval "
                 f"over problems): {num(m.get('passed'))} of {num(m.get('problems'))} problems pass their "
                 f"tests in the sandbox (completions of at most {num(m.get('max_new_tokens'))} tokens). "
-                "Per problem across revisions: ", Code("dvc plots diff <rev> --targets "
-                                                       "metrics/eval/humaneval.csv"), "."]))
+                "Per problem across revisions: ", Code(PLOTS_DIFF), "."]))
     sampled = m.get("sampled")
     if isinstance(sampled, dict):
         ks = sorted(int(k.removeprefix("pass@")) for k in sampled
