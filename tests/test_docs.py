@@ -28,6 +28,7 @@ requirements.lock, so `make` in the copy sees this venv as installed and install
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -254,8 +255,6 @@ def user_inputs(tmp_path: Path, repo: Path) -> dict[str, str]:
     (corpus / ".gitignore").write_text("build/\n")
     jsonl = tmp_path / "corpus.jsonl"
     with open(jsonl, "w", encoding="utf-8") as f:
-        import json
-
         for rel in SAMPLE_MODULES[:20]:
             f.write(json.dumps({"path": rel, "text": (stdlib / rel).read_text(encoding="utf-8")}) + "\n")
     shutil.copyfile(stdlib / "textwrap.py", repo / "src.py")

@@ -33,7 +33,8 @@ def _percent(v: Any) -> str:
 def _data_line(prepare: Any) -> str:
     docs, size = get(prepare, "documents"), get(prepare, "bytes")
     source = get(prepare, "source") or {}
-    where = source.get("path") or f"the Python {source.get('python', '')} standard library".replace("  ", " ")
+    python = f"Python {source['python']}" if source.get("python") else "Python"
+    where = source.get("path") or f"the {python} standard library"
     counts = "/".join(f"{docs.get(s, 0):,}" for s in ("train", "val", "test")) if docs else "-"
     total = sum(size.values()) / 1e6 if size else 0.0
     return f"data    {source.get('kind', '?')} ({where}): {counts} documents (train/val/test), {total:.1f} MB"
