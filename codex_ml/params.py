@@ -52,13 +52,37 @@ class Section(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
+class NearDedupParams(Section):
+    key = "data.near_dedup"
+
+    # MinHash LSH over word shingles (datasketch), as The Stack and codeparrot do: a document whose
+    # estimated Jaccard similarity to an earlier kept one is >= threshold is dropped (docs/scaling.md)
+    enabled: bool = False
+    threshold: float = 0.85
+    shingle_size: int = 5  # words per shingle
+    num_perm: int = 128  # MinHash permutations
+    seed: int = 1
+
+    def check(self) -> None:
+        _require(0.0 < self.threshold <= 1.0, "data.near_dedup.threshold", "a number in (0, 1]",
+                 self.threshold)
+        _require(self.shingle_size >= 1, "data.near_dedup.shingle_size", "an integer >= 1", self.shingle_size)
+        _require(16 <= self.num_perm <= 1024, "data.near_dedup.num_perm", "an integer in [16, 1024]",
+                 self.num_perm)
+
+
 class DataParams(Section):
     key = "data"
 
-    source: Literal["stdlib", "dir", "jsonl"] = "stdlib"
-    path: str | None = None  # folder (dir) or file (jsonl); ignored for stdlib
+    source: Literal["stdlib", "dir", "jsonl", "hf"] = "stdlib"
+    # dir: a folder; jsonl: a .jsonl, .jsonl.gz or .jsonl.zst file; hf: a folder of parquet / json(.gz)
+    # / arrow shards, a `save_to_disk` folder, or a hub dataset id in the local HF cache; stdlib: unused
+    path: str | None = None
+    revision: str | None = None  # hf: of a hub dataset id (branch, tag or commit); never downloaded
+    split: str = "train"  # hf: the dataset's split to read (all of it is split again by path hash)
     include: list[str] = Field(default_factory=lambda: ["**/*.py"])  # globs, for stdlib and dir
-    text_field: str = "text"  # for jsonl
+    text_field: str = "text"  # for jsonl and hf
+    id_field: str | None = None  # jsonl, hf: the document's identity; null: `path`, then `id`, then row
     max_file_bytes: int = 1_000_000
     val_fraction: float = 0.02
     test_fraction: float = 0.02
@@ -66,11 +90,19 @@ class DataParams(Section):
     redact_pii: bool = True  # e-mail and public IP addresses too (only while redact_secrets is true)
     drop_generated: bool = True  # reject files whose first 5 lines say they were generated
     respect_gitignore: bool = True  # dir: skip what the corpus's own .gitignore files ignore
+    near_dedup: NearDedupParams = Field(default_factory=NearDedupParams)
+    workers: int = 0  # processes that filter, redact and hash; 0 = all cores (outputs never depend on it)
+    shard_mb: int = 64  # prepared shards close past this many MiB of text (data/prepared/{split}-NNNNN)
+    engine: Literal["local", "datatrove"] = "local"  # datatrove: tasks on its executor (docs/scaling.md)
+    tasks: int = 0  # datatrove: tasks the source is cut into; 0 = workers
 
     def check(self) -> None:
-        if self.source in ("dir", "jsonl") and not self.path:
-            raise ParamsError(f"data.path: required when data.source is {self.source!r} "
-                              f"(a {'folder' if self.source == 'dir' else 'JSONL file'}), got null")
+        if self.source in ("dir", "jsonl", "hf") and not self.path:
+            what = {"dir": "a folder", "jsonl": "a JSONL file",
+                    "hf": "a folder of shards, a save_to_disk folder or a hub dataset id"}[self.source]
+            raise ParamsError(f"data.path: required when data.source is {self.source!r} ({what}), got null")
+        if self.revision is not None and self.source != "hf":
+            raise ParamsError(f"data.revision: applies to data.source 'hf' only, got source {self.source!r}")
         if not self.include:
             raise ParamsError("data.include: expected at least one glob, got an empty list")
         _require(self.max_file_bytes > 0, "data.max_file_bytes", "an integer > 0", self.max_file_bytes)
@@ -80,6 +112,10 @@ class DataParams(Section):
         total = self.val_fraction + self.test_fraction
         _require(total < 1.0, "data.val_fraction + data.test_fraction",
                  "a sum < 1 (something must be left for train)", total)
+        self.near_dedup.check()
+        _require(self.workers >= 0, "data.workers", "an integer >= 0 (0 = all cores)", self.workers)
+        _require(self.shard_mb >= 1, "data.shard_mb", "an integer >= 1 (MiB)", self.shard_mb)
+        _require(self.tasks >= 0, "data.tasks", "an integer >= 0 (0 = data.workers)", self.tasks)
 
 
 class TokenizerParams(Section):
@@ -90,7 +126,12 @@ class TokenizerParams(Section):
     vocab_size: int = 8192  # including the 4 special tokens and the 256 byte tokens
     model_type: Literal["bpe", "unigram"] = "bpe"  # sentencepiece only (hf-bpe is always bpe)
     max_sentence_length: int = 16384  # sentencepiece: longest training "sentence" (a line), bytes
-    threads: int = 0  # encoding threads; 0 = all cores (training files never depend on it)
+    workers: int = 0  # encoding threads; 0 = all cores (the token files never depend on it)
+    # The tokenizer learns from a seeded sample of at most this many MiB of the train split (every
+    # document when the split is smaller): bounded memory on any corpus. Recorded in metrics.
+    sample_mb: int = 64
+    seed: int = 1337  # of the sample
+    engine: Literal["local", "datatrove"] = "local"  # datatrove: one task per prepared shard
 
     def check(self) -> None:
         # The floor is what every model holds before learning anything: 4 specials + 256 bytes
@@ -103,7 +144,8 @@ class TokenizerParams(Section):
                               f"sentencepiece only; backend {self.backend} is always 'bpe'")
         _require(10 <= self.max_sentence_length <= 2**30, "tokenizer.max_sentence_length",
                  "an integer in [10, 1073741824] (SentencePiece's limits)", self.max_sentence_length)
-        _require(self.threads >= 0, "tokenizer.threads", "an integer >= 0 (0 = all cores)", self.threads)
+        _require(self.workers >= 0, "tokenizer.workers", "an integer >= 0 (0 = all cores)", self.workers)
+        _require(self.sample_mb >= 1, "tokenizer.sample_mb", "an integer >= 1 (MiB)", self.sample_mb)
 
 
 class LoraParams(Section):

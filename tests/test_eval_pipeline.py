@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 PARAMS = {
     # The 22 sample modules under 14 kB (the rest are rejected as too large: fast, and it shows).
     "data": {"source": "dir", "val_fraction": 0.2, "test_fraction": 0.2, "max_file_bytes": 14_100},
-    "tokenizer": {"vocab_size": 512, "threads": 1},
+    "tokenizer": {"vocab_size": 512, "workers": 1},
     "model": {"name": "llama-micro"},
     "train": {"seq_len": 64, "batch_size": 8, "max_steps": 20, "warmup_steps": 5, "eval_every": 10,
               "eval_batches": 2, "checkpoint_every": 10, "lr": 0.003, "threads": 1},

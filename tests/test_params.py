@@ -36,7 +36,7 @@ def test_defaults_validate() -> None:
     [
         ({"data": {"sauce": "stdlib"}}, "data.sauce: unknown key"),
         ({"dataa": {}}, "dataa: unknown key"),
-        ({"data": {"source": "web"}}, "data.source: expected one of stdlib, dir, jsonl, got 'web'"),
+        ({"data": {"source": "web"}}, "data.source: expected one of stdlib, dir, jsonl, hf, got 'web'"),
         ({"data": {"max_file_bytes": "big"}}, "data.max_file_bytes: expected an integer, got 'big'"),
         ({"data": {"max_file_bytes": 1.5}}, "data.max_file_bytes: expected an integer"),
         ({"data": {"redact_secrets": "yes"}}, "data.redact_secrets: expected true or false"),

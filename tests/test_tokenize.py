@@ -180,7 +180,7 @@ def test_byte_fallback_table(trained: Trained) -> None:
     ({"backend": "hf-bpe", "model_type": "unigram"}, "tokenizer.model_type"),
     ({"model_type": "char"}, "tokenizer.model_type"),
     ({"max_sentence_length": 9}, "tokenizer.max_sentence_length"),
-    ({"threads": -1}, "tokenizer.threads"),
+    ({"workers": -1}, "tokenizer.workers"),
     ({"vocab": 8192}, "tokenizer.vocab"),
 ])
 def test_bad_params_name_the_key(section: dict[str, Any], key: str) -> None:

@@ -33,7 +33,7 @@ def tokenize(params: TokenizerParams, prepared_dir: Path, tokenizer_dir: Path, t
     """Run the whole stage. Both output folders are built aside and swapped in only after every
     check passed; metrics are written last. With `base` (a resolved model.pretrained), its own
     tokenizer encodes and nothing is trained."""
-    threads = configure_threads(params.threads)
+    threads = configure_threads(params.workers)
     docs = {split: read_prepared(prepared_dir / f"{split}.jsonl") for split in SPLITS}
     if not docs["train"]:
         raise StageError(f"{prepared_dir / 'train.jsonl'}: no documents to train the tokenizer on")
