@@ -18,7 +18,6 @@ stage 1,779 tokens/s, 1.037x (llama, hidden 256 x 4 layers, batch 16 x 128, medi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sysconfig
@@ -27,7 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from bench_train import stage_tokens_per_s
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
@@ -35,7 +33,8 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 from codex_ml.models.lora import apply_lora
 from codex_ml.params import parse_params
 from codex_ml.pretrained import base_of
-from codex_ml.training.data import TrainWindows
+from codex_ml.shards import write_prepared
+from codex_ml.training.data import TrainWindows, load_token_data
 from codex_ml.training.run import configure_torch
 
 
@@ -71,13 +70,10 @@ def tokenize(root: Path, raw: dict[str, Any], texts: list[str]) -> None:
     from codex_ml.tokenization.stage import tokenize as run_tokenize
 
     prepared = root / "data/prepared"
-    prepared.mkdir(parents=True)
     splits = {"train": texts[1:], "val": texts[:1], "test": texts[:1]}
     for split, docs in splits.items():
-        with open(prepared / f"{split}.jsonl", "w", encoding="utf-8") as f:
-            for i, text in enumerate(docs):
-                f.write(json.dumps({"path": f"{split}{i}.py", "text": text,
-                                    "bytes": len(text.encode())}) + "\n")
+        write_prepared(prepared, split, ({"path": f"{split}{i}.py", "text": text}
+                                         for i, text in enumerate(docs)))
     params = parse_params(raw)
     run_tokenize(params.tokenizer, prepared, root / "models/tokenizer", root / "data/tokens",
                  root / "metrics/tokenize.json", base=base_of(params.model))
@@ -98,8 +94,7 @@ def plain_tokens_per_s(root: Path, raw: dict[str, Any], warmup: int, steps: int)
     opt = torch.optim.AdamW(trainable, lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
     sched = get_cosine_with_min_lr_schedule_with_warmup(opt, t.warmup_steps, t.max_steps,
                                                          min_lr_rate=t.min_lr_ratio)
-    meta = json.loads((root / "data/tokens/meta.json").read_text())
-    tokens = np.memmap(root / "data/tokens/train.bin", dtype=meta["dtype"], mode="r")
+    tokens = load_token_data(root / "data/tokens").train
     windows = TrainWindows(tokens, t.seq_len, t.max_steps * t.batch_size, t.batch_size, t.seed)
     t0 = 0.0
     for step in range(warmup + steps):

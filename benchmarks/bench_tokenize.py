@@ -1,6 +1,6 @@
 """tokenize on the default corpus (the stdlib), for both backends at the default vocabulary:
 
-- the stage's encoding of the train split (encode + pack + write data/tokens/train.bin) as a ratio
+- the stage's encoding of the train split (read + encode + pack + write its shards and index) as a ratio
   against the backend's own batch encode with all cores on the same text, returning ids and nothing
   else (goal: >= 0.95);
 - the whole stage's time (read, train, save, encode every split, check, metrics).
@@ -25,7 +25,7 @@ from codex_ml.data.prepare import prepare
 from codex_ml.params import DataParams, TokenizerParams
 from codex_ml.runtime import log
 from codex_ml.tokenization import configure_threads, load_tokenizer
-from codex_ml.tokenization.pack import pack_split, read_prepared
+from codex_ml.tokenization.pack import pack_split, read_documents
 from codex_ml.tokenization.stage import tokenize
 
 
@@ -50,7 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         prepare(DataParams(), tmp / "prepared", tmp / "prepare.json")
-        docs = read_prepared(tmp / "prepared" / "train.jsonl")
+        docs = list(read_documents(tmp / "prepared", "train"))
         texts = [d.text for d in docs]
         mb = sum(d.bytes for d in docs) / 1e6
         print(f"corpus: stdlib train split, {len(docs)} documents, {mb:.1f} MB; {threads} threads")
@@ -65,7 +65,8 @@ def main() -> None:
             base_times, stage_times = [], []  # (wall, process CPU) seconds
             for _ in range(3):
                 base_times.append(timed(baseline, texts))
-                stage_times.append(timed(pack_split, tok, docs, out / "bench" / "train.bin", threads))
+                (out / "bench").mkdir(exist_ok=True)
+                stage_times.append(timed(pack_split, tok, tmp / "prepared", "train", out / "bench", threads))
             base, enc = min(w for w, _ in base_times), min(w for w, _ in stage_times)
             base_cpu, enc_cpu = min(c for _, c in base_times), min(c for _, c in stage_times)
             print(f"{backend:13s} vocab {m['vocab_size']}: {m['bytes_per_token']['train']:.3f} bytes/token "

@@ -29,7 +29,8 @@ from transformers import TrainerCallback, get_cosine_with_min_lr_schedule_with_w
 
 from codex_ml.models import Vocab, build_model, count_parameters
 from codex_ml.params import parse_params
-from codex_ml.training.data import TrainWindows
+from codex_ml.shards import SplitIndex, write_token_split
+from codex_ml.training.data import TrainWindows, load_token_data
 from codex_ml.training.optim import plain_optimizer
 from codex_ml.training.run import TrainPaths, configure_torch, run_training
 
@@ -51,8 +52,9 @@ def write_tokens(root: Path, n_tokens: int) -> None:
     meta: dict[str, Any] = {"dtype": "uint16", "vocab_size": VOCAB.size, "backend": "bytes", "pad_id": 0,
                             "bos_id": 1, "eos_id": 2, "unk_id": 0, "splits": {}}
     for name, part in (("train", ids[:split]), ("val", ids[split:])):
-        part.tofile(tokens / f"{name}.bin")
-        meta["splits"][name] = {"file": f"{name}.bin", "tokens": len(part)}
+        # one "document" per split: the benchmark samples windows, it never cuts documents
+        index = SplitIndex(paths=[name], bytes=[len(part)], tokens=[len(part)])
+        meta["splits"][name] = write_token_split(tokens, name, part, index)
     (tokens / "meta.json").write_text(json.dumps(meta))
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel()
@@ -98,7 +100,7 @@ def plain_tokens_per_s(root: Path, raw: dict[str, Any], warmup: int, steps: int,
                           betas=(t.beta1, t.beta2))  # the stage's optimizer and weight-decay groups
     sched = get_cosine_with_min_lr_schedule_with_warmup(opt, t.warmup_steps, t.max_steps,
                                                          min_lr_rate=t.min_lr_ratio)
-    tokens = np.memmap(root / "data/tokens/train.bin", dtype=np.uint16, mode="r")
+    tokens = load_token_data(root / "data/tokens").train
     per_step = t.batch_size * t.grad_accum
     windows = TrainWindows(tokens, t.seq_len, t.max_steps * per_step, per_step, t.seed)
     t0 = 0.0

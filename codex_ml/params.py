@@ -129,7 +129,7 @@ class TokenizerParams(Section):
     workers: int = 0  # encoding threads; 0 = all cores (the token files never depend on it)
     # The tokenizer learns from a seeded sample of at most this many MiB of the train split (every
     # document when the split is smaller): bounded memory on any corpus. Recorded in metrics.
-    sample_mb: int = 64
+    sample_mb: int = 32
     seed: int = 1337  # of the sample
     engine: Literal["local", "datatrove"] = "local"  # datatrove: one task per prepared shard
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from codex_ml.shards import SPLITS, SplitIndex, iter_prepared, write_token_split
 from codex_ml.tokenization.hf_bpe import unicode_to_byte
 
 PAD, BOS, EOS, UNK = 256, 257, 258, 259
@@ -99,23 +100,18 @@ def save_model(model, tokenizer_dir: Path, folder: Path) -> Path:
 
 
 def write_tokens(prepared: Path, out: Path, dtype: str = "uint16") -> dict:
-    """data/tokens/{split}.bin + meta.json (docs/pipeline.md) with byte-level ids: id = UTF-8 byte."""
+    """data/tokens (token shards, index, meta.json: docs/pipeline.md) with byte-level ids: id = UTF-8
+    byte."""
     out.mkdir(parents=True, exist_ok=True)
     meta: dict = {"dtype": dtype, "vocab_size": VOCAB, "backend": "bytes", "pad_id": PAD, "bos_id": BOS,
                   "eos_id": EOS, "unk_id": UNK, "splits": {}}
-    for path in sorted(prepared.glob("*.jsonl")):
-        split = path.stem
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-        ids, offsets = [], [0]
-        for r in records:
-            doc = [*r["text"].encode("utf-8"), EOS]
-            ids.extend(doc)
-            offsets.append(offsets[-1] + len(doc))
-        np.asarray(ids, dtype=dtype).tofile(out / f"{split}.bin")
-        meta["splits"][split] = {"file": f"{split}.bin", "tokens": len(ids),
-                                 "bytes": sum(r["bytes"] for r in records), "documents": len(records),
-                                 "doc_offsets": offsets, "doc_bytes": [r["bytes"] for r in records],
-                                 "doc_paths": [r["path"] for r in records]}
+    for split in SPLITS:
+        records = [r for _, r in iter_prepared(prepared, split)]
+        docs = [[*r["text"].encode("utf-8"), EOS] for r in records]
+        index = SplitIndex(paths=[r["path"] for r in records], bytes=[r["bytes"] for r in records],
+                           tokens=[len(d) for d in docs])
+        stream = np.asarray([i for d in docs for i in d], dtype=dtype)
+        meta["splits"][split] = write_token_split(out, split, stream, index)
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     return meta
 
@@ -149,8 +145,7 @@ def build_workspace(root: Path, stdlib_sample: Path, *, train_steps: int = 40, w
     byte_tokenizer(root / "models" / "tokenizer")
     model = tiny_llama(window=window)
     if train_steps:
-        train = [json.loads(line)["text"] for line in
-                 (root / "data" / "prepared" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+        train = [r["text"] for _, r in iter_prepared(root / "data" / "prepared", "train")]
         train_briefly(model, train, steps=train_steps, window=window,
                       live_dir=root / "metrics" / "train" if live else None)
     save_model(model, root / "models" / "tokenizer", root / "models" / "model")

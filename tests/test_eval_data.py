@@ -16,6 +16,7 @@ from codex_ml.cli import app
 from codex_ml.eval import baselines
 from codex_ml.eval.evaluate import EvalInputs, run_eval
 from codex_ml.params import EvalParams
+from codex_ml.shards import iter_prepared
 from tests.evalkit import one_thread, shared_workspace  # noqa: F401  (one_thread: a fixture)
 from tests.planted_secrets import CASES
 
@@ -48,9 +49,8 @@ def codex_eval(*args: str) -> tuple[str, dict]:
 
 
 def records(ws: Path) -> list[dict]:
-    return sorted((json.loads(line) for split in ("train", "val", "test")
-                   for line in (ws / f"data/prepared/{split}.jsonl").read_text().splitlines()),
-                  key=lambda r: r["path"])
+    rows = (r for split in ("train", "val", "test") for _, r in iter_prepared(ws / "data/prepared", split))
+    return sorted(rows, key=lambda r: r["path"])
 
 
 def test_a_folder_scores_every_document_as_the_pipeline_would(ws: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from codex_ml.shards import iter_prepared
 from tests.chromium import chromium_binary, file_url, open_page
 from tests.conftest import run
 
@@ -58,8 +59,7 @@ def test_dvc_repro_runs_all_five_stages_and_the_report_diffs_a_baseline(
     assert "val.bits_per_byte" in table and "val.baselines.xz_bpb" in table
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
     rows = plots["bits per byte per val document"][0]["content"]["data"]["values"]
-    prepared = (repo / "data/prepared/val.jsonl").read_text().splitlines()
-    val_docs = [json.loads(line)["path"] for line in prepared]
+    val_docs = [r["path"] for _, r in iter_prepared(repo / "data/prepared", "val")]
     assert sorted(r["path"] for r in rows) == sorted(val_docs)
 
     md = (repo / "reports/report.md").read_text()

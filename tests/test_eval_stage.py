@@ -15,6 +15,7 @@ import yaml
 from codex_ml.eval.evaluate import EvalInputs, run_eval, write_outputs
 from codex_ml.params import EvalParams, ParamsError, parse_params
 from codex_ml.runtime import StageError
+from codex_ml.shards import SplitIndex, iter_prepared, read_index, write_index
 from tests.conftest import ROOT, run
 from tests.evalkit import build_workspace, one_thread, shared_workspace  # noqa: F401  (one_thread: a fixture)
 
@@ -66,7 +67,8 @@ def test_outputs_follow_the_contract_and_reruns_are_byte_identical(workspace: Pa
         assert sm["completion_samples"] == 8
         rows = [json.loads(line)
                 for line in (tmp_path / "a/eval" / f"{split}.ndjson").read_text().splitlines()]
-        assert [r["path"] for r in rows] == meta["splits"][split]["doc_paths"]
+        index = read_index(workspace / "data/tokens" / f"{split}.index.parquet")
+        assert [r["path"] for r in rows] == index.paths
         assert sum(r["tokens"] for r in rows) == sm["tokens"]
         total_bits = sum(r["bits_per_byte"] * r["bytes"] for r in rows)
         assert total_bits / sm["bytes"] == pytest.approx(sm["bits_per_byte"])
@@ -79,8 +81,7 @@ def test_outputs_follow_the_contract_and_reruns_are_byte_identical(workspace: Pa
                  (tmp_path / "a/eval" / f"{split}_completions.ndjson").read_text().splitlines()]
         assert len(comps) == 8
         assert sum(c["match"] for c in comps) / 8 == sm["completion_exact_match"]
-        texts = {json.loads(line)["path"]: json.loads(line)["text"]
-                 for line in (workspace / f"data/prepared/{split}.jsonl").read_text().splitlines()}
+        texts = {r["path"]: r["text"] for _, r in iter_prepared(workspace / "data/prepared", split)}
         for c in comps:
             assert texts[c["path"]].split("\n")[c["line"] - 1] == c["target"]
             assert "\n" not in c["completion"]
@@ -118,16 +119,15 @@ def test_bad_inputs_are_one_clear_error(workspace: Path, tmp_path: Path) -> None
     shutil.copytree(workspace, broken)
     meta_path = broken / "data/tokens/meta.json"
     meta = json.loads(meta_path.read_text())
-    meta["splits"]["val"]["doc_paths"][0] = "renamed.py"
-    meta_path.write_text(json.dumps(meta))
+    index_path = broken / "data/tokens/val.index.parquet"
+    index = read_index(index_path)
+    write_index(index_path, SplitIndex(["renamed.py", *index.paths[1:]], index.bytes, index.tokens))
     with pytest.raises(StageError, match="list different documents"):
         run_eval(quick, inputs(broken), splits=("val",))
-    meta["splits"]["val"]["doc_paths"][0] = json.loads(
-        (workspace / "data/tokens/meta.json").read_text())["splits"]["val"]["doc_paths"][0]
-    meta_path.write_text(json.dumps(meta))
-    with open(broken / "data/tokens/val.bin", "r+b") as f:  # cut off the last token
+    write_index(index_path, index)
+    with open(broken / "data/tokens/val-00000.bin", "r+b") as f:  # cut off the last token
         f.truncate(f.seek(0, 2) - 2)
-    with pytest.raises(StageError, match=r"val.bin: \d+ bytes, but meta.json says"):
+    with pytest.raises(StageError, match=r"val-00000.bin: \d+ bytes, but .*meta.json says"):
         run_eval(quick, inputs(broken), splits=("val",))
     del meta["eos_id"]
     meta_path.write_text(json.dumps(meta))

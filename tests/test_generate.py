@@ -14,6 +14,7 @@ from codex_ml.eval.completion import complete_lines, eligible_lines, is_match, s
 from codex_ml.eval.generate import SamplingParams, generate
 from codex_ml.eval.model import load_model, load_tokenizer, pick_device
 from codex_ml.runtime import StageError
+from codex_ml.shards import iter_prepared
 from tests.evalkit import EOS, PAD, one_thread, shared_workspace  # noqa: F401  (one_thread: a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -94,8 +95,7 @@ def test_batched_greedy_completion_equals_one_at_a_time(workspace: Path) -> None
     # Left padding must not change what a prompt's completion is.
     model = load_model(workspace / "models/model", pick_device("cpu"))
     tok = load_tokenizer(workspace / "models/model")
-    prepared = (workspace / "data/prepared/test.jsonl").read_text().splitlines()
-    texts = [json.loads(line)["text"] for line in prepared]
+    texts = [r["text"] for _, r in iter_prepared(workspace / "data/prepared", "test")]
     samples = sample_lines(texts, 6, 0)
     kw = dict(window=64, max_new_tokens=12, eos_id=EOS, pad_id=PAD, device=pick_device("cpu"))
     batched = complete_lines(model, tok, texts, samples, batch_size=6, **kw)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from codex_ml.data.prepare import prepare, split_of
 from codex_ml.data.secrets import KINDS, placeholder, redact
 from codex_ml.data.sources import include_spec, iter_documents, stdlib_root
 from codex_ml.params import DataParams
+from codex_ml.shards import iter_prepared
 from tests.planted_secrets import CASES, planted_line
 
 # One planted example of every secret kind (tests/planted_secrets.py), as a line of Python: (line, secret).
@@ -182,8 +183,7 @@ def _all_files(root: Path) -> set[str]:
 def _kept(params: DataParams, tmp_path: Path, name: str) -> tuple[set[str], dict]:
     out = tmp_path / name
     m = prepare(params, out, tmp_path / f"{name}.json")
-    return {json.loads(x)["path"] for s in ("train", "val", "test")
-            for x in (out / f"{s}.jsonl").read_text().splitlines()}, m
+    return {r["path"] for s in ("train", "val", "test") for _, r in iter_prepared(out, s)}, m
 
 
 @pytest.mark.parametrize("include", [["**"], ["**/*.py"]])
@@ -261,17 +261,16 @@ def test_default_corpus_twice_is_byte_identical(tmp_path: Path) -> None:
     assert m1["rejected"]["invalid_utf8"] == 4
     # Generated files (pydoc_data/topics.py, token.py, keyword.py, ...) are counted and left out.
     assert m1["rejected"]["generated"] >= 5
-    all_paths = {json.loads(x)["path"] for s in ("train", "val", "test")
-                 for x in (tmp_path / "a" / f"{s}.jsonl").open()}
+    all_paths = {r["path"] for s in ("train", "val", "test") for _, r in iter_prepared(tmp_path / "a", s)}
     assert "pydoc_data/topics.py" not in all_paths and "os.py" in all_paths
     assert m1["documents"]["train"] > 1000 and m1["documents"]["val"] > 10 and m1["documents"]["test"] > 10
     assert sum(m1["bytes"].values()) > 20_000_000
-    train_paths = [json.loads(x)["path"] for x in (tmp_path / "a" / "train.jsonl").open()]
+    train_paths = [r["path"] for _, r in iter_prepared(tmp_path / "a", "train")]
     assert not [p for p in train_paths if p.startswith(("site-packages/", "dist-packages/"))]
     accounted = sum(m1["documents"].values()) + sum(m1["rejected"].values()) + m1["duplicates"]
     assert accounted == m1["files_seen"]
-    rows = [json.loads(line) for line in (tmp_path / "a" / "val.jsonl").read_text().splitlines()]
-    assert [r["path"] for r in rows] == sorted(r["path"] for r in rows)
+    rows = [r for _, r in iter_prepared(tmp_path / "a", "val")]
+    assert [r["path"] for r in rows] == sorted(r["path"] for r in rows)  # source order: a sorted walk
     assert set(rows[0]) == {"path", "text", "sha256", "bytes"}
     assert all(r["bytes"] == len(r["text"].encode()) for r in rows)
 
@@ -293,7 +292,7 @@ def test_jsonl_source_warns_with_line_numbers(tmp_path: Path, caplog: pytest.Log
     assert m["duplicates"] == 1
     assert m["documents"] == {"train": 2, "val": 0, "test": 0}
     assert "line 2" in caplog.text and "line 3" in caplog.text
-    paths = [json.loads(x)["path"] for x in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    paths = [r["path"] for _, r in iter_prepared(tmp_path / "out", "train")]
     assert paths == ["a.py", "corpus.jsonl:5"]
 
 

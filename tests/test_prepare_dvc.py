@@ -71,7 +71,9 @@ def test_dvc_repro_prepare_counts_everything(tmp_path: Path, stdlib_sample: Path
     assert sum(m["documents"].values()) == n_docs
     assert all(m["documents"][s] > 0 for s in ("train", "val", "test"))
 
-    texts = "".join((repo / "data" / "prepared" / f"{s}.jsonl").read_text() for s in ("train", "val", "test"))
+    texts = "".join(p.read_text() for p in sorted((repo / "data" / "prepared").glob("*.jsonl")))
+    assert texts and sorted(p.name for p in (repo / "data" / "prepared").iterdir()) == \
+        ["test-00000.jsonl", "train-00000.jsonl", "val-00000.jsonl"]
     for _, secret in PLANTED_SECRETS.values():
         assert secret not in texts
     assert "<SECRET:aws_key>" in texts and "VALUE_0 = 0" in texts

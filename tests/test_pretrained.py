@@ -20,6 +20,7 @@ import pytest
 from codex_ml.params import ParamsError, parse_params
 from codex_ml.pretrained import base_of, folder_sha256, resolve
 from codex_ml.runtime import StageError
+from codex_ml.shards import iter_prepared, open_stream, read_index
 from tests.conftest import SAMPLE_MODULES
 from tests.evalkit import one_thread  # noqa: F401  (a fixture)
 from tests.pretrainedkit import FAMILIES, hub_cache, make_pretrained
@@ -44,7 +45,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def train_texts(corpus: Path) -> list[str]:
-    return [json.loads(line)["text"] for line in (corpus / "train.jsonl").read_text().splitlines()]
+    return [r["text"] for _, r in iter_prepared(corpus, "train")]
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +85,9 @@ def token_ids(root: Path, split: str) -> list[list[int]]:
     import numpy as np
 
     meta = json.loads((root / "data/tokens/meta.json").read_text())
-    info = meta["splits"][split]
-    tokens = np.fromfile(root / "data/tokens" / info["file"], dtype=meta["dtype"])
-    offsets = info["doc_offsets"]
-    return [tokens[offsets[i]:offsets[i + 1] - 1].tolist() for i in range(len(offsets) - 1)]
+    tokens = open_stream(root / "data/tokens", meta, split)
+    offsets = read_index(root / "data/tokens" / f"{split}.index.parquet").offsets()
+    return [np.asarray(tokens[offsets[i]:offsets[i + 1] - 1]).tolist() for i in range(len(offsets) - 1)]
 
 
 @pytest.mark.slow
@@ -104,7 +104,7 @@ def test_each_family_tokenize_train_lora_eval_generate(family: str, corpus: Path
     assert metrics["backend"] == "pretrained" and metrics["base_model"]["pretrained"] == str(base)
     # The token files hold the model's own ids: what AutoTokenizer on the model folder gives.
     own = AutoTokenizer.from_pretrained(base)
-    val = [json.loads(line)["text"] for line in (corpus / "val.jsonl").read_text().splitlines()]
+    val = [r["text"] for _, r in iter_prepared(corpus, "val")]
     assert token_ids(tmp_path, "val") == [own(t, add_special_tokens=False)["input_ids"] for t in val]
     meta = json.loads((tmp_path / "data/tokens/meta.json").read_text())
     assert meta["vocab_size"] == len(own) and meta["eos_id"] == own.eos_token_id
@@ -205,8 +205,10 @@ def test_a_lossy_tokenizer_reports_its_round_trip_rate_and_bytes_stay_the_origin
     metrics = run_tokenize(params_for(base), corpus, tmp_path)
     assert 0 <= metrics["round_trip_exact"] < 1
     meta = json.loads((tmp_path / "data/tokens/meta.json").read_text())
-    prepared = [json.loads(line) for line in (corpus / "val.jsonl").read_text().splitlines()]
-    assert meta["splits"]["val"]["doc_bytes"] == [len(r["text"].encode()) for r in prepared]
+    prepared = [r for _, r in iter_prepared(corpus, "val")]
+    assert read_index(tmp_path / "data/tokens/val.index.parquet").bytes == \
+        [len(r["text"].encode()) for r in prepared]
+    assert meta["splits"]["val"]["bytes"] == sum(len(r["text"].encode()) for r in prepared)
 
 
 def test_lora_targets_all_linear_and_per_architecture_defaults(bases: dict[str, Path]) -> None:

@@ -8,9 +8,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from codex_ml.shards import iter_prepared, open_stream, read_index
 from tests.conftest import run
 from tests.pretrainedkit import make_pretrained
 
@@ -35,10 +35,9 @@ def test_dvc_exp_run_with_the_pretrained_profile_trains_on_the_models_own_ids(
     # The token files are the model's own ids, as AutoTokenizer on the model folder gives them.
     own = AutoTokenizer.from_pretrained(base)
     meta = json.loads((repo / "data/tokens/meta.json").read_text())
-    val = [json.loads(line) for line in (repo / "data/prepared/val.jsonl").read_text().splitlines()]
-    info = meta["splits"]["val"]
-    tokens = np.fromfile(repo / "data/tokens" / info["file"], dtype=meta["dtype"])
-    offsets = info["doc_offsets"]
+    val = [r for _, r in iter_prepared(repo / "data/prepared", "val")]
+    tokens = open_stream(repo / "data/tokens", meta, "val")
+    offsets = read_index(repo / "data/tokens/val.index.parquet").offsets()
     assert val and [tokens[offsets[i]:offsets[i + 1] - 1].tolist() for i in range(len(val))] == \
         [own(r["text"], add_special_tokens=False)["input_ids"] for r in val]
     assert meta["base_model"]["pretrained"] == str(base)

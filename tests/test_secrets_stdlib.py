@@ -13,14 +13,14 @@ import pytest
 from codex_ml.data.prepare import prepare
 from codex_ml.data.sources import stdlib_root
 from codex_ml.params import DataParams
+from codex_ml.shards import iter_prepared
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     out = tmp_path_factory.mktemp("stdlib")
     metrics = prepare(DataParams(), out / "prepared", out / "prepare.json")
-    rows = [json.loads(line) for s in ("train", "val", "test")
-            for line in (out / "prepared" / f"{s}.jsonl").read_text().splitlines()]
+    rows = [r for s in ("train", "val", "test") for _, r in iter_prepared(out / "prepared", s)]
     return metrics, rows
 
 
@@ -75,7 +75,7 @@ def test_planted_files_in_a_tree_are_all_redacted(tmp_path: Path) -> None:
     params = DataParams(source="dir", path=str(tmp_path / "corpus"), include=["**"],
                         val_fraction=0.0, test_fraction=0.0)
     m = prepare(params, tmp_path / "out", tmp_path / "m.json")
-    text = (tmp_path / "out" / "train.jsonl").read_text()
+    text = (tmp_path / "out" / "train-00000.jsonl").read_text()
     leaked = [c.name for c in CASES if json.dumps(c.secret)[1:-1] in text]
     assert leaked == []
     assert all(m["redactions"][c.kind] > 0 for c in CASES)

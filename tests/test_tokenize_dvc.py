@@ -6,9 +6,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import yaml
 
+from codex_ml.shards import iter_prepared, open_stream, read_index
 from tests.conftest import run
 from tests.tokenizekit import SPLITS, folder_bytes
 
@@ -34,21 +34,22 @@ def test_dvc_repro_tokenize(stdlib_sample: Path, make_repo: Callable[..., Path])
     metrics = json.loads((repo / "metrics" / "tokenize.json").read_text())
     assert meta["vocab_size"] == metrics["vocab_size"] == 600 and meta["backend"] == "sentencepiece"
     for split in SPLITS:
-        prepared = [json.loads(line) for line in (repo / "data" / "prepared" / f"{split}.jsonl").open()]
+        prepared = [r for _, r in iter_prepared(repo / "data" / "prepared", split)]
         info = meta["splits"][split]
-        assert info["doc_paths"] == [r["path"] for r in prepared] and len(prepared) > 0
-        stream = np.memmap(repo / "data" / "tokens" / info["file"], dtype=meta["dtype"], mode="r")
-        assert len(stream) == info["tokens"] and stream[-1] == meta["eos_id"]
+        index = read_index(repo / "data" / "tokens" / info["index"])
+        assert index.paths == [r["path"] for r in prepared] and len(prepared) > 0
+        stream = open_stream(repo / "data" / "tokens", meta, split)
+        assert len(stream) == info["tokens"] and stream[len(stream) - 1:][0] == meta["eos_id"]
     assert metrics["round_trip_exact"] == 1.0 and metrics["autotokenizer_match"] == 1.0
 
     # The saved folder is what AutoTokenizer loads, and it gives the ids in the token files.
     from transformers import AutoTokenizer
 
     auto = AutoTokenizer.from_pretrained(str(repo / "models" / "tokenizer"))
-    val = meta["splits"]["val"]
-    stream = np.memmap(repo / "data" / "tokens" / "val.bin", dtype=meta["dtype"], mode="r")
-    first = json.loads((repo / "data" / "prepared" / "val.jsonl").open().readline())["text"]
-    assert auto.encode(first) == stream[:val["doc_offsets"][1] - 1].tolist()
+    stream = open_stream(repo / "data" / "tokens", meta, "val")
+    first = next(iter_prepared(repo / "data" / "prepared", "val"))[1]["text"]
+    first_tokens = read_index(repo / "data" / "tokens" / "val.index.parquet").tokens[0]
+    assert auto.encode(first) == stream[:first_tokens - 1].tolist()
 
     # DVC recorded the stage with its params, reads the metrics, and has nothing left to do.
     lock = yaml.safe_load((repo / "dvc.lock").read_text())

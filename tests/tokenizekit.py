@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import sysconfig
 from pathlib import Path
 
+from codex_ml import shards
 from codex_ml.params import TokenizerParams
 
 SPLITS = ("train", "val", "test")
@@ -44,15 +44,11 @@ def held_out_documents() -> list[tuple[str, str]]:
 
 
 def write_prepared(folder: Path, splits: dict[str, list[tuple[str, str]]]) -> Path:
-    """data/prepared/{split}.jsonl in the prepare stage's format (docs/pipeline.md)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """data/prepared's shards in the prepare stage's format (docs/pipeline.md)."""
     for split in SPLITS:
-        with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as f:
-            for path, text in sorted(splits.get(split, [])):
-                data = text.encode("utf-8")
-                f.write(json.dumps({"path": path, "text": text, "bytes": len(data),
-                                    "sha256": hashlib.sha256(data).hexdigest()},
-                                   ensure_ascii=False, sort_keys=True) + "\n")
+        shards.write_prepared(folder, split, ({"path": path, "text": text,
+                                               "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+                                              for path, text in sorted(splits.get(split, []))))
     return folder
 
 

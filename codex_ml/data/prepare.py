@@ -1,22 +1,38 @@
-"""The prepare stage's work: source -> filtered, deduplicated, redacted documents in stable splits."""
+"""The prepare stage's work: source -> filtered, deduplicated, redacted documents in stable splits.
+
+It streams: documents are read in source order, cut into batches, and each batch's per-document work
+(content filters, hashes, the generated-file check, redaction) runs in `data.workers` processes. One
+process then takes the results back in source order and decides what is kept (exact duplicates by
+content hash, in that order) and where it goes, writing each split's shards as it goes
+(codex_ml/shards.py). Memory holds a few batches plus one hash per kept document, whatever the corpus
+size, and the outputs are the same bytes for any number of workers: which documents are kept depends
+only on the order of the results, never on which process made them.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections import Counter
+import multiprocessing
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codex_ml.data.filters import REJECT_REASONS, is_generated, reject_reason
 from codex_ml.data.secrets import KINDS, redact
-from codex_ml.data.sources import describe_source, iter_documents
-from codex_ml.io import atomic_open, sha256_bytes, write_json
+from codex_ml.data.sources import RawDocument, describe_source, iter_documents
+from codex_ml.io import atomic_dir, write_json
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError, progress
+from codex_ml.shards import SPLITS, PreparedWriter
 
-SPLITS = ("train", "val", "test")
+# Source bytes per batch handed to a worker: large enough that pickling is a small share of the work,
+# small enough that a few batches in flight stay a few MiB.
+BATCH_BYTES = 4 << 20
+BATCH_DOCS = 512
 
 
 def split_of(path: str, val_fraction: float, test_fraction: float) -> str:
@@ -30,59 +46,146 @@ def split_of(path: str, val_fraction: float, test_fraction: float) -> str:
     return "train"
 
 
+@dataclass(frozen=True)
+class Processed:
+    """One document after the per-document work, which depends on nothing but the document."""
+
+    path: str
+    rejected: str | None = None  # a source or content reason; the fields below are then unset
+    digest: bytes = b""  # sha256 of the source bytes: exact duplicates
+    generated: bool = False
+    text: str = ""  # after redaction
+    record: dict[str, Any] = field(default_factory=dict)
+    redactions: dict[str, int] = field(default_factory=dict)
+
+
+def process(doc: RawDocument, params: DataParams) -> Processed:
+    if doc.data is None:
+        return Processed(doc.path, rejected=str(doc.rejected))
+    reason = reject_reason(doc.data)
+    if reason is not None:
+        return Processed(doc.path, rejected=reason)
+    digest = hashlib.sha256(doc.data).digest()
+    text = doc.data.decode("utf-8")
+    generated = params.drop_generated and is_generated(text)
+    counts: dict[str, int] = {}
+    if params.redact_secrets and not generated:
+        text, found = redact(text, doc.path, pii_too=params.redact_pii)
+        counts = {k: v for k, v in found.items() if v}
+    encoded = text.encode("utf-8")
+    record = {"path": doc.path, "text": text, "sha256": hashlib.sha256(encoded).hexdigest(),
+              "bytes": len(encoded)}
+    return Processed(doc.path, digest=digest, generated=generated, text=text, record=record,
+                     redactions=counts)
+
+
+def process_batch(params: DataParams, docs: list[RawDocument]) -> list[Processed]:
+    return [process(doc, params) for doc in docs]
+
+
+def batches(docs: Iterable[RawDocument]) -> Iterator[list[RawDocument]]:
+    batch: list[RawDocument] = []
+    size = 0
+    for doc in docs:
+        batch.append(doc)
+        size += len(doc.data or b"")
+        if size >= BATCH_BYTES or len(batch) >= BATCH_DOCS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def resolve_workers(workers: int) -> int:
+    if workers > 0:
+        return workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def processed_in_order(params: DataParams, docs: Iterable[RawDocument], workers: int) -> Iterator[Processed]:
+    """`process` over `docs`, in source order, on `workers` processes (1: in this one). At most two
+    batches per worker are in flight, so memory does not grow with the corpus."""
+    if workers <= 1:
+        for batch in batches(docs):
+            yield from process_batch(params, batch)
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                          else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield from _ordered(pool, process_batch, params, batches(docs), 2 * workers)
+
+
+def _ordered(pool: Executor, fn: Callable[[DataParams, list[RawDocument]], list[Processed]],
+             params: DataParams, work: Iterator[list[RawDocument]], in_flight: int) -> Iterator[Processed]:
+    window: deque[Future[list[Processed]]] = deque()
+    for batch in work:
+        window.append(pool.submit(fn, params, batch))
+        if len(window) >= in_flight:
+            yield from window.popleft().result()
+    while window:
+        yield from window.popleft().result()
+
+
 @dataclass
-class PrepareResult:
-    records: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {s: [] for s in SPLITS})
+class Tally:
+    """What prepare counts: every number of metrics/prepare.json."""
+
+    seen: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     redactions: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
-    seen: int = 0
+    documents: Counter[str] = field(default_factory=Counter)
+    bytes: Counter[str] = field(default_factory=Counter)
 
 
-def collect(params: DataParams) -> PrepareResult:
-    result = PrepareResult()
-    seen_hashes: set[str] = set()
-    for doc in progress(iter_documents(params), desc="prepare", unit="file"):
-        result.seen += 1
-        if doc.data is None:
-            result.rejected[str(doc.rejected)] += 1
-            continue
-        reason = reject_reason(doc.data)
-        if reason is not None:
-            result.rejected[reason] += 1
-            continue
-        digest = sha256_bytes(doc.data)
-        if digest in seen_hashes:  # exact duplicate of an earlier document (walk order is sorted)
-            result.duplicates += 1
-            continue
-        seen_hashes.add(digest)
-        text = doc.data.decode("utf-8")
-        if params.drop_generated and is_generated(text):
-            result.rejected["generated"] += 1
-            continue
-        if params.redact_secrets:
-            text, counts = redact(text, doc.path, pii_too=params.redact_pii)
-            result.redactions.update(counts)
-        encoded = text.encode("utf-8")
-        split = split_of(doc.path, params.val_fraction, params.test_fraction)
-        result.records[split].append({"path": doc.path, "text": text,
-                                      "sha256": sha256_bytes(encoded), "bytes": len(encoded)})
-    return result
+def processed_documents(params: DataParams) -> Iterator[Processed]:
+    """Every document of the source after `process`, in source order, on `data.workers` processes."""
+    return processed_in_order(params, iter_documents(params), resolve_workers(params.workers))
 
 
-def metrics_of(result: PrepareResult, params: DataParams) -> dict[str, Any]:
-    return {
+def kept_documents(params: DataParams, tally: Tally,
+                   processed: Iterable[Processed]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(split, record) of every document kept, in source order; counts everything else in `tally`.
+    The one place that decides what is kept: `prepare` and `prepare_all` both read it."""
+    seen_digests: set[bytes] = set()
+    for p in progress(processed, desc="prepare", unit="file"):
+        tally.seen += 1
+        if p.rejected is not None:
+            tally.rejected[p.rejected] += 1
+            continue
+        if p.digest in seen_digests:  # exact duplicate of an earlier document (source order)
+            tally.duplicates += 1
+            continue
+        seen_digests.add(p.digest)
+        if p.generated:
+            tally.rejected["generated"] += 1
+            continue
+        tally.redactions.update(p.redactions)
+        split = split_of(p.path, params.val_fraction, params.test_fraction)
+        tally.documents[split] += 1
+        tally.bytes[split] += p.record["bytes"]
+        yield split, p.record
+
+
+def metrics_of(tally: Tally, params: DataParams, shards: dict[str, int] | None = None) -> dict[str, Any]:
+    metrics: dict[str, Any] = {
         "source": describe_source(params),
-        "files_seen": result.seen,
-        "documents": {s: len(result.records[s]) for s in SPLITS},
-        "bytes": {s: sum(r["bytes"] for r in result.records[s]) for s in SPLITS},
-        "rejected": {r: result.rejected.get(r, 0) for r in REJECT_REASONS},
-        "duplicates": result.duplicates,
-        "redactions": {k: result.redactions.get(k, 0) for k in KINDS},
+        "files_seen": tally.seen,
+        "documents": {s: tally.documents.get(s, 0) for s in SPLITS},
+        "bytes": {s: tally.bytes.get(s, 0) for s in SPLITS},
+        "rejected": {r: tally.rejected.get(r, 0) for r in REJECT_REASONS},
+        "duplicates": tally.duplicates,
+        "redactions": {k: tally.redactions.get(k, 0) for k in KINDS},
         "redact_secrets": params.redact_secrets,
         "redact_pii": params.redact_secrets and params.redact_pii,
         "drop_generated": params.drop_generated,
     }
+    if shards is not None:
+        metrics["shards"] = shards
+    return metrics
 
 
 def check_source(params: DataParams) -> None:
@@ -94,35 +197,37 @@ def check_source(params: DataParams) -> None:
             raise StageError(f"data.path: {path} is not a file (data.source is 'jsonl')")
 
 
-def write_records(path: Path, records: list[dict[str, Any]]) -> None:
-    """One prepared JSONL file, sorted by path (the order tokenize and eval read)."""
-    with atomic_open(path, "w") as f:
-        for r in sorted(records, key=lambda r: r["path"]):
-            f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+def _nothing_kept(params: DataParams, tally: Tally, what: str) -> StageError:
+    return StageError(f"no usable documents in {what} from {describe_source(params)} "
+                      f"(rejected: {dict(tally.rejected)}, duplicates: {tally.duplicates})")
 
 
 def prepare(params: DataParams, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
-    """Run the whole stage; outputs are written atomically, metrics last."""
+    """Run the whole stage: `out_dir` is built aside and swapped in whole, metrics are written last."""
     check_source(params)
-    result = collect(params)
-    if not result.records["train"]:
-        raise StageError(f"no usable documents in the train split from {describe_source(params)} "
-                         f"(rejected: {dict(result.rejected)}, duplicates: {result.duplicates})")
-    for split in SPLITS:
-        write_records(out_dir / f"{split}.jsonl", result.records[split])
-    metrics = metrics_of(result, params)
+    tally = Tally()
+    with atomic_dir(out_dir) as tmp:
+        writers = {split: PreparedWriter(tmp, split, params.shard_mb << 20) for split in SPLITS}
+        for split, record in kept_documents(params, tally, processed_documents(params)):
+            writers[split].write(record)
+        shards = {split: len(writer.close()) for split, writer in writers.items()}
+        if not tally.documents["train"]:
+            raise _nothing_kept(params, tally, "the train split")
+    metrics = metrics_of(tally, params, shards)
     write_json(metrics_path, metrics)
     return metrics
 
 
-def prepare_all(params: DataParams, out_path: Path) -> dict[str, Any]:
-    """Every usable document of the source, whatever its split, in one prepared JSONL file: the same
-    filters, dedup and redaction as the stage, for scoring a whole corpus (`codex eval --data`)."""
+def prepare_all(params: DataParams, out_dir: Path, split: str) -> dict[str, Any]:
+    """Every usable document of the source, whatever its split, as one prepared split `split` in
+    `out_dir` (shards, in source order): the same filters, dedup and redaction as the stage, for
+    scoring a whole corpus (`codex eval --data`)."""
     check_source(params)
-    result = collect(params)
-    records = [r for split in SPLITS for r in result.records[split]]
-    if not records:
-        raise StageError(f"no usable documents in {describe_source(params)} "
-                         f"(rejected: {dict(result.rejected)}, duplicates: {result.duplicates})")
-    write_records(out_path, records)
-    return metrics_of(result, params)
+    tally = Tally()
+    writer = PreparedWriter(out_dir, split, params.shard_mb << 20)
+    for _, record in kept_documents(params, tally, processed_documents(params)):
+        writer.write(record)
+    writer.close()
+    if not sum(tally.documents.values()):
+        raise _nothing_kept(params, tally, "the corpus")
+    return metrics_of(tally, params)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import lzma
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -28,11 +29,16 @@ def xz_bpb(data: bytes) -> float:
     return len(packed) * 8 / len(data)
 
 
-def unigram_log2_probs(train_ids: np.ndarray, vocab_size: int) -> np.ndarray:
-    """log2 of the add-one-smoothed unigram distribution over `vocab_size` tokens."""
-    counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=vocab_size).astype(np.float64)
-    if counts.shape[0] > vocab_size:
-        raise ValueError(f"train token id {counts.shape[0] - 1} >= vocab_size {vocab_size}")
+def unigram_log2_probs(train_ids: np.ndarray | Iterable[np.ndarray], vocab_size: int) -> np.ndarray:
+    """log2 of the add-one-smoothed unigram distribution over `vocab_size` tokens; `train_ids` is one
+    array or its pieces (a split's shards), counted one at a time."""
+    pieces = [train_ids] if isinstance(train_ids, np.ndarray) else train_ids
+    counts = np.zeros(vocab_size, dtype=np.float64)
+    for piece in pieces:
+        c = np.bincount(np.asarray(piece, dtype=np.int64), minlength=vocab_size)
+        if c.shape[0] > vocab_size:
+            raise ValueError(f"train token id {c.shape[0] - 1} >= vocab_size {vocab_size}")
+        counts += c
     return np.log2(counts + 1.0) - math.log2(counts.sum() + vocab_size)
 
 

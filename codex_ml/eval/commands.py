@@ -131,8 +131,8 @@ def eval_command(
 
 
 def prepare_corpus(data: str, params: DataParams | None, folder: Path, whole: bool) -> str:
-    """`--data` prepared into `folder` by the prepare stage's own functions: `data.jsonl`, every document
-    (`whole`), or the corpus's own {train,val,test}.jsonl split. Returns a line saying what was kept."""
+    """`--data` prepared into `folder` by the prepare stage's own functions: every document as one split
+    `data` (`whole`), or the corpus's own train/val/test split. Returns a line saying what was kept."""
     from codex_ml.data.prepare import prepare, prepare_all
     from codex_ml.params import DataParams
 
@@ -150,7 +150,7 @@ def prepare_corpus(data: str, params: DataParams | None, folder: Path, whole: bo
     data_params = (params or DataParams()).model_copy(update={"source": source, "path": str(path)})
     data_params.check()
     if whole:
-        m = prepare_all(data_params, folder / "data.jsonl")
+        m = prepare_all(data_params, folder, "data")
     else:
         m = prepare(data_params, folder, folder / "prepare.json")
     kept: dict[str, Any] = {k: v for k, v in m["rejected"].items() if v}

@@ -1,8 +1,9 @@
 """What eval reads: one split as a list of documents, each with its token ids and UTF-8 byte count.
 
 Two ways in (docs/pipeline.md has the file formats):
-- `load_token_split`: the tokenize stage's packed stream `data/tokens/{split}.bin` + `meta.json`, cut
-  into documents by `doc_offsets`. This is what the pipeline's model was trained on.
+- `load_token_split`: the tokenize stage's token shards `data/tokens/{split}-NNNNN.bin` + `meta.json`,
+  cut into documents by the split's index (`{split}.index.parquet`). This is what the pipeline's
+  model was trained on.
 - `encode_prepared`: the prepare stage's text, encoded with a model's own tokenizer. This is how
   `codex eval --retokenize` scores a model whose tokenizer is not the pipeline's; bits per byte stay
   comparable because they are normalised by UTF-8 bytes, not tokens.
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from codex_ml.runtime import StageError
+from codex_ml.shards import iter_prepared, open_stream, read_index
 
 SPLITS = ("val", "test")
 
@@ -71,63 +73,37 @@ def load_meta(tokens_dir: Path) -> TokenMeta:
 
 
 def load_token_split(tokens_dir: Path, split: str, meta: TokenMeta | None = None) -> list[Document]:
-    """Cut `{split}.bin` into documents, checking it against meta.json's offsets and sizes."""
+    """Cut a split's token stream into documents by its index, checking both against meta.json."""
     meta = meta or load_meta(tokens_dir)
     where = f"{tokens_dir / 'meta.json'} splits.{split}"
     info = meta.raw["splits"].get(split)
     if not isinstance(info, dict):
         raise StageError(f"{tokens_dir / 'meta.json'}: no entry for split {split!r} under 'splits'")
-    offsets = _field(info, "doc_offsets", list, where)
-    doc_bytes = _field(info, "doc_bytes", list, where)
-    paths = _field(info, "doc_paths", list, where)
     n_tokens = _field(info, "tokens", int, where)
-    n_docs = len(doc_bytes)
-    if len(paths) != n_docs or len(offsets) != n_docs + 1:
-        raise StageError(f"{where}: expected len(doc_offsets) = len(doc_bytes) + 1 = len(doc_paths) + 1, "
-                         f"got {len(offsets)}, {len(doc_bytes)}, {len(paths)}")
-    off = np.asarray(offsets, dtype=np.int64)
-    if n_docs and (off[0] != 0 or off[-1] != n_tokens or np.any(np.diff(off) < 1)):
-        raise StageError(f"{where}: doc_offsets must start at 0, increase, and end at tokens={n_tokens}")
-    bin_path = tokens_dir / str(info.get("file", f"{split}.bin"))
-    if not bin_path.is_file():
-        raise StageError(f"{bin_path}: not found (run the tokenize stage first)")
-    itemsize = np.dtype(meta.dtype).itemsize
-    size = bin_path.stat().st_size
-    if size != n_tokens * itemsize:
-        raise StageError(f"{bin_path}: {size} bytes, but meta.json says {n_tokens} {meta.dtype} tokens "
-                         f"({n_tokens * itemsize} bytes)")
-    stream = (np.memmap(bin_path, dtype=meta.dtype, mode="r") if size
-              else np.zeros(0, dtype=meta.dtype))  # numpy cannot map an empty file
+    stream = open_stream(tokens_dir, meta.raw, split)
+    index = read_index(tokens_dir / str(_field(info, "index", str, where)))
+    off = index.offsets()
+    if off[-1] != n_tokens:
+        raise StageError(f"{tokens_dir / str(info['index'])}: its documents hold {off[-1]} tokens, but "
+                         f"meta.json says {n_tokens}")
     docs = []
-    for i in range(n_docs):
-        ids = np.asarray(stream[off[i]:off[i + 1]], dtype=np.int64)
-        if ids[-1] != meta.eos_id:
-            raise StageError(f"{bin_path}: document {i} ({paths[i]}) does not end with eos_id={meta.eos_id}")
-        docs.append(Document(path=str(paths[i]), nbytes=int(doc_bytes[i]), ids=ids))
+    for i, (path, nbytes) in enumerate(zip(index.paths, index.bytes, strict=True)):
+        ids = np.asarray(stream[int(off[i]):int(off[i + 1])], dtype=np.int64)
+        if not len(ids) or ids[-1] != meta.eos_id:
+            raise StageError(f"{tokens_dir}: {split} document {i} ({path}) does not end with "
+                             f"eos_id={meta.eos_id}")
+        docs.append(Document(path=str(path), nbytes=int(nbytes), ids=ids))
     if docs:
         top = max(int(d.ids.max()) for d in docs)
         if top >= meta.vocab_size:
-            raise StageError(f"{bin_path}: token id {top} >= vocab_size {meta.vocab_size} in meta.json")
+            raise StageError(f"{tokens_dir}: {split} token id {top} >= vocab_size {meta.vocab_size} in "
+                             "meta.json")
     return docs
 
 
 def load_prepared(prepared_dir: Path, split: str) -> list[dict[str, Any]]:
-    """The prepare stage's records for one split, in file (= token stream) order."""
-    path = prepared_dir / f"{split}.jsonl"
-    if not path.is_file():
-        raise StageError(f"{path}: not found (run the prepare stage first)")
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise StageError(f"{path}:{n}: not valid JSON: {exc}") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("path"), str) \
-                    or not isinstance(rec.get("text"), str):
-                raise StageError(f"{path}:{n}: expected an object with string 'path' and 'text'")
-            records.append(rec)
-    return records
+    """The prepare stage's records for one split, in shard (= token stream) order."""
+    return [record for _, record in iter_prepared(prepared_dir, split)]
 
 
 def check_same_documents(docs: list[Document], records: list[dict[str, Any]], tokens_where: str,

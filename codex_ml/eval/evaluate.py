@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from codex_ml.eval.score import DocScores, score_documents
 from codex_ml.io import atomic_dir, write_json
 from codex_ml.params import EvalParams
 from codex_ml.runtime import StageError
+from codex_ml.shards import open_stream
 
 log = logging.getLogger(__name__)
 
@@ -196,23 +198,17 @@ def load_documents(inputs: EvalInputs, split: str, tokenizer: Any, eos_id: int
     else:
         docs = load_token_split(inputs.tokens_dir, split)
         check_same_documents(docs, records, str(inputs.tokens_dir / "meta.json"),
-                             str(inputs.prepared_dir / f"{split}.jsonl"))
+                             str(inputs.prepared_dir / f"{split}-*.jsonl"))
     return docs, [r["text"] for r in records]
 
 
-def train_ids(inputs: EvalInputs, tokenizer: Any, eos_id: int) -> np.ndarray:
-    """The train split's token stream, for the unigram baseline."""
+def train_ids(inputs: EvalInputs, tokenizer: Any, eos_id: int) -> Iterable[np.ndarray]:
+    """The train split's token stream, shard by shard, for the unigram baseline."""
     if inputs.retokenize:
-        docs = encode_prepared(load_prepared(inputs.prepared_dir, "train"), tokenizer, eos_id)
-        return np.concatenate([d.ids for d in docs]) if docs else np.zeros(0, dtype=np.int64)
+        records = load_prepared(inputs.prepared_dir, "train")
+        return (d.ids for d in encode_prepared(records, tokenizer, eos_id))
     meta = load_meta(inputs.tokens_dir)
-    info = meta.raw["splits"].get("train")
-    if not isinstance(info, dict):
-        raise StageError(f"{inputs.tokens_dir / 'meta.json'}: no entry for split 'train' under 'splits'")
-    path = inputs.tokens_dir / str(info.get("file", "train.bin"))
-    if not path.is_file():
-        raise StageError(f"{path}: not found (run the tokenize stage first)")
-    return np.asarray(np.fromfile(path, dtype=meta.dtype), dtype=np.int64)
+    return open_stream(inputs.tokens_dir, meta.raw, "train").chunks()
 
 
 def resolve_window(model: torch.nn.Module, params: EvalParams, train_seq_len: int | None) -> int:

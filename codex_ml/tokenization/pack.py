@@ -1,11 +1,14 @@
-"""Packing: prepared documents -> one token stream per split, `doc0 EOS doc1 EOS ...`, as a flat
-uint16/uint32 file that training reads with numpy.memmap and no per-step work (docs/pipeline.md)."""
+"""Packing: prepared shards -> token shards, `doc0 EOS doc1 EOS ...` as flat uint16/uint32 files that
+training reads with numpy.memmap and no per-step work, plus the per-document index (codex_ml/shards.py).
+
+Everything streams: documents are read a chunk at a time, so memory holds a few chunks of text and
+ids whatever the corpus size."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
@@ -13,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from codex_ml.io import atomic_open
 from codex_ml.runtime import StageError, progress_enabled
+from codex_ml.shards import INDEX_SCHEMA, index_name, iter_prepared, iter_shard, prepared_shards, shard_name
 from codex_ml.tokenization.base import CodexTokenizer
 
 # Text per encode call: few calls (each ends in a tail where some threads idle), while the Python
@@ -31,72 +36,93 @@ class Document:
     bytes: int
 
 
-@dataclass
-class PackedSplit:
-    """One split's entry of meta.json, plus the byte-fallback count for metrics."""
-
-    file: str
-    tokens: int = 0  # including one EOS per document
-    bytes: int = 0
-    doc_offsets: list[int] = field(default_factory=lambda: [0])
-    doc_bytes: list[int] = field(default_factory=list)
-    doc_paths: list[str] = field(default_factory=list)
-    byte_fallback_tokens: int = 0
-
-    def meta(self) -> dict[str, Any]:
-        return {"file": self.file, "tokens": self.tokens, "bytes": self.bytes,
-                "documents": len(self.doc_paths), "doc_offsets": self.doc_offsets,
-                "doc_bytes": self.doc_bytes, "doc_paths": self.doc_paths}
-
-
-def token_dtype(vocab_size: int) -> np.dtype[Any]:
-    return np.dtype(np.uint16) if vocab_size <= 2**16 else np.dtype(np.uint32)
-
-
-def read_prepared(path: Path) -> list[Document]:
-    """data/prepared/{split}.jsonl as documents, in file order; a bad line is one clear error."""
-    if not path.is_file():
-        raise StageError(f"{path}: not found (run the prepare stage first: `dvc repro prepare`)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            docs = [_document(path, n, line) for n, line in enumerate(f, 1)]
-    except UnicodeDecodeError as exc:
-        raise StageError(f"{path}: not UTF-8 ({exc})") from None
-    return docs
-
-
-def _document(path: Path, n: int, line: str) -> Document:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise StageError(f"{path}:{n}: not valid JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise StageError(f"{path}:{n}: expected a JSON object")
-    text, doc_path = record.get("text"), record.get("path")
-    if not isinstance(text, str) or not isinstance(doc_path, str):
-        raise StageError(f"{path}:{n}: expected string fields 'path' and 'text'")
+def document(where: str, record: dict[str, Any]) -> Document:
+    """A prepared record as a Document; its `bytes` must match its text (a cheap integrity check)."""
+    text = record["text"]
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError as exc:  # a lone surrogate escaped into the JSON
-        raise StageError(f"{path}:{n}: 'text' is not encodable as UTF-8 ({exc.reason})") from None
-    if record.get("bytes", size) != size:  # a cheap check that the file is intact
-        raise StageError(f"{path}:{n}: 'bytes' is {record['bytes']!r} but the text has {size} UTF-8 bytes")
-    return Document(doc_path, text, size)
+        raise StageError(f"{where}: 'text' is not encodable as UTF-8 ({exc.reason})") from None
+    if record.get("bytes", size) != size:
+        raise StageError(f"{where}: 'bytes' is {record['bytes']!r} but the text has {size} UTF-8 bytes")
+    return Document(record["path"], text, size)
 
 
-def chunks(docs: Sequence[Document], chunk_bytes: int = CHUNK_BYTES) -> Iterator[Sequence[Document]]:
-    start, size = 0, 0
-    for i, doc in enumerate(docs):
+def read_documents(prepared_dir: Path, split: str) -> Iterator[Document]:
+    """A split's prepared documents in order, streamed from its shards."""
+    for where, record in iter_prepared(prepared_dir, split):
+        yield document(where, record)
+
+
+@dataclass
+class Sample:
+    """The train documents a tokenizer learns from, and how much of the split they are."""
+
+    texts: list[str]
+    bytes: int
+    of_documents: int
+    of_bytes: int
+
+    @property
+    def documents(self) -> int:
+        return self._documents if self._documents is not None else len(self.texts)
+
+    _documents: int | None = None
+
+    def release(self) -> None:
+        """Drop the text (after training) and keep the counts."""
+        self._documents, self.texts = len(self.texts), []
+
+    def metrics(self, budget_mb: int, seed: int) -> dict[str, Any]:
+        return {"documents": self.documents, "bytes": self.bytes, "of_documents": self.of_documents,
+                "of_bytes": self.of_bytes, "budget_mb": budget_mb, "seed": seed}
+
+
+def sample_key(seed: int, path: str, sha256: str) -> int:
+    """A document's place in the sample order: a seeded hash of its identity and content, so the
+    sample does not change when other documents are added or shards are cut elsewhere."""
+    digest = hashlib.sha256(f"{seed}\0{path}\0{sha256}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def training_sample(prepared_dir: Path, budget_bytes: int, seed: int) -> Sample:
+    """The train split's documents (in split order) whose text fits in `budget_bytes`: all of them when
+    the split is smaller, otherwise those first in a seeded hash order (a uniform, deterministic
+    sample of documents). Two passes over the split; memory holds 16 bytes per document and the
+    sample's text."""
+    shard_bytes = sum(p.stat().st_size for p in prepared_shards(prepared_dir, "train"))
+    if shard_bytes <= budget_bytes:  # JSON lines are longer than their text: everything fits
+        docs = list(read_documents(prepared_dir, "train"))
+        total = sum(d.bytes for d in docs)
+        return Sample([d.text for d in docs], total, len(docs), total)
+    keys, sizes = [], []
+    for where, record in iter_prepared(prepared_dir, "train"):
+        doc = document(where, record)
+        keys.append(sample_key(seed, doc.path, str(record.get("sha256", ""))))
+        sizes.append(doc.bytes)
+    order = np.argsort(np.asarray(keys, dtype=np.uint64), kind="stable")
+    within = np.cumsum(np.asarray(sizes, dtype=np.int64)[order]) <= budget_bytes
+    chosen = np.zeros(len(keys), dtype=bool)
+    chosen[order[within]] = True
+    texts = [d.text for i, d in enumerate(read_documents(prepared_dir, "train")) if chosen[i]]
+    return Sample(texts, int(np.asarray(sizes)[chosen].sum()), len(keys), int(sum(sizes)))
+
+
+def chunks(docs: Iterable[Document], chunk_bytes: int = CHUNK_BYTES) -> Iterator[list[Document]]:
+    chunk: list[Document] = []
+    size = 0
+    for doc in docs:
+        chunk.append(doc)
         size += doc.bytes
         if size >= chunk_bytes:
-            yield docs[start:i + 1]
-            start, size = i + 1, 0
-    if start < len(docs):
-        yield docs[start:]
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
-def encode_chunks(tok: CodexTokenizer, docs: Sequence[Document], threads: int,
-                  chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[Sequence[Document], list[list[int]]]]:
+def encode_chunks(tok: CodexTokenizer, docs: Iterable[Document], threads: int,
+                  chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[list[Document], list[list[int]]]]:
     """Each chunk of documents with its ids, in order.
 
     The backends encode with their own threads and release the GIL, so while the caller packs one
@@ -104,7 +130,7 @@ def encode_chunks(tok: CodexTokenizer, docs: Sequence[Document], threads: int,
     last long document while the others idle; the next batch fills those cores."""
     in_flight = 2 if threads > 1 else 1
     with ThreadPoolExecutor(max_workers=in_flight) as pool:
-        window: deque[tuple[Sequence[Document], Future[list[list[int]]]]] = deque()
+        window: deque[tuple[list[Document], Future[list[list[int]]]]] = deque()
         for chunk in chunks(docs, chunk_bytes):
             window.append((chunk, pool.submit(tok.encode_batch, [d.text for d in chunk], threads)))
             if len(window) > in_flight:
@@ -122,32 +148,96 @@ def pack_ids(ids: Sequence[Sequence[int]], eos_id: int, dtype: np.dtype[Any]) ->
     return np.insert(flat, np.cumsum(lengths), eos_id)
 
 
-def pack_split(tok: CodexTokenizer, docs: Sequence[Document], out_path: Path, threads: int,
-               fallback_table: np.ndarray | None = None, chunk_bytes: int = CHUNK_BYTES) -> PackedSplit:
-    """Encode `docs` and write them to `out_path` (atomically) as one packed stream."""
+def token_dtype(vocab_size: int) -> np.dtype[Any]:
+    return np.dtype(np.uint16) if vocab_size <= 2**16 else np.dtype(np.uint32)
+
+
+@dataclass
+class PackedShard:
+    """One token shard as written: its counts and its rows of the split's index (offsets in the shard)."""
+
+    file: str
+    tokens: int
+    documents: int
+    bytes: int
+    byte_fallback_tokens: int
+    rows: pa.Table  # path, bytes, tokens
+
+
+def pack_shard(tok: CodexTokenizer, source: Path, out_path: Path, threads: int,
+               fallback_table: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> PackedShard:
+    """Encode one prepared shard into one token shard; a pure function of the shard and tokenizer, so
+    shards can be packed in any order, anywhere (the datatrove engine runs one task per shard)."""
     eos = tok.special_ids.eos
     dtype = token_dtype(tok.vocab_size)
-    table = tok.byte_fallback_table() if fallback_table is None else fallback_table
-    packed = PackedSplit(file=out_path.name)
-    bar = tqdm(total=sum(d.bytes for d in docs), desc=f"encode {out_path.stem}", unit="B",
-               unit_scale=True, disable=not progress_enabled(), dynamic_ncols=True)
-    with atomic_open(out_path, "wb", encoding=None) as f, bar:
+    paths: list[str] = []
+    sizes: list[int] = []
+    lengths: list[np.ndarray] = []
+    fallback = 0
+    docs = (document(where, record) for where, record in iter_shard(source))
+    with open(out_path, "wb") as f:
         for chunk, ids in encode_chunks(tok, docs, threads, chunk_bytes):
             arr = pack_ids(ids, eos, dtype)
             arr.tofile(f)
-            packed.byte_fallback_tokens += int(np.count_nonzero(table[arr]))
-            for doc, doc_ids in zip(chunk, ids, strict=True):
-                packed.tokens += len(doc_ids) + 1
-                packed.doc_offsets.append(packed.tokens)
-                packed.doc_bytes.append(doc.bytes)
-                packed.doc_paths.append(doc.path)
-                packed.bytes += doc.bytes
-            bar.update(sum(d.bytes for d in chunk))
+            fallback += int(np.count_nonzero(fallback_table[arr]))
+            lengths.append(np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids)))
+            paths += [d.path for d in chunk]
+            sizes += [d.bytes for d in chunk]
+    tokens = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+    rows = pa.table({"path": pa.array(paths, pa.string()), "bytes": pa.array(sizes, pa.int64()),
+                     "tokens": pa.array(tokens, pa.int64())})
+    return PackedShard(out_path.name, int(tokens.sum()), len(paths), sum(sizes), fallback, rows)
+
+
+@dataclass
+class PackedSplit:
+    """One split's entry of meta.json, plus the byte-fallback count for metrics."""
+
+    index: str
+    tokens: int = 0  # including one EOS per document
+    bytes: int = 0
+    documents: int = 0
+    shards: list[dict[str, Any]] = field(default_factory=list)
+    byte_fallback_tokens: int = 0
+
+    def meta(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "bytes": self.bytes, "documents": self.documents,
+                "shards": self.shards, "index": self.index}
+
+
+def assemble_split(split: str, shards: Iterable[PackedShard], out_dir: Path) -> PackedSplit:
+    """The split's index (one row group per shard, offsets into the split's stream) and meta entry."""
+    packed = PackedSplit(index=index_name(split))
+    with pq.ParquetWriter(out_dir / packed.index, INDEX_SCHEMA, compression="zstd") as index:
+        for shard in shards:
+            lengths = shard.rows.column("tokens").to_numpy()
+            offsets = packed.tokens + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+            rows = shard.rows
+            index.write_table(pa.table({"path": rows.column("path"), "bytes": rows.column("bytes"),
+                                        "offset": pa.array(offsets[:len(lengths)], pa.int64()),
+                                        "tokens": rows.column("tokens")}, schema=INDEX_SCHEMA))
+            packed.tokens += shard.tokens
+            packed.bytes += shard.bytes
+            packed.documents += shard.documents
+            packed.byte_fallback_tokens += shard.byte_fallback_tokens
+            packed.shards.append({"file": shard.file, "tokens": shard.tokens, "documents": shard.documents})
     return packed
 
 
-def read_tokens(path: Path, dtype: str) -> np.ndarray:
-    """A packed file as readers read it (an empty split is an empty array: mmap cannot map 0 bytes)."""
-    if path.stat().st_size == 0:
-        return np.zeros(0, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r")
+def pack_split(tok: CodexTokenizer, prepared_dir: Path, split: str, out_dir: Path, threads: int,
+               fallback_table: np.ndarray | None = None, chunk_bytes: int = CHUNK_BYTES) -> PackedSplit:
+    """Encode a split's prepared shards into `out_dir`: token shard N for prepared shard N, and the
+    split's index. Plain files: the caller builds `out_dir` aside and swaps it in (io.atomic_dir)."""
+    table = tok.byte_fallback_table() if fallback_table is None else fallback_table
+    sources = prepared_shards(prepared_dir, split)
+    bar = tqdm(total=sum(p.stat().st_size for p in sources), desc=f"encode {split}", unit="B",
+               unit_scale=True, disable=not progress_enabled(), dynamic_ncols=True)
+
+    def packed() -> Iterator[PackedShard]:
+        for number, source in enumerate(sources):
+            yield pack_shard(tok, source, out_dir / shard_name(split, number, ".bin"), threads, table,
+                             chunk_bytes)
+            bar.update(source.stat().st_size)
+
+    with bar:
+        return assemble_split(split, packed(), out_dir)

@@ -13,38 +13,51 @@ from codex_ml.io import atomic_dir, write_json
 from codex_ml.params import TokenizerParams
 from codex_ml.pretrained import BaseModel
 from codex_ml.runtime import StageError, log
+from codex_ml.shards import SplitIndex, open_stream, read_index
 from codex_ml.tokenization import CodexTokenizer, PretrainedTokenizer, configure_threads, train_tokenizer
 from codex_ml.tokenization.pack import (
-    Document,
     PackedSplit,
+    Sample,
     pack_split,
-    read_prepared,
-    read_tokens,
+    read_documents,
     token_dtype,
+    training_sample,
 )
 from codex_ml.tokenization.validate import autotokenizer_failures, load_autotokenizer, round_trip_failures
 
 SPLITS = ("train", "val", "test")
 META_FILE = "meta.json"
+# The val documents decoded and re-encoded by AutoTokenizer after packing: all of a small split, the
+# first few MiB of a large one (the check is a tokenizer bug detector, not a statistic).
+CHECK_BYTES = 4 << 20
 
 
 def tokenize(params: TokenizerParams, prepared_dir: Path, tokenizer_dir: Path, tokens_dir: Path,
              metrics_path: Path, base: BaseModel | None = None) -> dict[str, Any]:
     """Run the whole stage. Both output folders are built aside and swapped in only after every
     check passed; metrics are written last. With `base` (a resolved model.pretrained), its own
-    tokenizer encodes and nothing is trained."""
+    tokenizer encodes and nothing is trained; otherwise the tokenizer learns from a seeded sample of
+    at most tokenizer.sample_mb of the train split (all of it when smaller)."""
     threads = configure_threads(params.workers)
-    docs = {split: read_prepared(prepared_dir / f"{split}.jsonl") for split in SPLITS}
-    if not docs["train"]:
-        raise StageError(f"{prepared_dir / 'train.jsonl'}: no documents to train the tokenizer on")
     tok: CodexTokenizer
+    sample: Sample | None = None
     if base is not None:
+        if not any(True for _ in read_documents(prepared_dir, "train")):
+            raise StageError(f"{prepared_dir}: the train split has no documents")
         tok = PretrainedTokenizer.from_base(base)
         log.info("tokenize: model.pretrained %s: encoding with its own tokenizer (%d tokens); nothing is "
                  "trained, so tokenizer.vocab_size and tokenizer.model_type are not used", base.name,
                  tok.vocab_size)
     else:
-        tok = train_tokenizer([d.text for d in docs["train"]], params)
+        sample = training_sample(prepared_dir, params.sample_mb << 20, params.seed)
+        if not sample.texts:
+            raise StageError(f"{prepared_dir}: no documents in the train split to train the tokenizer on")
+        if sample.bytes < sample.of_bytes:
+            log.info("tokenize: learning from a sample of %d of %d train documents (%.1f of %.1f MiB; "
+                     "tokenizer.sample_mb=%d)", len(sample.texts), sample.of_documents, sample.bytes / 2**20,
+                     sample.of_bytes / 2**20, params.sample_mb)
+        tok = train_tokenizer(sample.texts, params)
+        sample.release()  # the sample's text is not needed past training
         log.info("tokenize: trained %s (%s) with %d tokens", tok.backend, params.model_type, tok.vocab_size)
         if tok.vocab_size < params.vocab_size:  # BPE ran out of pairs seen twice: a small corpus
             log.warning("tokenize: the corpus gave only %d of tokenizer.vocab_size=%d tokens; meta.json and "
@@ -52,8 +65,7 @@ def tokenize(params: TokenizerParams, prepared_dir: Path, tokenizer_dir: Path, t
     with atomic_dir(tokenizer_dir) as tok_tmp, atomic_dir(tokens_dir) as tokens_tmp:
         tok.save(tok_tmp)
         table = tok.byte_fallback_table()
-        packed = {split: pack_split(tok, docs[split], tokens_tmp / f"{split}.bin", threads, table)
-                  for split in SPLITS}
+        packed = {split: pack_split(tok, prepared_dir, split, tokens_tmp, threads, table) for split in SPLITS}
         meta = {"dtype": token_dtype(tok.vocab_size).name, "vocab_size": tok.vocab_size,
                 "backend": tok.backend, "pad_id": tok.special_ids.pad, "bos_id": tok.special_ids.bos,
                 "eos_id": tok.special_ids.eos, "unk_id": tok.special_ids.unk,
@@ -61,56 +73,70 @@ def tokenize(params: TokenizerParams, prepared_dir: Path, tokenizer_dir: Path, t
         if isinstance(tok, PretrainedTokenizer):  # which tokenizer made these ids: train checks it
             meta["base_model"] = tok.base
         write_json(tokens_tmp / META_FILE, meta)
-        checks = check_outputs(tok, tok_tmp, tokens_tmp, meta, docs["val"])
-    metrics = metrics_of(tok, params, packed, meta, checks)
+        checks = check_outputs(tok, tok_tmp, tokens_tmp, meta, prepared_dir)
+    metrics = metrics_of(tok, params, packed, meta, checks, sample)
     write_json(metrics_path, metrics)
     return metrics
 
 
 def check_outputs(tok: CodexTokenizer, tokenizer_dir: Path, tokens_dir: Path, meta: dict[str, Any],
-                  val: list[Document]) -> dict[str, Any]:
-    """Read the token files back as training will, check their layout against meta.json, and check
-    on val that the stored ids decode to the documents and that AutoTokenizer gives the same ids."""
+                  prepared_dir: Path) -> dict[str, Any]:
+    """Read the token files back as training will, check them against meta.json and the index, and
+    check on val that the stored ids decode to the documents and that AutoTokenizer gives the same ids."""
+    indexes: dict[str, SplitIndex] = {}
     for split, info in meta["splits"].items():
-        tokens = read_tokens(tokens_dir / info["file"], meta["dtype"])
-        offsets = np.asarray(info["doc_offsets"], dtype=np.int64)
-        if len(tokens) != info["tokens"] or offsets[-1] != len(tokens):
-            raise StageError(f"{split}.bin holds {len(tokens)} tokens, meta.json says {info['tokens']}")
-        if info["documents"] and not np.all(tokens[offsets[1:] - 1] == meta["eos_id"]):
-            raise StageError(f"{split}.bin: a document does not end with EOS (id {meta['eos_id']})")
-        if len(tokens) and int(tokens.max()) >= meta["vocab_size"]:
-            raise StageError(f"{split}.bin: token id {int(tokens.max())} >= vocab_size {meta['vocab_size']}")
-    if not val:
+        stream = open_stream(tokens_dir, meta, split)
+        index = indexes[split] = read_index(tokens_dir / info["index"])
+        offsets = index.offsets()
+        if len(index.paths) != info["documents"] or offsets[-1] != len(stream):
+            raise StageError(f"{split}: the index lists {len(index.paths)} documents of {offsets[-1]} "
+                             f"tokens, meta.json {info['documents']} of {len(stream)}")
+        for shard, start in zip(stream.shards, stream.starts, strict=False):
+            ends = offsets[1:][(offsets[1:] > start) & (offsets[1:] <= start + len(shard))] - 1 - start
+            if not np.all(shard[ends] == meta["eos_id"]):
+                raise StageError(f"{split}: a document does not end with EOS (id {meta['eos_id']})")
+        if stream.max() >= meta["vocab_size"]:
+            raise StageError(f"{split}: token id {stream.max()} >= vocab_size {meta['vocab_size']}")
+    val = indexes["val"]
+    if not val.paths:
         log.warning("tokenize: the val split is empty: no round-trip or AutoTokenizer check")
         return {"round_trip_exact": None, "autotokenizer_match": None, "documents": 0}
-    info = meta["splits"]["val"]
-    tokens = read_tokens(tokens_dir / info["file"], meta["dtype"])
-    offsets = info["doc_offsets"]
-    ids = [tokens[offsets[i]:offsets[i + 1] - 1].tolist() for i in range(len(val))]
-    texts, names = [d.text for d in val], [d.path for d in val]
+    stream = open_stream(tokens_dir, meta, "val")
+    offsets = val.offsets()
+    texts: list[str] = []
+    names: list[str] = []
+    ids: list[list[int]] = []
+    checked = 0
+    for i, doc in enumerate(read_documents(prepared_dir, "val")):
+        if checked >= CHECK_BYTES:
+            break
+        checked += doc.bytes
+        texts.append(doc.text)
+        names.append(doc.path)
+        ids.append(stream[int(offsets[i]):int(offsets[i + 1]) - 1].tolist())
     lossy = round_trip_failures(tok, texts, ids, names)
     if lossy and not tok.lossless:  # allowed for a pretrained tokenizer: the rate is reported
         log.warning("tokenize: decode(encode(doc)) != doc for %d of %d val documents (first: %s); bits "
-                    "per byte stay over the original bytes", len(lossy), len(val), lossy[0])
+                    "per byte stay over the original bytes", len(lossy), len(texts), lossy[0])
     elif lossy:
         # A lossy tokenizer would make every later number (bits per byte) wrong: stop here.
-        raise StageError(f"decode(encode(doc)) != doc for {len(lossy)} of {len(val)} val documents "
+        raise StageError(f"decode(encode(doc)) != doc for {len(lossy)} of {len(texts)} val documents "
                          f"(first: {lossy[0]}); this is a tokenizer bug, please report it")
     mismatched = autotokenizer_failures(load_autotokenizer(tokenizer_dir, tok), texts, ids, names,
                                         as_user_calls=tok.lossless)
     if mismatched:
         log.warning("tokenize: AutoTokenizer ids differ from the token files on %d of %d val documents "
-                    "(first: %s)", len(mismatched), len(val), mismatched[0])
-    return {"round_trip_exact": 1 - len(lossy) / len(val),
-            "autotokenizer_match": 1 - len(mismatched) / len(val), "documents": len(val)}
+                    "(first: %s)", len(mismatched), len(texts), mismatched[0])
+    return {"round_trip_exact": 1 - len(lossy) / len(texts),
+            "autotokenizer_match": 1 - len(mismatched) / len(texts), "documents": len(texts)}
 
 
 def metrics_of(tok: CodexTokenizer, params: TokenizerParams, packed: dict[str, PackedSplit],
-               meta: dict[str, Any], checks: dict[str, Any]) -> dict[str, Any]:
+               meta: dict[str, Any], checks: dict[str, Any], sample: Sample | None) -> dict[str, Any]:
     def ratio(a: int, b: int) -> float | None:
         return float(f"{a / b:.6g}") if b else None  # an empty split has no rate, not a made-up one
 
-    text_tokens = {s: p.tokens - len(p.doc_paths) for s, p in packed.items()}  # EOS is not text
+    text_tokens = {s: p.tokens - p.documents for s, p in packed.items()}  # EOS is not text
     extra = {"base_model": tok.base} if isinstance(tok, PretrainedTokenizer) else {}
     return {
         **extra,
@@ -118,7 +144,9 @@ def metrics_of(tok: CodexTokenizer, params: TokenizerParams, packed: dict[str, P
         "model_type": None if extra else params.model_type,
         "vocab_size": tok.vocab_size,
         "dtype": meta["dtype"],
-        "documents": {s: len(p.doc_paths) for s, p in packed.items()},
+        "documents": {s: p.documents for s, p in packed.items()},
+        "shards": {s: len(p.shards) for s, p in packed.items()},
+        "tokenizer_sample": sample.metrics(params.sample_mb, params.seed) if sample is not None else None,
         "bytes": {s: p.bytes for s, p in packed.items()},
         "tokens": text_tokens,
         "tokens_per_byte": {s: ratio(text_tokens[s], p.bytes) for s, p in packed.items()},

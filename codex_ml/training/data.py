@@ -1,9 +1,10 @@
 """Training data: fixed-length windows cut from the packed token streams of the tokenize stage.
 
-Train windows start at seeded random offsets in train.bin. Window i is a pure function of (seed, i),
+Train windows start at seeded random offsets in the train split's stream (its shards in order, read as
+one sequence: codex_ml/shards.py). Window i is a pure function of (seed, i),
 so the sampler's whole state is its position: how many windows have been consumed. A checkpoint
 records that position, and a resumed run continues with exactly the windows an uninterrupted run
-would have seen, on any number of processes. Val windows are evenly spaced over val.bin and fixed,
+would have seen, on any number of processes. Val windows are evenly spaced over the val stream and fixed,
 so every val loss in a run (and across runs) is measured on the same tokens.
 """
 
@@ -17,9 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from codex_ml.io import sha256_file
+from codex_ml.io import sha256_bytes, sha256_file
 from codex_ml.pretrained import BaseModel, folder_sha256, tokenizer_sha256
 from codex_ml.runtime import StageError
+from codex_ml.shards import TokenStream, open_stream, token_files
 
 DTYPES = ("uint16", "uint32")
 
@@ -30,14 +32,15 @@ class TokenData:
 
     dir: Path
     meta: dict[str, Any]
-    train: np.ndarray
-    val: np.ndarray
+    train: TokenStream
+    val: TokenStream
 
     def fingerprint(self) -> str:
-        """sha256 over meta.json and both streams: a different tokenization is different data."""
-        parts = [sha256_file(self.dir / "meta.json")]
-        parts += [sha256_file(self.dir / self.meta["splits"][s]["file"]) for s in ("train", "val")]
-        return "-".join(parts)
+        """sha256 over meta.json, and the shards and index of train and val: a different tokenization
+        is different data."""
+        files = [self.dir / "meta.json"]
+        files += [f for s in ("train", "val") for f in token_files(self.dir, self.meta, s)]
+        return sha256_bytes("-".join(sha256_file(f) for f in files).encode())
 
 
 def load_token_data(tokens_dir: Path) -> TokenData:
@@ -53,19 +56,12 @@ def load_token_data(tokens_dir: Path) -> TokenData:
         raise StageError(f"{meta_path}: dtype must be one of {', '.join(DTYPES)}, got {meta['dtype']!r}")
     streams = {}
     for split in ("train", "val"):
-        info = meta["splits"].get(split)
-        if info is None:
+        if split not in meta["splits"]:
             raise StageError(f"{meta_path}: no {split!r} split")
-        path = tokens_dir / info["file"]
-        if not path.is_file():
-            raise StageError(f"{path} not found (listed in {meta_path})")
-        itemsize = np.dtype(meta["dtype"]).itemsize
-        if path.stat().st_size != info["tokens"] * itemsize:
-            raise StageError(f"{path}: {path.stat().st_size} bytes, but meta.json says {info['tokens']} "
-                             f"{meta['dtype']} tokens")
-        tokens = np.memmap(path, dtype=meta["dtype"], mode="r") if info["tokens"] else np.zeros(0, "u2")
-        if len(tokens) and int(tokens.max()) >= meta["vocab_size"]:  # would crash the embedding lookup
-            raise StageError(f"{path}: token id {int(tokens.max())} >= vocab_size {meta['vocab_size']}")
+        tokens = open_stream(tokens_dir, meta, split)
+        if tokens.max() >= meta["vocab_size"]:  # would crash the embedding lookup
+            raise StageError(f"{tokens_dir}: {split} token id {tokens.max()} >= vocab_size "
+                             f"{meta['vocab_size']}")
         streams[split] = tokens
     return TokenData(dir=tokens_dir, meta=meta, train=streams["train"], val=streams["val"])
 
@@ -94,7 +90,7 @@ def check_made_by(data: TokenData, tokenizer_dir: Path, base: BaseModel | None) 
                          f"tokenize) so the token files record the base this model is trained from")
 
 
-def _window(tokens: np.ndarray, start: int, seq_len: int) -> dict[str, torch.Tensor]:
+def _window(tokens: TokenStream, start: int, seq_len: int) -> dict[str, torch.Tensor]:
     ids = torch.from_numpy(tokens[start:start + seq_len].astype(np.int64))
     # Causal LMs in transformers shift labels inside the model: labels == input_ids.
     return {"input_ids": ids, "labels": ids}
@@ -108,7 +104,7 @@ class TrainWindows(torch.utils.data.Dataset):
     without replaying the ones before it.
     """
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, count: int, block: int, seed: int):
+    def __init__(self, tokens: TokenStream, seq_len: int, count: int, block: int, seed: int):
         if len(tokens) < seq_len:
             raise StageError(f"train split has {len(tokens)} tokens, fewer than train.seq_len={seq_len}")
         self.tokens, self.seq_len, self.count, self.block, self.seed = tokens, seq_len, count, block, seed
@@ -133,7 +129,7 @@ class TrainWindows(torch.utils.data.Dataset):
 class EvalWindows(torch.utils.data.Dataset):
     """`count` windows of `seq_len` tokens evenly spaced over a split (fixed: no randomness)."""
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, count: int, split: str = "val"):
+    def __init__(self, tokens: TokenStream, seq_len: int, count: int, split: str = "val"):
         if len(tokens) < seq_len:
             raise StageError(f"{split} split has {len(tokens)} tokens, fewer than train.seq_len={seq_len}")
         self.tokens, self.seq_len = tokens, seq_len
@@ -146,9 +142,9 @@ class EvalWindows(torch.utils.data.Dataset):
         return _window(self.tokens, int(self.starts[index]), self.seq_len)
 
 
-def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
+def unigram_entropy(tokens: TokenStream, vocab_size: int) -> float:
     """Entropy (nats/token) of the tokens' unigram distribution: the loss of the best model that
     ignores context, so a trained model's val loss must land well below it."""
-    counts = np.bincount(np.asarray(tokens), minlength=vocab_size).astype(np.float64)
+    counts = tokens.bincount(vocab_size).astype(np.float64)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())

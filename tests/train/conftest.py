@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from codex_ml.params import parse_params
+from codex_ml.shards import SplitIndex, write_token_split
 from tests.conftest import merge
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
@@ -43,16 +44,11 @@ def write_token_data(docs: dict[str, list[str]], out: Path, vocab_size: int = 38
     tokens_dir = out / "data" / "tokens"
     tokens_dir.mkdir(parents=True)
     for split, texts in docs.items():
-        stream: list[int] = []
-        offsets = [0]
-        for text in texts:
-            stream += [*tok.encode(text).ids, ids["eos"]]
-            offsets.append(len(stream))
-        np.asarray(stream, dtype=np.uint16).tofile(tokens_dir / f"{split}.bin")
-        meta["splits"][split] = {"file": f"{split}.bin", "tokens": len(stream), "documents": len(texts),
-                                 "bytes": sum(len(t.encode()) for t in texts), "doc_offsets": offsets,
-                                 "doc_bytes": [len(t.encode()) for t in texts],
-                                 "doc_paths": [f"doc{i}.py" for i in range(len(texts))]}
+        encoded = [[*tok.encode(text).ids, ids["eos"]] for text in texts]
+        index = SplitIndex(paths=[f"doc{i}.py" for i in range(len(texts))],
+                           bytes=[len(t.encode()) for t in texts], tokens=[len(d) for d in encoded])
+        stream = np.asarray([i for d in encoded for i in d], dtype=np.uint16)
+        meta["splits"][split] = write_token_split(tokens_dir, split, stream, index)
     (tokens_dir / "meta.json").write_text(json.dumps(meta, indent=2))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from codex_ml.runtime import StageError
+from codex_ml.shards import TokenStream, read_index
 from codex_ml.training.data import EvalWindows, TrainWindows, load_token_data, unigram_entropy
 
 
@@ -18,13 +19,13 @@ def test_loads_the_tokenize_stage_format(token_data: Path) -> None:
     meta = json.loads((token_data / "data" / "tokens" / "meta.json").read_text())
     assert len(data.train) == meta["splits"]["train"]["tokens"] and len(data.val) > 0
     eos = meta["eos_id"]
-    offsets = meta["splits"]["train"]["doc_offsets"]
-    assert all(data.train[o - 1] == eos for o in offsets[1:])  # every document ends with EOS
+    offsets = read_index(token_data / "data" / "tokens" / "train.index.parquet").offsets()
+    assert all(data.train[o - 1:o][0] == eos for o in offsets[1:])  # every document ends with EOS
 
 
 @pytest.mark.parametrize(("damage", "message"), [
     ("no_meta", "meta.json not found: run the tokenize stage first"),
-    ("short", "bytes, but meta.json says"),
+    ("short", r"val-00000.bin: \d+ bytes, but .*meta.json says"),
     ("big_id", ">= vocab_size"),
 ])
 def test_bad_token_data_is_a_stage_error(token_data: Path, tmp_path: Path, damage: str, message: str) -> None:
@@ -33,7 +34,7 @@ def test_bad_token_data_is_a_stage_error(token_data: Path, tmp_path: Path, damag
     if damage == "no_meta":
         (tokens / "meta.json").unlink()
     elif damage == "short":
-        (tokens / "val.bin").write_bytes((tokens / "val.bin").read_bytes()[:-2])
+        (tokens / "val-00000.bin").write_bytes((tokens / "val-00000.bin").read_bytes()[:-2])
     else:
         meta = json.loads((tokens / "meta.json").read_text())
         meta["vocab_size"] = 100
@@ -59,6 +60,22 @@ def test_train_windows_are_seeded_slices_of_the_stream_addressable_by_position()
         a[400]
 
 
+def test_windows_over_shards_are_the_windows_over_one_stream() -> None:
+    """Shards of uneven sizes (one empty) read as one stream: every window, including those that
+    cross a shard boundary, is the same tokens as from the unsharded split."""
+    whole = np.arange(10_000, dtype=np.uint16)
+    sharded = TokenStream([whole[:3_001], whole[3_001:3_001], whole[3_001:3_020], whole[3_020:]])
+    a = TrainWindows(whole, seq_len=32, count=400, block=16, seed=7)
+    b = TrainWindows(sharded, seq_len=32, count=400, block=16, seed=7)
+    assert len(sharded) == len(whole)
+    assert all(np.array_equal(a[i]["input_ids"], b[i]["input_ids"]) for i in range(400))
+    assert sharded[2_990:3_030].tolist() == list(range(2_990, 3_030))  # across three shards
+    assert sharded[9_990:20_000].tolist() == list(range(9_990, 10_000)) and len(sharded[5:5]) == 0
+    e = EvalWindows(sharded, seq_len=100, count=8)
+    f = EvalWindows(whole, seq_len=100, count=8)
+    assert all(np.array_equal(e[i]["input_ids"], f[i]["input_ids"]) for i in range(8))
+
+
 def test_eval_windows_are_fixed_and_span_the_split() -> None:
     stream = np.arange(5_000, dtype=np.uint16)
     w = EvalWindows(stream, seq_len=100, count=8)
@@ -74,5 +91,8 @@ def test_windows_longer_than_the_split_are_a_stage_error() -> None:
 
 
 def test_unigram_entropy() -> None:
-    assert unigram_entropy(np.array([0, 1, 2, 3] * 10), 8) == pytest.approx(np.log(4))
-    assert unigram_entropy(np.zeros(50, np.uint16), 8) == 0.0
+    assert unigram_entropy(TokenStream([np.array([0, 1, 2, 3] * 10, np.uint16)]), 8) == \
+        pytest.approx(np.log(4))
+    assert unigram_entropy(TokenStream([np.array([0, 1] * 5, np.uint16), np.array([2, 3] * 5, np.uint16)]),
+                           8) == pytest.approx(np.log(4))  # counted across shards
+    assert unigram_entropy(TokenStream([np.zeros(50, np.uint16)]), 8) == 0.0
