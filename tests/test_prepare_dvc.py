@@ -56,7 +56,7 @@ def test_dvc_repro_prepare_counts_everything(tmp_path: Path, stdlib_sample: Path
     sample_generated = len(generated)
     assert m["rejected"] == {"binary": 2, "empty": 2, "generated": 2 + sample_generated, "gitignored": 0,
                              "invalid_utf8": 1,
-                             "malformed_jsonl": 0,
+                             "malformed_jsonl": 0, "malformed_row": 0,
                              "symlink_loop": 2, "symlink_outside_root": 1, "too_large": 1,
                              "unreadable": 0}
     assert m["duplicates"] == 1

@@ -42,5 +42,7 @@ def is_generated(text: str) -> bool:
 
 
 # Every reason a document can be rejected for, so metrics always list all of them (zeros included).
+# malformed_jsonl: a JSONL line that is not an object with a string text; malformed_row: a dataset row
+# (data.source hf) whose text is null or not a string.
 REJECT_REASONS = ("binary", "empty", "generated", "gitignored", "invalid_utf8", "malformed_jsonl",
-                  "symlink_loop", "symlink_outside_root", "too_large", "unreadable")
+                  "malformed_row", "symlink_loop", "symlink_outside_root", "too_large", "unreadable")

@@ -195,6 +195,10 @@ def check_source(params: DataParams) -> None:
             raise StageError(f"data.path: {path} is not a folder (data.source is 'dir')")
         if params.source == "jsonl" and not path.is_file():
             raise StageError(f"data.path: {path} is not a file (data.source is 'jsonl')")
+    elif params.source == "hf":
+        from codex_ml.data.hf_source import resolve_hf  # imports datasets: only for an hf source
+
+        resolve_hf(params)  # a folder of shards, a save_to_disk folder or a cached hub id; else one error
 
 
 def _nothing_kept(params: DataParams, tally: Tally, what: str) -> StageError:

@@ -1,9 +1,19 @@
-"""Where documents come from: the standard library, a folder, or a JSONL file.
+"""Where documents come from: the standard library, a folder, a JSONL file (plain, .gz or .zst), or a
+Hugging Face dataset (`hf_source.py`).
 
-Every source yields `RawDocument`s in a deterministic order (sorted walks), each either with its bytes
-or with the reason it was rejected before reading (unreadable, too large, a symlink that leaves the root
-or loops, ignored by the corpus's `.gitignore`, a malformed JSONL line). Content filters run later, in
-`filters.py`.
+Every source yields `RawDocument`s in a deterministic order (sorted walks, sorted shards, rows in file
+order), each either with its bytes or with the reason it was rejected before reading (unreadable, too
+large, a symlink that leaves the root or loops, ignored by the corpus's `.gitignore`, a malformed JSONL
+line or dataset row). Content filters run later, in `filters.py`.
+
+For parallel and multi-machine runs, `iter_documents(params, rank, world_size)` yields contiguous part
+`rank` of that sequence: the parts, concatenated in rank order, are exactly `iter_documents(params)`.
+A walk is cheap next to reading (names and sizes only), so every part walks the whole tree, cuts the
+list where the others do (balanced by bytes, `part_bounds`) and reads only its own files.
+
+`data.include` selects files of a walk (stdlib, dir). It is not applied to jsonl or hf records: their
+identity is a field's value (a `path` column, say), not a file the walk found, and a record dropped
+because its id does not end in `.py` would be a silent loss; filter such corpora before.
 
 Path patterns are pathspec's, not ours: `data.include` is a list of gitignore-style patterns, and a
 `dir` source (with `data.respect_gitignore`) skips what git would: every `.gitignore` in the tree,
@@ -19,20 +29,26 @@ and a symlink is a file to ignore rules. Not read, on purpose: the user's global
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import logging
 import os
 import stat
 import sys
 import sysconfig
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+import zstandard
 from pathspec import GitIgnoreSpec, PathSpec
 
 from codex_ml.params import DataParams
+from codex_ml.runtime import StageError
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +67,16 @@ def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"]).resolve()
 
 
-def describe_source(params: DataParams) -> dict[str, str]:
+def describe_source(params: DataParams) -> dict[str, Any]:
     """What the corpus is, for metrics and the report."""
     if params.source == "stdlib":
         return {"kind": "stdlib", "root": str(stdlib_root()),
                 "python": ".".join(map(str, sys.version_info[:3])),
                 "implementation": sys.implementation.name}
+    if params.source == "hf":
+        from codex_ml.data.hf_source import describe_hf
+
+        return describe_hf(params)
     return {"kind": params.source, "path": str(params.path)}
 
 
@@ -97,10 +117,20 @@ def is_ignored(rules: IgnoreRules, rel: str, is_dir: bool) -> bool:
     return False
 
 
-def walk_files(root: Path, include: list[str], max_file_bytes: int,
-               excluded_dirs: frozenset[str] = frozenset(),
-               respect_gitignore: bool = False) -> Iterator[RawDocument]:
-    """Sorted, symlink-safe walk of `root`, yielding the files that match `include`.
+@dataclass(frozen=True)
+class FileEntry:
+    """A file the walk found and will read: its identity, where it is, and its size from the walk's stat."""
+
+    path: str
+    full: Path
+    size: int
+
+
+def walk_entries(root: Path, include: list[str], max_file_bytes: int,
+                 excluded_dirs: frozenset[str] = frozenset(),
+                 respect_gitignore: bool = False) -> Iterator[RawDocument | FileEntry]:
+    """Sorted, symlink-safe walk of `root`, yielding the files that match `include`, unread: a
+    `FileEntry` for each file to read, a rejected `RawDocument` for each one that will not be.
 
     Symlinks are followed only while they stay inside `root`; one that leaves it, dangles or loops
     is rejected with a reason instead of being read. With `respect_gitignore`, what the corpus's
@@ -127,7 +157,7 @@ def walk_files(root: Path, include: list[str], max_file_bytes: int,
             elif not is_dir and wanted(rel):
                 yield RawDocument(rel, None, "gitignored")
 
-    def walk(directory: Path, rel_dir: str, rules: IgnoreRules | None) -> Iterator[RawDocument]:
+    def walk(directory: Path, rel_dir: str, rules: IgnoreRules | None) -> Iterator[RawDocument | FileEntry]:
         try:
             names = sorted(os.listdir(directory))
         except OSError as exc:
@@ -189,13 +219,7 @@ def walk_files(root: Path, include: list[str], max_file_bytes: int,
                 if st.st_size > max_file_bytes:
                     yield RawDocument(rel, None, "too_large")
                     continue
-                try:
-                    data = full.read_bytes()
-                except OSError as exc:
-                    log.warning("cannot read %s: %s", full, exc)
-                    yield RawDocument(rel, None, "unreadable")
-                    continue
-                yield RawDocument(rel, data)
+                yield FileEntry(rel, full, st.st_size)
 
     rules: IgnoreRules | None = None
     if respect_gitignore:
@@ -204,44 +228,127 @@ def walk_files(root: Path, include: list[str], max_file_bytes: int,
     yield from walk(root, "", rules)
 
 
-def read_jsonl(path: Path, text_field: str, max_file_bytes: int) -> Iterator[RawDocument]:
-    """One document per JSON line, text in `text_field`; the document's identity is its `path` or
-    `id` field when it has one, otherwise `<file>:<line>`. Bad lines are rejected with a warning."""
-    with open(path, "rb") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            default_id = f"{path.name}:{lineno}"
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                log.warning("%s line %d: not valid JSON (%s); skipped", path, lineno, exc)
-                yield RawDocument(default_id, None, "malformed_jsonl")
-                continue
-            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                log.warning("%s line %d: expected an object with a string %r field; skipped",
-                            path, lineno, text_field)
-                yield RawDocument(default_id, None, "malformed_jsonl")
-                continue
-            ident = record.get("path", record.get("id"))
-            doc_id = str(ident) if isinstance(ident, (str, int)) and str(ident) else default_id
-            try:
-                data = record[text_field].encode("utf-8")
-            except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes
-                yield RawDocument(doc_id, None, "invalid_utf8")
-                continue
-            if len(data) > max_file_bytes:
-                yield RawDocument(doc_id, None, "too_large")
-                continue
-            yield RawDocument(doc_id, data)
+def read_entry(entry: RawDocument | FileEntry) -> RawDocument:
+    """The document of one walk entry: a rejection as it is, a file with its bytes (or `unreadable`)."""
+    if isinstance(entry, RawDocument):
+        return entry
+    try:
+        data = entry.full.read_bytes()
+    except OSError as exc:
+        log.warning("cannot read %s: %s", entry.full, exc)
+        return RawDocument(entry.path, None, "unreadable")
+    return RawDocument(entry.path, data)
 
 
-def iter_documents(params: DataParams) -> Iterator[RawDocument]:
+def walk_files(root: Path, include: list[str], max_file_bytes: int,
+               excluded_dirs: frozenset[str] = frozenset(), respect_gitignore: bool = False,
+               rank: int = 0, world_size: int = 1) -> Iterator[RawDocument]:
+    """The documents of `walk_entries`, read, for contiguous part `rank` of `world_size`. One part
+    reads as it walks; with several, every part walks the whole tree (names and sizes only), cuts the
+    list of entries at the same places, balanced by bytes, and reads only the files of its own part."""
+    entries = walk_entries(root, include, max_file_bytes, excluded_dirs, respect_gitignore)
+    if world_size == 1:
+        yield from map(read_entry, entries)
+        return
+    listed = list(entries)
+    start, stop = part_bounds([e.size + 1 if isinstance(e, FileEntry) else 1 for e in listed],
+                              rank, world_size)
+    yield from map(read_entry, listed[start:stop])
+
+
+def part_bounds(weights: Sequence[int], rank: int, world_size: int) -> tuple[int, int]:
+    """The items [start, stop) of contiguous part `rank` of `world_size`, cut so that each part holds
+    about the same total weight (bytes): item i goes to the part its midpoint falls in. Every part
+    makes the same cut, so parts 0..world_size-1 are disjoint, in order, and together hold every item."""
+    total = sum(weights)
+    if total == 0:
+        weights, total = [1] * len(weights), len(weights)
+    bounds, before = [], 0
+    for w in weights:
+        bounds.append(min(world_size - 1, (2 * before + w) * world_size // (2 * total)))
+        before += w
+    return bisect_left(bounds, rank), bisect_left(bounds, rank + 1)
+
+
+def check_part(rank: int, world_size: int) -> None:
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"partition: expected 0 <= rank < world_size, got rank {rank} of {world_size}")
+
+
+def open_lines(path: Path) -> io.BufferedIOBase:
+    """A JSONL file's bytes, decompressed as they are read when its name ends in `.gz` or `.zst`
+    (every zstd frame, as pzstd and `zstd -T` write several)."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if name.endswith(".zst"):
+        reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True,
+                                                            closefd=True)
+        return io.BufferedReader(reader)  # a raw stream with readinto: lines are buffered
+    return open(path, "rb")
+
+
+def document_id(value: object, default: str) -> str:
+    """A record's identity from its id field's value, or `default` when it has none (null, empty, or
+    not a string or an integer)."""
+    return str(value) if isinstance(value, (str, int)) and str(value) else default
+
+
+def read_jsonl(path: Path, text_field: str, max_file_bytes: int,
+               id_field: str | None = None) -> Iterator[RawDocument]:
+    """One document per JSON line, text in `text_field`; the document's identity is its `id_field`
+    (by default its `path` field, or else its `id` field) when it has one, otherwise `<file>:<line>`.
+    Bad lines are rejected with a warning. A `.gz` or `.zst` file is decompressed as it streams; one
+    that is corrupt or cut short stops the stage with an error naming it."""
+    try:
+        with open_lines(path) as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                default_id = f"{path.name}:{lineno}"
+                try:
+                    record = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    log.warning("%s line %d: not valid JSON (%s); skipped", path, lineno, exc)
+                    yield RawDocument(default_id, None, "malformed_jsonl")
+                    continue
+                if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+                    log.warning("%s line %d: expected an object with a string %r field; skipped",
+                                path, lineno, text_field)
+                    yield RawDocument(default_id, None, "malformed_jsonl")
+                    continue
+                ident = record.get(id_field) if id_field else record.get("path", record.get("id"))
+                doc_id = document_id(ident, default_id)
+                try:
+                    data = record[text_field].encode("utf-8")
+                except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes
+                    yield RawDocument(doc_id, None, "invalid_utf8")
+                    continue
+                if len(data) > max_file_bytes:
+                    yield RawDocument(doc_id, None, "too_large")
+                    continue
+                yield RawDocument(doc_id, data)
+    except (OSError, EOFError, zstandard.ZstdError) as exc:
+        raise StageError(f"data.path: cannot read {path}: {exc}") from None
+
+
+def iter_documents(params: DataParams, rank: int = 0, world_size: int = 1) -> Iterator[RawDocument]:
+    """The source's documents, in its deterministic order; with `world_size` > 1, only those of
+    contiguous part `rank`, such that parts 0..world_size-1 concatenated are exactly the whole sequence
+    (the same documents and the same rejections). stdlib and dir cut the walk's list of files,
+    balanced by bytes, and read only their own; hf cuts a folder's shard files (balanced by bytes) or a
+    save_to_disk dataset's rows; a jsonl file is one part: rank 0 reads it all, the others nothing."""
+    check_part(rank, world_size)
     if params.source == "stdlib":
         yield from walk_files(stdlib_root(), params.include, params.max_file_bytes,
-                              frozenset(EXCLUDED_STDLIB_DIRS))
+                              frozenset(EXCLUDED_STDLIB_DIRS), rank=rank, world_size=world_size)
     elif params.source == "dir":
         yield from walk_files(Path(str(params.path)), params.include, params.max_file_bytes,
-                              frozenset({".git", ".dvc"}), params.respect_gitignore)
-    else:
-        yield from read_jsonl(Path(str(params.path)), params.text_field, params.max_file_bytes)
+                              frozenset({".git", ".dvc"}), params.respect_gitignore, rank, world_size)
+    elif params.source == "hf":
+        from codex_ml.data.hf_source import read_hf  # imports datasets (and torch): only when used
+
+        yield from read_hf(params, rank, world_size)
+    elif rank == 0:
+        yield from read_jsonl(Path(str(params.path)), params.text_field, params.max_file_bytes,
+                              params.id_field)
