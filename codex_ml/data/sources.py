@@ -100,7 +100,7 @@ def read_ignore_file(path: Path) -> GitIgnoreSpec | None:
             return None
         lines = path.read_bytes().decode("utf-8", "surrogateescape").splitlines()
     except OSError as exc:
-        if not isinstance(exc, FileNotFoundError):
+        if not isinstance(exc, FileNotFoundError | NotADirectoryError):  # none, or .git is a file
             log.warning("cannot read %s: %s; its patterns are not applied", path, exc)
         return None
     return GitIgnoreSpec.from_lines(lines)
