@@ -13,7 +13,7 @@ a vendored copy one release behind. These are found as The Stack, codeparrot and
    words than that is one shingle of all its words; a document with no word at all has no shingle.
 3. `signature()`: a datasketch MinHash of the shingle set, `num_perm` permutations drawn from `seed`,
    scheme "affine32" (datasketch 2's default, uint32 values, for sets under ~100M shingles). Each
-   shingle is hashed with zlib's CRC-32 rather than datasketch's default SHA-1: 2.5x faster overall,
+   shingle is hashed with zlib's CRC-32 rather than datasketch's default SHA-1: 2.2-2.8x less time,
    and safe because affine32 passes every input hash through MurmurHash3's finalizer before
    permuting; over 16 seeds its Jaccard estimates on 13,861 stdlib pairs are as close to the exact
    values as SHA-1's (RMSE 0.0157 against 0.0160). Pure and picklable both ways (str in, numpy array
@@ -25,7 +25,7 @@ a vendored copy one release behind. These are found as The Stack, codeparrot and
    result depends on the order alone, never on timing or the number of workers.
 
 What it cannot do: LSH misses a few pairs above the threshold (the bands here make 87% of pairs at
-exactly J = 0.85 candidates, 99.9% at 0.95), and the estimate has a standard error of
+exactly J = 0.85 candidates, 99.99% at 0.95), and the estimate has a standard error of
 sqrt(J (1 - J) / num_perm) (0.03 at J = 0.85 with 128 permutations), so pairs within about that of
 the threshold go either way, but always the same way for the same params.
 
@@ -155,7 +155,7 @@ class NearDedupIndex:
             if mh.jaccard(self._kept[candidate][1]) >= self.params.threshold:
                 self.duplicates += 1
                 return candidate
-        self._lsh.insert(key, mh, check_duplication=False)  # checked above, without pickling the key
+        self._lsh.insert(key, mh, check_duplication=False)  # checked above, in self._kept
         self._kept[key] = (len(self._kept), mh)
         return None
 
