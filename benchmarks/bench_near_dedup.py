@@ -15,18 +15,28 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from datasketch import MinHash
 from datasketch.hashfunc import sha1_hash32
 
 from codex_ml.data.near_dedup import SCHEME, NearDedupIndex, shingles, signature
-from codex_ml.data.prepare import SPLITS, collect
+from codex_ml.data.prepare import SPLITS, Tally, kept_documents, processed_in_order
+from codex_ml.data.sources import iter_documents
 from codex_ml.params import DataParams, NearDedupParams
 
 T = TypeVar("T")
 THRESHOLDS = (0.7, 0.85, 0.9)
+
+
+def collect(params: DataParams) -> dict[str, list[dict[str, Any]]]:
+    """prepare's per-document work and decisions on one core, records by split (nothing written)."""
+    records: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    processed = processed_in_order(params, iter_documents(params), workers=1)
+    for split, record in kept_documents(params, Tally(), processed):
+        records[split].append(record)
+    return records
 
 
 def best_of(n: int, fn: Callable[..., T], *args: object) -> tuple[float, T]:
@@ -74,7 +84,7 @@ def main() -> None:
     nd = params.near_dedup
     prepare_s, result = best_of(3, collect, params)
     # Path order: the order prepare writes, and within a folder the order it walks.
-    docs = sorted((r["path"], r["text"]) for split in SPLITS for r in result.records[split])
+    docs = sorted((r["path"], r["text"]) for split in SPLITS for r in result[split])
     mb = sum(len(text.encode("utf-8")) for _, text in docs) / 1e6
     sig_s, sigs = best_of(3, signatures, docs, nd)
     sha1_s, _ = best_of(1, signatures_sha1, docs, nd)

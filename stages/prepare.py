@@ -12,9 +12,9 @@ from codex_ml.runtime import log, run_stage
 def main() -> None:
     params = load_params("params.yaml")
     m = prepare(params.data, Path("data/prepared"), Path("metrics/prepare.json"))
-    log.info("prepare: %s documents, %s bytes; rejected %s; duplicates %d; redactions %s",
+    log.info("prepare: %s documents, %s bytes; rejected %s; duplicates %d, near-duplicates %d; redactions %s",
              m["documents"], m["bytes"], {k: v for k, v in m["rejected"].items() if v},
-             m["duplicates"], {k: v for k, v in m["redactions"].items() if v})
+             m["duplicates"], m["near_duplicates"], {k: v for k, v in m["redactions"].items() if v})
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 It streams: documents are read in source order, cut into batches, and each batch's per-document work
 (content filters, hashes, the generated-file check, redaction) runs in `data.workers` processes. One
 process then takes the results back in source order and decides what is kept (exact duplicates by
-content hash, in that order) and where it goes, writing each split's shards as it goes
+content hash, then near duplicates by MinHash LSH when `data.near_dedup.enabled`, in that order) and
+where it goes, writing each split's shards as it goes
 (codex_ml/shards.py). Memory holds a few batches plus one hash per kept document, whatever the corpus
 size, and the outputs are the same bytes for any number of workers: which documents are kept depends
 only on the order of the results, never on which process made them.
@@ -21,12 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from codex_ml.data.filters import REJECT_REASONS, is_generated, reject_reason
+from codex_ml.data.near_dedup import NearDedupIndex, signature
 from codex_ml.data.secrets import KINDS, redact
 from codex_ml.data.sources import RawDocument, describe_source, iter_documents
 from codex_ml.io import atomic_dir, write_json
 from codex_ml.params import DataParams
-from codex_ml.runtime import StageError, progress
+from codex_ml.runtime import StageError, log, progress
 from codex_ml.shards import SPLITS, PreparedWriter
 
 # Source bytes per batch handed to a worker: large enough that pickling is a small share of the work,
@@ -57,6 +61,7 @@ class Processed:
     text: str = ""  # after redaction
     record: dict[str, Any] = field(default_factory=dict)
     redactions: dict[str, int] = field(default_factory=dict)
+    signature: np.ndarray | None = None  # MinHash of the kept text, when data.near_dedup.enabled
 
 
 def process(doc: RawDocument, params: DataParams) -> Processed:
@@ -75,8 +80,9 @@ def process(doc: RawDocument, params: DataParams) -> Processed:
     encoded = text.encode("utf-8")
     record = {"path": doc.path, "text": text, "sha256": hashlib.sha256(encoded).hexdigest(),
               "bytes": len(encoded)}
+    sig = signature(text, params.near_dedup) if params.near_dedup.enabled and not generated else None
     return Processed(doc.path, digest=digest, generated=generated, text=text, record=record,
-                     redactions=counts)
+                     redactions=counts, signature=sig)
 
 
 def process_batch(params: DataParams, docs: list[RawDocument]) -> list[Processed]:
@@ -137,6 +143,7 @@ class Tally:
     rejected: Counter[str] = field(default_factory=Counter)
     redactions: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    near_duplicates: int = 0
     documents: Counter[str] = field(default_factory=Counter)
     bytes: Counter[str] = field(default_factory=Counter)
 
@@ -151,6 +158,7 @@ def kept_documents(params: DataParams, tally: Tally,
     """(split, record) of every document kept, in source order; counts everything else in `tally`.
     The one place that decides what is kept: `prepare` and `prepare_all` both read it."""
     seen_digests: set[bytes] = set()
+    near = NearDedupIndex(params.near_dedup) if params.near_dedup.enabled else None
     for p in progress(processed, desc="prepare", unit="file"):
         tally.seen += 1
         if p.rejected is not None:
@@ -163,6 +171,13 @@ def kept_documents(params: DataParams, tally: Tally,
         if p.generated:
             tally.rejected["generated"] += 1
             continue
+        if near is not None and p.signature is not None:
+            # keyed by position too: a jsonl or hf corpus may reuse an identity for other text
+            kept = near.match(f"{tally.seen}:{p.path}", p.signature)
+            if kept is not None:
+                tally.near_duplicates += 1
+                log.debug("prepare: %s is a near-duplicate of %s", p.path, kept.split(":", 1)[1])
+                continue
         tally.redactions.update(p.redactions)
         split = split_of(p.path, params.val_fraction, params.test_fraction)
         tally.documents[split] += 1
@@ -178,6 +193,8 @@ def metrics_of(tally: Tally, params: DataParams, shards: dict[str, int] | None =
         "bytes": {s: tally.bytes.get(s, 0) for s in SPLITS},
         "rejected": {r: tally.rejected.get(r, 0) for r in REJECT_REASONS},
         "duplicates": tally.duplicates,
+        "near_duplicates": tally.near_duplicates,  # 0 unless data.near_dedup.enabled
+        "near_dedup": params.near_dedup.enabled,
         "redactions": {k: tally.redactions.get(k, 0) for k in KINDS},
         "redact_secrets": params.redact_secrets,
         "redact_pii": params.redact_secrets and params.redact_pii,
@@ -203,7 +220,8 @@ def check_source(params: DataParams) -> None:
 
 def _nothing_kept(params: DataParams, tally: Tally, what: str) -> StageError:
     return StageError(f"no usable documents in {what} from {describe_source(params)} "
-                      f"(rejected: {dict(tally.rejected)}, duplicates: {tally.duplicates})")
+                      f"(rejected: {dict(tally.rejected)}, duplicates: {tally.duplicates}, "
+                      f"near-duplicates: {tally.near_duplicates})")
 
 
 def prepare(params: DataParams, out_dir: Path, metrics_path: Path) -> dict[str, Any]:

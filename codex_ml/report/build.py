@@ -234,7 +234,9 @@ def data_section(r: Report, paths: Paths) -> None:
                 [False, True, True]))
     rejected = m.get("rejected") or {}
     r.add(Table(["rejected because", "files"], [[k, num(v)] for k, v in sorted(rejected.items())]
-                + [["duplicate (exact content)", num(m.get("duplicates"))]], [False, True]))
+                + [["duplicate (exact content)", num(m.get("duplicates"))]]
+                + ([["near-duplicate (MinHash LSH)", num(m.get("near_duplicates"))]] if m.get("near_dedup")
+                   else []), [False, True]))
     red = m.get("redactions")
     if m.get("redact_secrets") is False:
         r.add(Note("Secret redaction was off (data.redact_secrets: false): no redaction counts."))
