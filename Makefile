@@ -44,8 +44,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# On every core, one test file per worker at a time, the longest files first (tests/conftest.py).
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 test: lint typecheck pytest
 

@@ -97,3 +97,17 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
         return repo
 
     return make
+
+
+# The longest test files, started first: `make test` runs the suite on every core (pytest-xdist,
+# one file per worker at a time, in this order), so the longest file starts at once instead of last.
+LONGEST_FIRST = ("tests/test_docs.py", "tests/test_experiments.py", "tests/test_pretrained.py",
+                 "tests/train/test_train_process.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order

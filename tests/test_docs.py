@@ -28,6 +28,7 @@ requirements.lock, so `make` in the copy sees this venv as installed and install
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shutil
@@ -37,6 +38,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from dvc.utils.hydra import compose_and_dump
@@ -76,7 +79,8 @@ SKIP_BLOCKS = {
 SUBSTITUTE = {
     "/path/to/your/repo": "{corpus}",
     "/path/to/repo": "{corpus}",
-    "/path/to/corpus.jsonl": "{jsonl}",
+    "/path/to/corpus.jsonl": "{jsonl}",  # gzipped: the jsonl source decompresses by extension
+    "/path/to/parquet-shards": "{parquet}",
     "/path/to/model-folder": "{pretrained}",
     "path/to/other-model": "models/model",
     "checkpoints/checkpoint-600": "checkpoints/checkpoint-30",  # the quick profile's last step is 30
@@ -243,8 +247,8 @@ def quick_defaults(repo: Path) -> None:
 
 def user_inputs(tmp_path: Path, repo: Path) -> dict[str, str]:
     """What a user would bring: their repository (real code, with a .gitignore and a file it ignores),
-    a JSONL corpus, a source file to tokenize, a pretrained model folder with its own tokenizer (a tiny
-    random-init GPT-2 saved with save_pretrained: no hub here)."""
+    a gzipped JSONL corpus, a folder of parquet shards, a source file to tokenize, a pretrained model
+    folder with its own tokenizer (a tiny random-init GPT-2 saved with save_pretrained: no hub here)."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     corpus = tmp_path / "your-repo"
     for rel in SAMPLE_MODULES[14:30]:
@@ -253,14 +257,21 @@ def user_inputs(tmp_path: Path, repo: Path) -> dict[str, str]:
     (corpus / "build").mkdir()
     shutil.copyfile(stdlib / "ast.py", corpus / "build" / "generated_copy.py")
     (corpus / ".gitignore").write_text("build/\n")
-    jsonl = tmp_path / "corpus.jsonl"
-    with open(jsonl, "w", encoding="utf-8") as f:
+    jsonl = tmp_path / "corpus.jsonl.gz"
+    with gzip.open(jsonl, "wt", encoding="utf-8") as f:
         for rel in SAMPLE_MODULES[:20]:
             f.write(json.dumps({"path": rel, "text": (stdlib / rel).read_text(encoding="utf-8")}) + "\n")
+    parquet = tmp_path / "parquet-shards"  # as The Stack ships: shards with a `content` column
+    parquet.mkdir()
+    for i, rels in enumerate((SAMPLE_MODULES[20:30], SAMPLE_MODULES[30:40])):
+        pq.write_table(pa.table({"path": list(rels), "content": [(stdlib / r).read_text(encoding="utf-8")
+                                                                 for r in rels]}),
+                       parquet / f"train-{i:05d}-of-00002.parquet")
     shutil.copyfile(stdlib / "textwrap.py", repo / "src.py")
     texts = [(stdlib / rel).read_text(encoding="utf-8") for rel in QUICK_MODULES]
     pretrained = make_pretrained("gpt2", texts, tmp_path / "gpt2-model")
-    return {"corpus": str(corpus), "jsonl": str(jsonl), "pretrained": str(pretrained)}
+    return {"corpus": str(corpus), "jsonl": str(jsonl), "parquet": str(parquet),
+            "pretrained": str(pretrained)}
 
 
 @pytest.mark.slow

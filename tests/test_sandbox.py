@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from codex_ml.eval.sandbox import UID_BASE, Limits, hidden_paths, run_many, run_program
+from codex_ml.eval.sandbox import (
+    SLOTS_PER_PROCESS,
+    Limits,
+    hidden_paths,
+    run_many,
+    run_program,
+    slot_uid,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = Limits(timeout=2.0, cpu_seconds=2)
@@ -22,12 +29,14 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 def sandbox_processes() -> list[int]:
-    """Processes still running as a sandbox slot's uid."""
+    """Processes still running as one of this process's sandbox slot uids (another process's sandbox,
+    e.g. a parallel test worker's, has its own block of uids)."""
+    first = slot_uid(0)
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if entry.stat().st_uid >= UID_BASE:
+                if first <= entry.stat().st_uid < first + SLOTS_PER_PROCESS:
                     out.append(int(entry.name))
             except FileNotFoundError:
                 continue
@@ -70,9 +79,9 @@ def test_hostile_programs_are_contained_and_recorded(canary: Path, tmp_path: Pat
     }
     before_repo = hashlib.sha256(readme.read_bytes()).hexdigest()
     before = tree_digest(tmp_path)
-    start = time.monotonic()
+    # The infinite loop and the fork bomb end as `timeout`: the limits stopped them (no wall-clock
+    # assertion here: a loaded machine, or parallel tests, would make one flaky).
     outcomes = run_many([program for program, _ in hostile.values()], LIMITS, workers=4)
-    elapsed = time.monotonic() - start
     for (name, (_, kinds)), outcome in zip(hostile.items(), outcomes, strict=True):
         assert outcome.kind in kinds, (name, outcome)
     assert os.getpid() > 0 and os.getppid() > 1  # this process and its parent are alive
@@ -83,7 +92,6 @@ def test_hostile_programs_are_contained_and_recorded(canary: Path, tmp_path: Pat
     while sandbox_processes() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sandbox_processes() == []  # the fork bomb's processes died with their namespace
-    assert elapsed < 10  # two slow ones (2 s each) in parallel with the rest
     isolation = {o.isolation for o in outcomes}
     assert len(isolation) == 1  # the same everywhere; which namespaces the kernel gave, for the record
     print("isolation:", isolation.pop())
@@ -102,3 +110,12 @@ def test_ordinary_programs_run_and_see_only_their_own_folder() -> None:
     assert network.kind == "exception" and "Errno" in network.error
     stdin = run_program("import sys\nassert sys.stdin.read() == ''\n", LIMITS)
     assert stdin.passed, stdin
+
+
+def test_each_evaluating_process_has_its_own_slot_uids() -> None:
+    """Two evals at once (dvc queue -j 2, parallel tests) never share a slot user, so never a
+    process limit; every slot uid is far above real accounts."""
+    a = {slot_uid(s, pid=101) for s in range(SLOTS_PER_PROCESS)}
+    b = {slot_uid(s, pid=102) for s in range(SLOTS_PER_PROCESS)}
+    assert len(a) == len(b) == SLOTS_PER_PROCESS and not a & b
+    assert min(a | b) >= 2_000_000

@@ -53,7 +53,8 @@ def corpus_with_near_copies(stdlib_sample: Path, tmp_path: Path) -> Path:
     return corpus
 
 
-def test_near_duplicates_are_dropped_counted_and_reported(corpus_with_near_copies: Path, tmp_path: Path) -> None:
+def test_near_duplicates_are_dropped_counted_and_reported(corpus_with_near_copies: Path,
+                                                          tmp_path: Path) -> None:
     """Each edited copy comes after its original in the sorted walk and is dropped; with near-dedup
     off both are kept. The count is in metrics/prepare.json, for any worker count."""
     base = DataParams(source="dir", path=str(corpus_with_near_copies), val_fraction=0.0, test_fraction=0.0)

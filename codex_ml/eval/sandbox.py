@@ -40,6 +40,15 @@ from pathlib import Path
 
 KINDS = ("passed", "assertion", "exception", "syntax", "timeout", "killed")
 UID_BASE = 2_000_000  # slot uids, far above any real account: each parallel slot its own user
+SLOTS_PER_PROCESS = 1024
+
+
+def slot_uid(slot: int, pid: int | None = None) -> int:
+    """The uid of `slot` of this process: its own block of uids per evaluating process, so two evals
+    at once on one machine (a `dvc queue` with 2 workers, parallel tests) never share a user, and so
+    never a process limit (RLIMIT_NPROC counts per user) or a kill."""
+    block = (os.getpid() if pid is None else pid) % 4096
+    return UID_BASE + block * SLOTS_PER_PROCESS + slot % SLOTS_PER_PROCESS
 
 
 @dataclass(frozen=True)
@@ -175,7 +184,7 @@ def run_program(program: str, limits: Limits = Limits(), slot: int = 0) -> Outco
     does; raises OSError only when the sandbox itself cannot start."""
     start = time.monotonic()
     root = os.getuid() == 0
-    uid = gid = UID_BASE + slot
+    uid = gid = slot_uid(slot)
     work = tempfile.mkdtemp(prefix="codex-sandbox-")
     nonce = secrets.token_hex(16)
     hide = hidden_paths()
