@@ -261,11 +261,11 @@ def user_inputs(tmp_path: Path, repo: Path) -> dict[str, str]:
     with gzip.open(jsonl, "wt", encoding="utf-8") as f:
         for rel in SAMPLE_MODULES[:20]:
             f.write(json.dumps({"path": rel, "text": (stdlib / rel).read_text(encoding="utf-8")}) + "\n")
-    parquet = tmp_path / "parquet-shards"  # as The Stack ships: shards with a `content` column
+    parquet = tmp_path / "parquet-shards"  # as datasets ship: numbered parquet shards
     parquet.mkdir()
     for i, rels in enumerate((SAMPLE_MODULES[20:30], SAMPLE_MODULES[30:40])):
-        pq.write_table(pa.table({"path": list(rels), "content": [(stdlib / r).read_text(encoding="utf-8")
-                                                                 for r in rels]}),
+        pq.write_table(pa.table({"path": list(rels), "text": [(stdlib / r).read_text(encoding="utf-8")
+                                                              for r in rels]}),
                        parquet / f"train-{i:05d}-of-00002.parquet")
     shutil.copyfile(stdlib / "textwrap.py", repo / "src.py")
     texts = [(stdlib / rel).read_text(encoding="utf-8") for rel in QUICK_MODULES]

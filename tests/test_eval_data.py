@@ -103,9 +103,31 @@ def test_a_jsonl_corpus_is_filtered_deduplicated_and_redacted(ws: Path, tmp_path
     assert m["data"]["bytes"] - folder["data"]["bytes"] < len(secret.encode())
 
 
+def test_a_parquet_dataset_folder_scores_like_the_same_code_folder(ws: Path, tmp_path: Path) -> None:
+    """The corpus as The Stack ships it (parquet shards, text in `text`) scores the same documents and
+    bytes as the folder of code it was made from."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = sorted((p.relative_to(ws / "corpus").as_posix(), p.read_text(encoding="utf-8"))
+                  for p in (ws / "corpus").rglob("*.py"))
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    half = len(rows) // 2
+    for i, part in enumerate((rows[:half], rows[half:])):
+        pq.write_table(pa.table({"path": [p for p, _ in part], "text": [t for _, t in part]}),
+                       shards / f"train-{i:05d}-of-00002.parquet")
+    stdout, m = codex_eval("--data", str(shards))
+    _, folder = codex_eval("--data", str(ws / "corpus"))
+    assert "(hf)" in stdout
+    for key in ("documents", "bytes"):
+        assert m["data"][key] == folder["data"][key]
+    assert m["data"]["bits_per_byte"] == pytest.approx(folder["data"]["bits_per_byte"])
+
+
 def test_what_cannot_be_scored_is_one_clear_error(ws: Path) -> None:
-    for data, message in [("org/dataset", "Hugging Face datasets (data.source hf) are not supported yet"),
-                          ("hf:org/dataset", "they arrive with the corpora issue"),
+    for data, message in [("org/dataset", "nor a dataset in the local Hugging Face cache"),
+                          ("hf:org/dataset", "nothing is downloaded at run time"),
                           ("missing.jsonl", "--data: missing.jsonl not found")]:
         result = CliRunner().invoke(app, ["eval", "--model", "models/model", "--data", data])
         assert result.exit_code == 2 and message in result.stderr, result.output

@@ -98,6 +98,15 @@ def looks_like_hub_id(name: str) -> bool:
     return len(parts) >= 2 and all(parts) and not name.startswith((".", "~"))
 
 
+def is_dataset_folder(folder: Path) -> bool:
+    """Whether a folder is a dataset rather than a tree of code: a save_to_disk folder, or one whose
+    files (here and one level down, as `data/` layouts are) include shards and no .py file."""
+    if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
+        return True
+    names = [p.name for p in [*folder.glob("*"), *folder.glob("*/*")] if p.is_file()]
+    return any(shard_builder(n) for n in names) and not any(n.endswith(".py") for n in names)
+
+
 def resolve_hf(params: DataParams) -> HfDataset:
     """`data.path` as a local folder (a hub id through the local cache) and the files of `data.split`;
     every problem is one StageError naming the key to fix."""

@@ -33,9 +33,10 @@ def eval_command(
         help="val or test; repeat for both [default: test; with --data: every document, as split 'data']")]
         = [],  # noqa: B006
     data: Annotated[str | None, typer.Option(
-        help="score another corpus: a folder of code or a JSONL file, prepared with the pipeline's "
-             "filters and redaction (the data section of --params) and encoded with the model's "
-             "tokenizer, in a temporary folder")] = None,
+        help="score another corpus: a folder of code, a JSONL file (.gz, .zst), a Hugging Face dataset "
+             "(a folder of parquet/json/arrow shards, a save_to_disk folder, or hf:owner/name from the "
+             "local cache), prepared with the pipeline's filters and redaction (the data section of "
+             "--params) and encoded with the model's tokenizer, in a temporary folder")] = None,
     tokens: Annotated[Path, typer.Option(help="token files (meta.json + {split}.bin)")] = Path("data/tokens"),
     prepared: Annotated[Path, typer.Option(help="prepared text ({split}.jsonl)")] = Path("data/prepared"),
     tokenizer: Annotated[Path, typer.Option(help="tokenizer for a model folder without one")] = Path(
@@ -133,21 +134,25 @@ def eval_command(
 def prepare_corpus(data: str, params: DataParams | None, folder: Path, whole: bool) -> str:
     """`--data` prepared into `folder` by the prepare stage's own functions: every document as one split
     `data` (`whole`), or the corpus's own train/val/test split. Returns a line saying what was kept."""
+    from codex_ml.data.hf_source import is_dataset_folder, looks_like_hub_id
     from codex_ml.data.prepare import prepare, prepare_all
     from codex_ml.params import DataParams
 
-    path = Path(data).expanduser()
-    if path.is_dir():
+    name = data.removeprefix("hf:")
+    path = Path(name).expanduser()
+    if data.startswith("hf:") or (path.is_dir() and is_dataset_folder(path)):
+        source = "hf"
+    elif path.is_dir():
         source = "dir"
     elif path.is_file():
         source = "jsonl"
-    elif data.startswith("hf:") or (len(data.split("/")) == 2 and not data.startswith((".", "/", "~"))):
-        raise StageError(f"--data: {data} is not a folder or a file here; Hugging Face datasets "
-                         "(data.source hf) are not supported yet: they arrive with the corpora issue. "
-                         "Pass a folder of code or a JSONL file")
+    elif looks_like_hub_id(name):
+        source = "hf"  # resolved from the local HF cache only; not there: one error saying so
     else:
-        raise StageError(f"--data: {data} not found (expected a folder of code or a JSONL file)")
-    data_params = (params or DataParams()).model_copy(update={"source": source, "path": str(path)})
+        raise StageError(f"--data: {data} not found (expected a folder of code, a JSONL file, a dataset "
+                         "folder or a hub dataset id in the local HF cache)")
+    where = str(path) if path.exists() else name
+    data_params = (params or DataParams()).model_copy(update={"source": source, "path": where})
     data_params.check()
     if whole:
         m = prepare_all(data_params, folder, "data")
