@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from codex_ml.data.prepare import prepare
+from codex_ml.data.sources import iter_documents
 from codex_ml.params import DataParams, ParamsError, parse_params
 from codex_ml.runtime import StageError
 from codex_ml.shards import write_prepared
@@ -46,6 +47,9 @@ def test_prepare_as_datatrove_tasks_writes_the_local_bytes(tmp_path: Path, stdli
     corpus = _planted_corpus(tmp_path, stdlib_sample)
     data = {"source": "dir", "path": str(corpus), "max_file_bytes": 100_000, "val_fraction": 0.1,
             "test_fraction": 0.1}
+    parts = [[d.path for d in iter_documents(DataParams(**data), r, 3)] for r in range(3)]
+    assert [i for i, part in enumerate(parts) if "bad/copy_of_heapq.py" in part] != \
+        [i for i, part in enumerate(parts) if "heapq.py" in part]  # the duplicate is another task's
     local = run_prepare(tmp_path / "local", workers=1, **data)
     tasks = run_prepare(tmp_path / "datatrove", engine="datatrove", tasks=3, workers=2, **data)
     assert tasks == local
