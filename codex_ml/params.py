@@ -73,6 +73,37 @@ class NearDedupParams(Section):
                  self.num_perm)
 
 
+class SlurmParams(Section):
+    key = "data.slurm"
+
+    # data.executor slurm: the tasks are one Slurm job array (datatrove's SlurmPipelineExecutor)
+    partition: str | None = None  # required with data.executor slurm
+    time: str = "04:00:00"  # each task's time limit
+    cpus_per_task: int = 1  # prepare: processes per task; tokenize: encoding threads per task
+    mem_per_cpu_gb: int = 2
+    sbatch_args: dict[str, str | int] = Field(default_factory=dict)  # more #SBATCH lines: {account: x}
+    env_command: str | None = None  # shell line a task runs first; null: activate the venv running the stage
+
+    def check(self) -> None:
+        _require(bool(self.time.strip()), "data.slurm.time", "a Slurm time limit such as 04:00:00", self.time)
+        _require(self.cpus_per_task >= 1, "data.slurm.cpus_per_task", "an integer >= 1", self.cpus_per_task)
+        _require(self.mem_per_cpu_gb >= 1, "data.slurm.mem_per_cpu_gb", "an integer >= 1",
+                 self.mem_per_cpu_gb)
+
+
+class RayParams(Section):
+    key = "data.ray"
+
+    # data.executor ray: the tasks run on a Ray cluster (datatrove's RayPipelineExecutor)
+    address: str | None = None  # null: RAY_ADDRESS, else a cluster started on this machine (`ray start`)
+    cpus_per_task: int = 1  # prepare: processes per task; tokenize: encoding threads per task
+    mem_per_cpu_gb: int = 2
+
+    def check(self) -> None:
+        _require(self.cpus_per_task >= 1, "data.ray.cpus_per_task", "an integer >= 1", self.cpus_per_task)
+        _require(self.mem_per_cpu_gb >= 1, "data.ray.mem_per_cpu_gb", "an integer >= 1", self.mem_per_cpu_gb)
+
+
 class DataParams(Section):
     key = "data"
 
@@ -97,6 +128,11 @@ class DataParams(Section):
     shard_mb: int = 64  # prepared shards close past this many MiB of text (data/prepared/{split}-NNNNN)
     engine: Literal["local", "datatrove"] = "local"  # datatrove: tasks on its executor (docs/scaling.md)
     tasks: int = 0  # datatrove: tasks the source is cut into; 0 = workers
+    # where datatrove's tasks run, for prepare and tokenize alike (data.engine / tokenizer.engine):
+    # local (this machine, data.workers at once), slurm (a job array) or ray (a Ray cluster)
+    executor: Literal["local", "slurm", "ray"] = "local"
+    slurm: SlurmParams = Field(default_factory=SlurmParams)
+    ray: RayParams = Field(default_factory=RayParams)
 
     def check(self) -> None:
         if self.source in ("dir", "jsonl", "hf") and not self.path:
@@ -118,6 +154,11 @@ class DataParams(Section):
         _require(self.workers >= 0, "data.workers", "an integer >= 0 (0 = all cores)", self.workers)
         _require(self.shard_mb >= 1, "data.shard_mb", "an integer >= 1 (MiB)", self.shard_mb)
         _require(self.tasks >= 0, "data.tasks", "an integer >= 0 (0 = data.workers)", self.tasks)
+        if self.executor == "slurm" and not (self.slurm.partition or "").strip():
+            raise ParamsError("data.slurm.partition: required when data.executor is 'slurm' (the partition "
+                              "the job array runs on), got null")
+        self.slurm.check()
+        self.ray.check()
 
 
 class TokenizerParams(Section):

@@ -17,7 +17,7 @@ from codex_ml.tokenization.stage import tokenize
 def main() -> None:
     params = load_params("params.yaml")
     m = tokenize(params.tokenizer, Path("data/prepared"), Path("models/tokenizer"), Path("data/tokens"),
-                 Path("metrics/tokenize.json"), base=base_of(params.model))
+                 Path("metrics/tokenize.json"), base=base_of(params.model), data=params.data)
     log.info("tokenize: %s vocab %d; tokens %s; bytes/token %s; val round trip %s; AutoTokenizer match %s",
              m["backend"], m["vocab_size"], m["tokens"], m["bytes_per_token"], m["round_trip_exact"],
              m["autotokenizer_match"])

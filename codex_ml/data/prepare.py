@@ -7,11 +7,14 @@ content hash, then near duplicates by MinHash LSH when `data.near_dedup.enabled`
 where it goes, writing each split's shards as it goes
 (codex_ml/shards.py). Memory holds a few batches plus one hash per kept document, whatever the corpus
 size, and the outputs are the same bytes for any number of workers: which documents are kept depends
-only on the order of the results, never on which process made them.
+only on the order of the results, never on which process made them. With `data.engine: datatrove` the
+per-document work runs as datatrove tasks instead, here or on a cluster (data/engine.py), and the
+same one process reads their results in source order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -153,6 +156,16 @@ def processed_documents(params: DataParams) -> Iterator[Processed]:
     return processed_in_order(params, iter_documents(params), resolve_workers(params.workers))
 
 
+def processed_in(params: DataParams, scratch: Path) -> contextlib.AbstractContextManager[Iterable[Processed]]:
+    """`processed_documents`, or with data.engine datatrove the same results from datatrove tasks
+    (data/engine.py), whose work folder is made in `scratch` and gone on leaving the context."""
+    if params.engine == "datatrove":
+        from codex_ml.data.engine import processed_by_tasks  # imports datatrove: only for this engine
+
+        return processed_by_tasks(params, scratch)
+    return contextlib.nullcontext(processed_documents(params))
+
+
 def kept_documents(params: DataParams, tally: Tally,
                    processed: Iterable[Processed]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(split, record) of every document kept, in source order; counts everything else in `tally`.
@@ -230,8 +243,9 @@ def prepare(params: DataParams, out_dir: Path, metrics_path: Path) -> dict[str, 
     tally = Tally()
     with atomic_dir(out_dir) as tmp:
         writers = {split: PreparedWriter(tmp, split, params.shard_mb << 20) for split in SPLITS}
-        for split, record in kept_documents(params, tally, processed_documents(params)):
-            writers[split].write(record)
+        with processed_in(params, tmp) as processed:
+            for split, record in kept_documents(params, tally, processed):
+                writers[split].write(record)
         shards = {split: len(writer.close()) for split, writer in writers.items()}
         if not tally.documents["train"]:
             raise _nothing_kept(params, tally, "the train split")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from codex_ml.io import atomic_dir, write_json
-from codex_ml.params import TokenizerParams
+from codex_ml.params import DataParams, TokenizerParams
 from codex_ml.pretrained import BaseModel
 from codex_ml.runtime import StageError, log
 from codex_ml.shards import SplitIndex, open_stream, read_index
@@ -33,11 +33,18 @@ CHECK_BYTES = 4 << 20
 
 
 def tokenize(params: TokenizerParams, prepared_dir: Path, tokenizer_dir: Path, tokens_dir: Path,
-             metrics_path: Path, base: BaseModel | None = None) -> dict[str, Any]:
+             metrics_path: Path, base: BaseModel | None = None,
+             data: DataParams | None = None) -> dict[str, Any]:
     """Run the whole stage. Both output folders are built aside and swapped in only after every
     check passed; metrics are written last. With `base` (a resolved model.pretrained), its own
     tokenizer encodes and nothing is trained; otherwise the tokenizer learns from a seeded sample of
-    at most tokenizer.sample_mb of the train split (all of it when smaller)."""
+    at most tokenizer.sample_mb of the train split (all of it when smaller). With tokenizer.engine
+    datatrove, shards are packed by datatrove tasks on `data`'s executor (data.executor)."""
+    data = data if data is not None else DataParams()
+    if params.engine == "datatrove":  # before training: an executor that cannot run stops the stage now
+        from codex_ml.tokenization.engine import check_executor
+
+        check_executor(data)
     threads = configure_threads(params.workers)
     tok: CodexTokenizer
     sample: Sample | None = None
@@ -64,8 +71,14 @@ def tokenize(params: TokenizerParams, prepared_dir: Path, tokenizer_dir: Path, t
                         "the model use %d", tok.vocab_size, params.vocab_size, tok.vocab_size)
     with atomic_dir(tokenizer_dir) as tok_tmp, atomic_dir(tokens_dir) as tokens_tmp:
         tok.save(tok_tmp)
-        table = tok.byte_fallback_table()
-        packed = {split: pack_split(tok, prepared_dir, split, tokens_tmp, threads, table) for split in SPLITS}
+        if params.engine == "datatrove":  # the same files, packed by datatrove tasks (tokenization/engine.py)
+            from codex_ml.tokenization.engine import pack_by_tasks
+
+            packed = pack_by_tasks(tok_tmp, prepared_dir, tokens_tmp, threads, data)
+        else:
+            table = tok.byte_fallback_table()
+            packed = {split: pack_split(tok, prepared_dir, split, tokens_tmp, threads, table)
+                      for split in SPLITS}
         meta = {"dtype": token_dtype(tok.vocab_size).name, "vocab_size": tok.vocab_size,
                 "backend": tok.backend, "pad_id": tok.special_ids.pad, "bos_id": tok.special_ids.bos,
                 "eos_id": tok.special_ids.eos, "unk_id": tok.special_ids.unk,
