@@ -83,7 +83,9 @@ def workspace(tmp: Path, corpus: Path, data: dict, tokenizer: dict) -> Path:
     ws.mkdir()
     (ws / "stages").symlink_to(ROOT / "stages")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"].update({"source": "dir", "path": str(corpus), **data})
+    params["data"].update({"source": "dir", "path": str(corpus)})
+    for key, value in data.items():
+        params["data"][key] = {**params["data"][key], **value} if isinstance(value, dict) else value
     params["tokenizer"].update(tokenizer)
     (ws / "params.yaml").write_text(yaml.safe_dump(params))
     return ws
@@ -93,11 +95,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="20,70,0", help="corpus sizes in MB, 0 = every file")
     ap.add_argument("--sample-mb", type=int, default=32, help="tokenizer.sample_mb")
+    ap.add_argument("--no-near-dedup", action="store_true",
+                    help="without near-duplicate removal (the dir profile, what this corpus is, has it on)")
     a = ap.parse_args()
+    data = {"near_dedup": {"enabled": not a.no_near_dedup}}
     files = corpus_files()
     py = sys.executable
     print(f"corpus: site-packages .py files ({len(files)} files, "
-          f"{sum(s for _, s in files) / 1e6:.0f} MB); tokenizer.sample_mb={a.sample_mb}")
+          f"{sum(s for _, s in files) / 1e6:.0f} MB); tokenizer.sample_mb={a.sample_mb}, near-dedup "
+          f"{'off' if a.no_near_dedup else 'on'}")
     print(f"{'size':>8} {'kept MB':>8} | {'prepare s':>9} {'MB/s':>6} {'peak RSS':>9} | "
           f"{'tokenize s':>10} {'MB/s':>6} {'peak RSS':>9} {'shards':>6}")
     rows = []
@@ -106,7 +112,7 @@ def main() -> None:
         for mb in (int(s) for s in a.sizes.split(",")):
             corpus = tmp / f"corpus-{mb}"
             build_corpus(files, mb, corpus)
-            ws = workspace(tmp, corpus, {}, {"sample_mb": a.sample_mb})
+            ws = workspace(tmp, corpus, data, {"sample_mb": a.sample_mb})
             p_s, p_rss = run_measured([py, "stages/prepare.py"], ws)
             t_s, t_rss = run_measured([py, "stages/tokenize_stage.py"], ws)
             m = json.loads((ws / "metrics/prepare.json").read_text())
@@ -126,7 +132,8 @@ def main() -> None:
         build_corpus(files, mb, corpus)
         times = {}
         for workers in (1, 2):
-            ws = workspace(tmp, corpus, {"workers": workers}, {"workers": workers, "sample_mb": a.sample_mb})
+            ws = workspace(tmp, corpus, {**data, "workers": workers},
+                           {"workers": workers, "sample_mb": a.sample_mb})
             times[workers] = (run_measured([py, "stages/prepare.py"], ws)[0],
                               run_measured([py, "stages/tokenize_stage.py"], ws)[0])
         print(f"workers on {mb or 'all'} MB: prepare 2 vs 1 worker x{times[1][0] / times[2][0]:.2f} "

@@ -101,7 +101,8 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
 
 # The longest test files, started first: `make test` runs the suite on every core (pytest-xdist,
 # one file per worker at a time, in this order), so the longest file starts at once instead of last.
-LONGEST_FIRST = ("tests/test_docs.py", "tests/test_experiments.py", "tests/test_pretrained.py",
+LONGEST_FIRST = ("tests/test_docs.py", "tests/test_docs_guides.py", "tests/test_experiments.py",
+                 "tests/test_pretrained.py",
                  "tests/train/test_train_process.py")
 
 

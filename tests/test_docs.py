@@ -5,9 +5,10 @@ How the documents are read: every fenced code block says what it is. ```sh block
 user types; anything else (```text diagrams and listings, ```json layouts) is not run. A ```sh block
 runs as one bash script (`set -euo pipefail`, so a failing command fails the test and the output says
 which), from the repository root, with the venv's commands on PATH as after
-`source .venv/bin/activate`. Blocks run in document order: README.md first, then docs/*.md by name,
-all in the same copy, so later commands see what earlier ones made (`dvc exp show` after
-`dvc exp run`, `dvc pull` after `dvc push`).
+`source .venv/bin/activate`. Blocks run in document order in one copy, so later commands see what
+earlier ones made (`dvc exp show` after `dvc exp run`, `dvc pull` after `dvc push`): README.md in
+one copy (this file), docs/*.md by name in another (tests/test_docs_guides.py), so that the two run
+side by side on two cores. A guide therefore starts from a fresh clone, as its reader may.
 
 What the test changes, and why (each is listed below, and a test fails when one goes stale):
 - The quick profile is the copy's default. Its conf/ composes `model=micro` and `train=quick` by
@@ -274,8 +275,8 @@ def user_inputs(tmp_path: Path, repo: Path) -> dict[str, str]:
             "pretrained": str(pretrained)}
 
 
-@pytest.mark.slow
-def test_every_documented_command_runs_in_a_fresh_copy(tmp_path: Path) -> None:
+def run_documents(tmp_path: Path, docs: list[Path]) -> None:
+    """Every ```sh block of `docs`, in order, in one fresh copy (the module docstring says how)."""
     repo = tmp_path / "codex-ml"  # `git clone` names the folder after the repository
     fresh_copy(repo)
     (repo / ".venv").symlink_to(VENV_BIN.parent)
@@ -287,7 +288,7 @@ def test_every_documented_command_runs_in_a_fresh_copy(tmp_path: Path) -> None:
 
     env = subprocess_env(VIRTUAL_ENV=str(repo / ".venv"))  # as after `source .venv/bin/activate`
     ran: set[str] = set()
-    for block in all_blocks():
+    for block in (b for doc in docs for b in code_blocks(doc)):
         if block.lang != "sh" or not block.commands:
             continue
         if uncommented(first_line(block.commands[0])) in SKIP_BLOCKS:
@@ -304,3 +305,10 @@ def test_every_documented_command_runs_in_a_fresh_copy(tmp_path: Path) -> None:
         assert proc.returncode == 0, (f"a command from {block.where()} failed (exit {proc.returncode})\n"
                                       f"--- script\n{script}\n--- stdout\n{proc.stdout[-6000:]}"
                                       f"\n--- stderr\n{proc.stderr[-6000:]}")
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_in_a_fresh_copy(tmp_path: Path) -> None:
+    """README.md's commands; docs/*.md's run in tests/test_docs_guides.py, in a copy of their own, so
+    the two halves run side by side on two cores (`make test`)."""
+    run_documents(tmp_path, [ROOT / "README.md"])

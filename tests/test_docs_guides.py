@@ -1,0 +1,16 @@
+"""docs/*.md as a tested contract: every shell command the guides show runs, as written, in a fresh
+copy, in the order shown (how, and what the test changes: tests/test_docs.py). A file of its own so
+that `make test` runs it beside README.md's half on another core."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_docs import DOCS, ROOT, run_documents
+
+
+@pytest.mark.slow
+def test_every_guide_command_runs_in_a_fresh_copy(tmp_path: Path) -> None:
+    run_documents(tmp_path, [doc for doc in DOCS if doc != ROOT / "README.md"])
