@@ -181,7 +181,7 @@ def script_of(block: Block, values: dict[str, str], ran: set[str]) -> str:
         for placeholder, value in SUBSTITUTE.items():
             text = text.replace(placeholder, value.format(**values))
         if uncommented(text) in ran and "exp run" in text:
-            out.append(f"echo {_quote(f'ran above: {key}')}")
+            out.append(f"echo {_quote(f'ran already (above, or by README.md test): {key}')}")
             continue
         ran.add(uncommented(text))
         out.append(f'echo "[$(date +%T)]" {_quote("$ " + text)}')
@@ -275,8 +275,10 @@ def user_inputs(tmp_path: Path, repo: Path) -> dict[str, str]:
             "pretrained": str(pretrained)}
 
 
-def run_documents(tmp_path: Path, docs: list[Path]) -> None:
-    """Every ```sh block of `docs`, in order, in one fresh copy (the module docstring says how)."""
+def run_documents(tmp_path: Path, docs: list[Path], run_elsewhere: tuple[Path, ...] = ()) -> None:
+    """Every ```sh block of `docs`, in order, in one fresh copy (the module docstring says how). An
+    `exp run` that a document of `run_elsewhere` shows to the letter is not run again here: that
+    document's test runs it."""
     repo = tmp_path / "codex-ml"  # `git clone` names the folder after the repository
     fresh_copy(repo)
     (repo / ".venv").symlink_to(VENV_BIN.parent)
@@ -288,6 +290,8 @@ def run_documents(tmp_path: Path, docs: list[Path]) -> None:
 
     env = subprocess_env(VIRTUAL_ENV=str(repo / ".venv"))  # as after `source .venv/bin/activate`
     ran: set[str] = set()
+    for block in (b for doc in run_elsewhere for b in code_blocks(doc) if b.lang == "sh"):
+        script_of(block, values, ran)  # only to know its commands
     for block in (b for doc in docs for b in code_blocks(doc)):
         if block.lang != "sh" or not block.commands:
             continue

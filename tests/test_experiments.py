@@ -162,29 +162,13 @@ def lock_hashes(repo: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_pipeline_push_pull_and_bit_identical_rerun(tmp_path: Path, stdlib_sample: Path,
-                                                    make_repo: Callable[..., Path]) -> None:
+def test_the_pipeline_from_scratch_twice_gives_bit_identical_outputs(tmp_path: Path, stdlib_sample: Path,
+                                                                      make_repo: Callable[..., Path]) -> None:
+    """`dvc push` to a local remote and `dvc pull` into a fresh clone (nothing left to rerun) are run
+    by the README's test (tests/test_docs.py), as the README shows them."""
     params = quick_params(tmp_path, stdlib_sample)
-    remote = tmp_path / "remote"
-
     first = make_repo(params, name="first")
-    run(["dvc", "remote", "add", "-d", "shared", str(remote)], first)
     run(["dvc", "repro"], first)
-    run(["git", "add", "-A"], first)
-    run(["git", "commit", "-qm", "quick run"], first)
-    run(["dvc", "push"], first)
-
-    # A fresh clone restores every output from the remote: nothing to rerun.
-    clone = tmp_path / "clone"
-    run(["git", "clone", "-q", str(first), str(clone)], tmp_path)
-    run(["dvc", "pull"], clone)
-    status = run(["dvc", "status"], clone).stdout
-    assert "up to date" in status, status
-    again = run(["dvc", "repro"], clone).stdout
-    assert "Running stage" not in again, again
-    assert (clone / "dvc.lock").read_text() == (first / "dvc.lock").read_text()
-    assert (clone / "models/model/model.safetensors").read_bytes() == \
-        (first / "models/model/model.safetensors").read_bytes()
 
     # The same pipeline from scratch in a second clean repository: identical outputs.
     second = make_repo(params, name="second")
