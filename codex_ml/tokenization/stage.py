@@ -30,6 +30,7 @@ META_FILE = "meta.json"
 # The val documents decoded and re-encoded by AutoTokenizer after packing: all of a small split, the
 # first few MiB of a large one (the check is a tokenizer bug detector, not a statistic).
 CHECK_BYTES = 4 << 20
+READ_BACK_TOKENS = 1 << 22  # tokens per block when the written shards are read back and checked
 
 
 def tokenize(params: TokenizerParams, prepared_dir: Path, tokenizer_dir: Path, tokens_dir: Path,
@@ -104,12 +105,21 @@ def check_outputs(tok: CodexTokenizer, tokenizer_dir: Path, tokens_dir: Path, me
         if len(index.paths) != info["documents"] or offsets[-1] != len(stream):
             raise StageError(f"{split}: the index lists {len(index.paths)} documents of {offsets[-1]} "
                              f"tokens, meta.json {info['documents']} of {len(stream)}")
-        for shard, start in zip(stream.shards, stream.starts, strict=False):
-            ends = offsets[1:][(offsets[1:] > start) & (offsets[1:] <= start + len(shard))] - 1 - start
-            if not np.all(shard[ends] == meta["eos_id"]):
-                raise StageError(f"{split}: a document does not end with EOS (id {meta['eos_id']})")
-        if stream.max() >= meta["vocab_size"]:
-            raise StageError(f"{split}: token id {stream.max()} >= vocab_size {meta['vocab_size']}")
+        # Read back in blocks with plain reads, not through the memory map: mapped pages a scan
+        # touches count as the process's memory, which would then grow with the corpus.
+        eos_at = offsets[1:] - 1  # every document's last token, in the split's stream
+        start = 0
+        for shard in info["shards"]:
+            with open(tokens_dir / shard["file"], "rb") as f:
+                while len(block := np.fromfile(f, dtype=meta["dtype"], count=READ_BACK_TOKENS)):
+                    here = eos_at[(eos_at >= start) & (eos_at < start + len(block))] - start
+                    if not np.all(block[here] == meta["eos_id"]):
+                        raise StageError(f"{shard['file']}: a document does not end with EOS "
+                                         f"(id {meta['eos_id']})")
+                    if int(block.max()) >= meta["vocab_size"]:
+                        raise StageError(f"{shard['file']}: token id {int(block.max())} >= vocab_size "
+                                         f"{meta['vocab_size']}")
+                    start += len(block)
     val = indexes["val"]
     if not val.paths:
         log.warning("tokenize: the val split is empty: no round-trip or AutoTokenizer check")
