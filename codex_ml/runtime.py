@@ -43,3 +43,13 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     except (ParamsError, StageError) as exc:
         print(f"codex-ml {name}: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def resolve_cores(requested: int) -> int:
+    """A worker or thread count as params give it: 0 means every core this process may run on."""
+    if requested > 0:
+        return requested
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

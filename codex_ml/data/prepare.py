@@ -33,7 +33,7 @@ from codex_ml.data.secrets import KINDS, redact
 from codex_ml.data.sources import RawDocument, describe_source, iter_documents
 from codex_ml.io import atomic_dir, write_json
 from codex_ml.params import DataParams
-from codex_ml.runtime import StageError, log, progress
+from codex_ml.runtime import StageError, log, progress, resolve_cores
 from codex_ml.shards import SPLITS, PreparedWriter
 
 # Source bytes per batch handed to a worker: large enough that pickling is a small share of the work,
@@ -106,12 +106,7 @@ def batches(docs: Iterable[RawDocument]) -> Iterator[list[RawDocument]]:
 
 
 def resolve_workers(workers: int) -> int:
-    if workers > 0:
-        return workers
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    return resolve_cores(workers)
 
 
 def processed_in_order(params: DataParams, docs: Iterable[RawDocument], workers: int) -> Iterator[Processed]:

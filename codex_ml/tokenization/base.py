@@ -22,7 +22,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from codex_ml.io import write_json
-from codex_ml.runtime import StageError
+from codex_ml.runtime import StageError, resolve_cores
 
 CONFIG_FILE = "codex_tokenizer.json"
 HF_TOKENIZER_FILE = "tokenizer.json"
@@ -46,12 +46,7 @@ class SpecialIds:
 
 def resolve_threads(threads: int) -> int:
     """0 means every core this process may run on."""
-    if threads > 0:
-        return threads
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    return resolve_cores(threads)
 
 
 def configure_threads(threads: int) -> int:
