@@ -6,9 +6,11 @@ ids whatever the corpus size."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
@@ -141,6 +143,26 @@ def encode_chunks(tok: CodexTokenizer, docs: Iterable[Document], threads: int,
             yield done, job.result()
 
 
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by the last chunk back to the OS. The backends encode on their own threads,
+    and glibc gives each thread its own heap (arena), which keeps freed blocks: without this the
+    stage's peak memory grew with the corpus (bench_scale: 579 -> 776 MiB from 20 MB to 236 MB of
+    code; with it, or MALLOC_ARENA_MAX=2, it stays flat)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 def pack_ids(ids: Sequence[Sequence[int]], eos_id: int, dtype: np.dtype[Any]) -> np.ndarray:
     """ids of consecutive documents -> one flat array with EOS after each document."""
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
@@ -183,6 +205,8 @@ def pack_shard(tok: CodexTokenizer, source: Path, out_path: Path, threads: int,
             lengths.append(np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids)))
             paths += [d.path for d in chunk]
             sizes += [d.bytes for d in chunk]
+            del ids, arr
+            release_freed_memory()
     tokens = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
     rows = pa.table({"path": pa.array(paths, pa.string()), "bytes": pa.array(sizes, pa.int64()),
                      "tokens": pa.array(tokens, pa.int64())})
