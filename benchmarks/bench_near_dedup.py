@@ -14,10 +14,10 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
+from bench_prepare import best_of
 from datasketch import MinHash
 from datasketch.hashfunc import sha1_hash32
 
@@ -37,15 +37,6 @@ def collect(params: DataParams) -> dict[str, list[dict[str, Any]]]:
     for split, record in kept_documents(params, Tally(), processed):
         records[split].append(record)
     return records
-
-
-def best_of(n: int, fn: Callable[..., T], *args: object) -> tuple[float, T]:
-    times: list[float] = []
-    for _ in range(n):
-        t = time.perf_counter()
-        result = fn(*args)
-        times.append(time.perf_counter() - t)
-    return min(times), result
 
 
 def signatures(docs: list[tuple[str, str]], params: NearDedupParams) -> list[np.ndarray]:

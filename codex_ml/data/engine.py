@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-from codex_ml.data.prepare import BATCH_DOCS, Processed, processed_in_order, resolve_workers
+from codex_ml.data.prepare import BATCH_DOCS, Processed, processed_in_order
 from codex_ml.data.sources import iter_documents
 from codex_ml.engine import Task, absolute, check_executor, cpus_per_task, run_tasks, work_folder
 from codex_ml.params import DataParams
+from codex_ml.runtime import resolve_cores
 
 
 def part_file(work: Path, rank: int) -> Path:
@@ -61,7 +62,7 @@ def processed_by_tasks(params: DataParams, scratch: Path) -> Iterator[Iterator[P
     """What `processed_documents` yields, computed by data.tasks datatrove tasks (0: one per worker)
     on data.executor. The work folder is made in `scratch` and removed on leaving the context."""
     check_executor(params)
-    workers = resolve_workers(params.workers)
+    workers = resolve_cores(params.workers)
     tasks = params.tasks or workers
     # Paths absolute: a task on another node or in another folder reads the same files.
     task_params = params.model_copy(update={"path": absolute(params.path)})

@@ -61,7 +61,6 @@ class Processed:
     rejected: str | None = None  # a source or content reason; the fields below are then unset
     digest: bytes = b""  # sha256 of the source bytes: exact duplicates
     generated: bool = False
-    text: str = ""  # after redaction
     record: dict[str, Any] = field(default_factory=dict)
     redactions: dict[str, int] = field(default_factory=dict)
     signature: np.ndarray | None = None  # MinHash of the kept text, when data.near_dedup.enabled
@@ -84,7 +83,7 @@ def process(doc: RawDocument, params: DataParams) -> Processed:
     record = {"path": doc.path, "text": text, "sha256": hashlib.sha256(encoded).hexdigest(),
               "bytes": len(encoded)}
     sig = signature(text, params.near_dedup) if params.near_dedup.enabled and not generated else None
-    return Processed(doc.path, digest=digest, generated=generated, text=text, record=record,
+    return Processed(doc.path, digest=digest, generated=generated, record=record,
                      redactions=counts, signature=sig)
 
 
@@ -103,10 +102,6 @@ def batches(docs: Iterable[RawDocument]) -> Iterator[list[RawDocument]]:
             batch, size = [], 0
     if batch:
         yield batch
-
-
-def resolve_workers(workers: int) -> int:
-    return resolve_cores(workers)
 
 
 def processed_in_order(params: DataParams, docs: Iterable[RawDocument], workers: int) -> Iterator[Processed]:
@@ -148,7 +143,7 @@ class Tally:
 
 def processed_documents(params: DataParams) -> Iterator[Processed]:
     """Every document of the source after `process`, in source order, on `data.workers` processes."""
-    return processed_in_order(params, iter_documents(params), resolve_workers(params.workers))
+    return processed_in_order(params, iter_documents(params), resolve_cores(params.workers))
 
 
 def processed_in(params: DataParams, scratch: Path) -> contextlib.AbstractContextManager[Iterable[Processed]]:

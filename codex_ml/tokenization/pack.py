@@ -60,20 +60,14 @@ def read_documents(prepared_dir: Path, split: str) -> Iterator[Document]:
 class Sample:
     """The train documents a tokenizer learns from, and how much of the split they are."""
 
-    texts: list[str]
+    texts: list[str]  # emptied once the tokenizer is trained (release); the counts stay
+    documents: int
     bytes: int
     of_documents: int
     of_bytes: int
 
-    @property
-    def documents(self) -> int:
-        return self._documents if self._documents is not None else len(self.texts)
-
-    _documents: int | None = None
-
     def release(self) -> None:
-        """Drop the text (after training) and keep the counts."""
-        self._documents, self.texts = len(self.texts), []
+        self.texts = []
 
     def metrics(self, budget_mb: int, seed: int) -> dict[str, Any]:
         return {"documents": self.documents, "bytes": self.bytes, "of_documents": self.of_documents,
@@ -96,7 +90,7 @@ def training_sample(prepared_dir: Path, budget_bytes: int, seed: int) -> Sample:
     if shard_bytes <= budget_bytes:  # JSON lines are longer than their text: everything fits
         docs = list(read_documents(prepared_dir, "train"))
         total = sum(d.bytes for d in docs)
-        return Sample([d.text for d in docs], total, len(docs), total)
+        return Sample([d.text for d in docs], len(docs), total, len(docs), total)
     keys, sizes = [], []
     for where, record in iter_prepared(prepared_dir, "train"):
         doc = document(where, record)
@@ -107,7 +101,7 @@ def training_sample(prepared_dir: Path, budget_bytes: int, seed: int) -> Sample:
     chosen = np.zeros(len(keys), dtype=bool)
     chosen[order[within]] = True
     texts = [d.text for i, d in enumerate(read_documents(prepared_dir, "train")) if chosen[i]]
-    return Sample(texts, int(np.asarray(sizes)[chosen].sum()), len(keys), int(sum(sizes)))
+    return Sample(texts, len(texts), int(np.asarray(sizes)[chosen].sum()), len(keys), int(sum(sizes)))
 
 
 def chunks(docs: Iterable[Document], chunk_bytes: int = CHUNK_BYTES) -> Iterator[list[Document]]:
