@@ -260,6 +260,10 @@ class TrainParams(Section):
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on CUDA that supports it
     threads: int = 0  # torch intra-op threads; 0 = all cores
+    # dense peak TFLOP/s of one process's device, for MFU (train/mfu); 0 = the table of known GPUs
+    # (training/mfu.py), and no MFU where the device is not in it (a CPU). Telemetry only: not part of
+    # a checkpoint's fingerprint.
+    peak_tflops: float = 0.0
 
     def check(self) -> None:
         for name in ("seq_len", "batch_size", "grad_accum", "max_steps", "eval_every",
@@ -278,6 +282,9 @@ class TrainParams(Section):
         _require(self.grad_clip >= 0, "train.grad_clip", "a number >= 0 (0 disables)", self.grad_clip)
         _require(self.keep_best >= 1, "train.keep_best", "an integer >= 1", self.keep_best)
         _require(self.threads >= 0, "train.threads", "an integer >= 0 (0 = all cores)", self.threads)
+        # No device is near 100,000 TFLOP/s: a larger value is FLOP/s given where TFLOP/s is meant.
+        _require(0 <= self.peak_tflops <= 100_000, "train.peak_tflops",
+                 "a number in [0, 100000] (TFLOP/s; 0 = the table of known GPUs)", self.peak_tflops)
 
 
 class HumanEvalParams(Section):

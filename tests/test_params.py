@@ -57,6 +57,9 @@ def test_defaults_validate() -> None:
         ({"train": {"compile": 1}}, "train.compile: expected true or false, got 1"),
         ({"train": {"lr": "3e-4"}}, "train.lr: expected a number, got '3e-4'"),
         ({"train": {"lr": float("nan")}}, "train.lr: expected a finite number, got nan"),
+        ({"train": {"peak_tflops": -1}}, "train.peak_tflops: expected a number in [0, 100000] (TFLOP/s"),
+        ({"train": {"peak_tflops": 989e12}}, "train.peak_tflops: expected a number in [0, 100000]"),  # FLOP/s
+        ({"train": {"peak_tflops": "989"}}, "train.peak_tflops: expected a number, got '989'"),
         ({"data": {"path": 3}}, "data.path: expected a string or null, got 3"),
         ({"model": {"lora": {"r": 4, "bias": "none"}}},
          "model.lora.bias: unknown key; expected one of alpha, dropout, enabled, qlora, r, target_modules"),

@@ -72,9 +72,10 @@ class MuonAdamW(torch.optim.Optimizer):
 
 def muon_adamw(named: Iterable[tuple[str, nn.Parameter]], decay_names: set[str], *, lr: float,
                muon_lr: float, weight_decay: float, betas: tuple[float, float],
-               momentum: float = 0.95) -> MuonAdamW:
+               momentum: float = 0.95, fused: bool = False) -> MuonAdamW:
     """Split trainable parameters: hidden matrices to Muon (lr `muon_lr`, decoupled weight decay);
-    the rest to AdamW (lr `lr`, weight decay only on `decay_names`, Trainer's rule: no norms, biases)."""
+    the rest to AdamW (lr `lr`, weight decay only on `decay_names`, Trainer's rule: no norms, biases).
+    `fused`: AdamW's fused CUDA kernel (one launch for all its tensors; torch's Muon has none)."""
     muon_params, decay, no_decay = [], [], []
     for name, param in named:
         if not param.requires_grad:
@@ -89,18 +90,20 @@ def muon_adamw(named: Iterable[tuple[str, nn.Parameter]], decay_names: set[str],
                                 {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
     return MuonAdamW([{"params": muon_params, "weight_decay": weight_decay}], adamw_groups,
                      muon={"lr": muon_lr, "momentum": momentum, "nesterov": True},
-                     adamw={"lr": lr, "betas": betas, "eps": 1e-8})
+                     # "fused" only when asked: an explicit False would change the state_dict's
+                     # param groups, so CPU checkpoints would differ from those made before it
+                     adamw={"lr": lr, "betas": betas, "eps": 1e-8, **({"fused": True} if fused else {})})
 
 
 def plain_optimizer(model: nn.Module, name: str, *, lr: float, muon_lr: float, weight_decay: float,
-                    betas: tuple[float, float]) -> torch.optim.Optimizer:
+                    betas: tuple[float, float], fused: bool = False) -> torch.optim.Optimizer:
     """`train.optimizer` for a hand-written loop (the benchmarks): weight decay on every matrix and
-    none on norms, which is Trainer's rule for these Llama models."""
+    none on norms, which is Trainer's rule for these Llama models. `fused`: AdamW's fused CUDA kernel."""
     decay = {n for n, p in model.named_parameters() if p.ndim >= 2}
     if name == "muon":
         return muon_adamw(model.named_parameters(), decay, lr=lr, muon_lr=muon_lr,
-                          weight_decay=weight_decay, betas=betas)
+                          weight_decay=weight_decay, betas=betas, fused=fused)
     named = list(model.named_parameters())
     return torch.optim.AdamW([{"params": [p for n, p in named if n in decay], "weight_decay": weight_decay},
                               {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}],
-                             lr=lr, betas=betas)
+                             lr=lr, betas=betas, **({"fused": True} if fused else {}))

@@ -3,7 +3,7 @@
 1. check inputs and params (nothing is written before this succeeds)
 2. build the model (registry or pretrained), wrap it in LoRA if asked; on CPU fuse its loss into the head
 3. fingerprint the run; resume the newest verifying checkpoint of the same fingerprint
-4. train with CodexTrainer, logging to dvclive
+4. train with CodexTrainer, logging to dvclive (MFU too, where the device's peak is known: mfu.py)
 5. write models/model/ (a plain HF folder, LoRA merged, tokenizer included), atomically
 
 The same code runs as one process or under `torchrun --nproc_per_node N`: process 0 writes
@@ -41,8 +41,9 @@ from codex_ml.training.checkpoint import (
     report_and_clean,
 )
 from codex_ml.training.data import EvalWindows, TrainWindows, check_made_by, load_token_data, unigram_entropy
+from codex_ml.training.mfu import flops_per_token, resolve_peak
 from codex_ml.training.telemetry import LiveLogger, Progress, close_live, open_live
-from codex_ml.training.trainer import CodexTrainer, EvalOnSave, barrier, training_arguments
+from codex_ml.training.trainer import CodexTrainer, EvalOnSave, barrier, training_arguments, use_bf16
 
 log = logging.getLogger("codex_ml.train")
 
@@ -63,6 +64,10 @@ def configure_torch(threads: int) -> None:
         # Same inputs, same bytes out. On CPU this costs nothing measurable; on CUDA it would force
         # slower kernels (and a cuBLAS workspace setting), so GPUs keep the fast nondeterministic ones.
         torch.use_deterministic_algorithms(True)
+    else:
+        # TF32 tensor cores for float32 matmuls (8-10x the fp32 rate on Ampere and later): what stays
+        # in float32 under bf16 autocast, and everything in a float32 run. CPUs are unaffected.
+        torch.set_float32_matmul_precision("high")
 
 
 def fingerprint_inputs(params: Params, data_fingerprint: str, processes: int) -> dict[str, Any]:
@@ -71,10 +76,12 @@ def fingerprint_inputs(params: Params, data_fingerprint: str, processes: int) ->
     import transformers
 
     packages = [Path(codex_ml.training.__file__).parent, Path(codex_ml.models.__file__).parent]
+    # train.peak_tflops only labels telemetry: changing it must not throw a trained run's checkpoints away
+    train = {k: v for k, v in to_dict(params.train).items() if k != "peak_tflops"}
     return {
         "format": FORMAT,
         "model": to_dict(params.model),
-        "train": to_dict(params.train),
+        "train": train,
         "data": data_fingerprint,
         "code": code_fingerprint(packages),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
@@ -126,7 +133,16 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     barrier()
 
     live = open_live(paths.metrics) if main else None
-    logger = LiveLogger(live, tokens_per_step=windows_per_step * tp.seq_len)
+    # MFU against every process's device together: tokens/s counts the global batch.
+    peak, about_peak = resolve_peak(tp.peak_tflops, use_bf16(tp))
+    fpt = flops_per_token(model, tp.seq_len)
+    if main and peak:
+        log.info("train: MFU against %s%s; %.4g FLOPs per token", about_peak,
+                 f" x {processes} processes" if processes > 1 else "", fpt)
+    elif main:
+        log.info("train: MFU not logged: %s", about_peak)
+    logger = LiveLogger(live, tokens_per_step=windows_per_step * tp.seq_len, flops_per_token=fpt,
+                        peak_flops=peak * processes if peak else None)
     if live is not None and choice.resume is not None:
         state = json.loads((choice.resume.path / "trainer_state.json").read_text(encoding="utf-8"))
         logger.replay(state["log_history"])
@@ -158,6 +174,9 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
             "val/best_loss": min(vals) if vals else float("nan"),
             "val/final_loss": vals[-1] if vals else float("nan"),
         }
+        if (median := logger.mfu_median()) is not None and peak:
+            # not train/peak_tflops: DVC would confuse the metric with the param of that name
+            summary |= {"train/mfu_median": median, "train/mfu_peak_tflops": peak / 1e12}
         assert live is not None
         for name, value in summary.items():
             live.log_metric(name, value, plot=False)

@@ -1,22 +1,25 @@
-"""dvclive logging: per-step train loss, lr, grad norm and tokens/s; val loss; system telemetry.
+"""dvclive logging: per-step train loss, lr, grad norm, tokens/s and MFU; val loss; system telemetry.
 
 Everything goes to metrics/train/ (metrics.json + plots/metrics/**.tsv) with the optimizer step as
 x-axis. On resume the history saved in the checkpoint (trainer_state.json's log_history) is logged
 again first, so the loss curves of a resumed run are as complete as an uninterrupted run's. Timings
-(tokens/s) and system metrics are not kept in checkpoints: they would make identical runs differ.
+(tokens/s, MFU) and system metrics are not kept in checkpoints: they would make identical runs differ.
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 from transformers import TrainerCallback
 
 from codex_ml.runtime import progress_enabled
+from codex_ml.training.mfu import mfu
 
 log = logging.getLogger("codex_ml.train")
 
@@ -26,6 +29,7 @@ METRICS = {
     "learning_rate": "train/learning_rate",  # not train/lr: DVC would confuse it with the param
     "grad_norm": "train/grad_norm",
     "tokens_per_s": "train/tokens_per_s",
+    "mfu": "train/mfu",
     "eval_loss": "val/loss",
 }
 
@@ -68,20 +72,28 @@ def close_live(live: Any, wait_for_system_s: float = 2.0) -> None:
 
 
 class LiveLogger(TrainerCallback):
-    """Forwards the Trainer's logs to dvclive (main process only) and measures tokens/s per step."""
+    """Forwards the Trainer's logs to dvclive (main process only) and measures tokens/s per step, and
+    MFU when it is given the model's FLOPs per token and the peak FLOP/s of all processes together."""
 
-    def __init__(self, live: Any, tokens_per_step: int):
+    def __init__(self, live: Any, tokens_per_step: int, flops_per_token: float | None = None,
+                 peak_flops: float | None = None):
         self.live = live
         self.tokens_per_step = tokens_per_step
+        self.flops_per_token, self.peak_flops = flops_per_token, peak_flops
         self.tokens_per_s: float | None = None
+        self.mfus: list[float] = []  # every step's MFU this run (not the replayed history)
         self._step_start = 0.0
 
     # Tokens/s of the optimizer step itself (forward, backward, all-reduce, update): evaluation and
-    # checkpointing happen outside on_step_begin..on_step_end and do not dilute it.
+    # checkpointing happen outside on_step_begin..on_step_end and do not dilute it. CUDA runs
+    # asynchronously: without waiting for the device at both ends, this would time the kernel
+    # launches, not the step (Trainer's own wait, loss.item() for the log, comes after on_step_end).
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        _wait_for_device()
         self._step_start = time.perf_counter()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        _wait_for_device()
         self.tokens_per_s = self.tokens_per_step / max(time.perf_counter() - self._step_start, 1e-9)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
@@ -90,8 +102,16 @@ class LiveLogger(TrainerCallback):
             # Added after Trainer copied `logs` into log_history: checkpoints keep no timings (they
             # would differ between identical runs), callbacks after this one (Progress) see it.
             logs["tokens_per_s"] = self.tokens_per_s
+            if self.flops_per_token and self.peak_flops:
+                logs["mfu"] = mfu(self.tokens_per_s, self.flops_per_token, self.peak_flops)
+                self.mfus.append(logs["mfu"])
         if self.live is not None and state.is_world_process_zero and logs:
             self.log_entry({**logs, "step": state.global_step})
+
+    def mfu_median(self) -> float | None:
+        """The median over this run's steps: robust to the first step (which compiles, with
+        train.compile) and to steps slowed by something else on the machine."""
+        return statistics.median(self.mfus) if self.mfus else None
 
     def log_entry(self, entry: dict[str, Any]) -> None:
         values = {METRICS[k]: v for k, v in entry.items() if k in METRICS and v is not None}
@@ -107,6 +127,11 @@ class LiveLogger(TrainerCallback):
         for entry in history:
             if "step" in entry:
                 self.log_entry(entry)
+
+
+def _wait_for_device() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 class Progress(TrainerCallback):

@@ -47,9 +47,10 @@ class StopAt(TrainerCallback):
 
 
 def test_trains_below_unigram_entropy_and_writes_model_checkpoints_and_telemetry(
-        workdir: Callable[..., Path]) -> None:
+        workdir: Callable[..., Path], caplog: pytest.LogCaptureFixture) -> None:
     root = workdir({"train": {"max_steps": 150, "lr": 0.01, "eval_every": 50, "checkpoint_every": 50,
                               "keep_best": 1}})
+    caplog.set_level(logging.INFO, logger="codex_ml.train")
     summary = train(root)
 
     # It learns: the val loss ends far below the best context-free (unigram) loss.
@@ -74,6 +75,9 @@ def test_trains_below_unigram_entropy_and_writes_model_checkpoints_and_telemetry
     assert [s for s, _ in series(root, "train/loss")] == list(range(1, 151))
     assert [s for s, _ in series(root, "val/loss")] == [50, 100, 150]
     assert all(v > 0 for _, v in series(root, "train/tokens_per_s"))
+    if not torch.cuda.is_available():  # no CPU peak is known, and none is invented
+        assert "mfu" not in metrics["train"] and "train/mfu_median" not in summary
+        assert "MFU not logged: no CUDA device" in caplog.text
     lrs = [v for _, v in series(root, "train/learning_rate")]
     assert lrs[:6] == sorted(lrs[:6]) and lrs[5] == pytest.approx(0.01)  # 5 warmup steps
     assert lrs[5:] == sorted(lrs[5:], reverse=True) and lrs[-1] == pytest.approx(0.001, rel=0.01)  # cosine
