@@ -35,6 +35,9 @@ MODELS: dict[str, dict[str, Any]] = {
     # ~25M parameters plus embeddings: a GPU or a long CPU run.
     "llama-small": dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
                         num_attention_heads=8, num_key_value_heads=8),
+    # ~200M parameters plus embeddings (211M at vocab 8192): one large GPU (train=gpu, conf/train/gpu.yaml).
+    "llama-medium": dict(hidden_size=1024, intermediate_size=2752, num_hidden_layers=16,
+                         num_attention_heads=16, num_key_value_heads=16),
 }
 
 COMMON: dict[str, Any] = dict(

@@ -23,15 +23,17 @@ from codex_ml.params import LoraParams, ModelParams, ParamsError, parse_params
 VOCAB = Vocab(size=384, pad_id=0, bos_id=1, eos_id=2)
 
 
-def test_registry_has_the_four_named_sizes_in_order_of_size() -> None:
-    names = ("llama-micro", "llama-mini", "llama-tiny", "llama-small")
+def test_registry_has_the_five_named_sizes_in_order_of_size() -> None:
+    names = ("llama-micro", "llama-mini", "llama-tiny", "llama-small", "llama-medium")
     assert set(names) <= set(MODELS)
     mini = model_config("llama-mini", VOCAB, 128)
     assert (mini.hidden_size, mini.num_hidden_layers, mini.head_dim) == (128, 4, 32)
     tiny = model_config("llama-tiny", VOCAB, 256)
     assert (tiny.hidden_size, tiny.num_hidden_layers) == (256, 4)
+    medium = model_config("llama-medium", VOCAB, 1024)  # for one large GPU (train=gpu)
+    assert (medium.hidden_size, medium.num_hidden_layers, medium.head_dim) == (1024, 16, 64)
     widths = [model_config(n, VOCAB, 256).hidden_size for n in names]
-    assert widths == sorted(widths) and len(set(widths)) == 4
+    assert widths == sorted(widths) and len(set(widths)) == 5
 
 
 def test_named_model_takes_vocab_and_context_from_the_tokenizer_and_seq_len() -> None:

@@ -95,7 +95,8 @@ def test_trains_below_unigram_entropy_and_writes_model_checkpoints_and_telemetry
 def test_bad_params_stop_before_anything_is_written(workdir: Callable[..., Path],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     root = workdir({"model": {"name": "llama-huge"}})
-    with pytest.raises(ParamsError, match=r"^model\.name: unknown model 'llama-huge'; known: llama-micro"):
+    with pytest.raises(ParamsError, match=r"^model\.name: unknown model 'llama-huge'; known: llama-medium, "
+                                          r"llama-micro"):
         train(root)
     root = workdir({"model": {"lora": {"enabled": True, "target_modules": ["qkv"]}}}, name="lora")
     with pytest.raises(ParamsError, match=r"^model\.lora\.target_modules: qkv not in the model"):
