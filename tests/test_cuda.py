@@ -1,9 +1,10 @@
-"""The CUDA paths: the fused output-layer loss in fp32 and under bf16 autocast, eval's scorer, and the
-stage's trainer training in bf16. Skipped where torch sees no GPU (CI); run on a GPU machine with
-`pytest tests/test_cuda.py`."""
+"""The CUDA paths: the fused output-layer loss in fp32 and under bf16 autocast, eval's scorer, the
+stage's trainer training in bf16, and the train=gpu profile logging MFU. Skipped where torch sees no GPU
+(CI); run on a GPU machine with `pytest tests/test_cuda.py`."""
 
 from __future__ import annotations
 
+import json
 import sysconfig
 from pathlib import Path
 
@@ -13,9 +14,13 @@ import torch
 
 from codex_ml.eval.score import score_documents
 from codex_ml.models import Vocab, build_model, head
-from codex_ml.params import ModelParams, TrainParams
+from codex_ml.params import ModelParams, TrainParams, parse_params
 from codex_ml.training.data import EvalWindows, TrainWindows
+from codex_ml.training.mfu import device_peak
+from codex_ml.training.run import TrainPaths, run_training
 from codex_ml.training.trainer import CodexTrainer, training_arguments, use_bf16
+from tests.train.conftest import write_token_data
+from tests.train.test_gpu_profile import compose
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -93,3 +98,24 @@ def test_stage_trainer_learns_in_bf16_on_cuda(tmp_path: Path, fused: bool) -> No
     vals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
     assert len(vals) == 2 and vals[-1] < vals[0] < np.log(VOCAB.size)
     assert vals[-1] < 3.0, vals  # bytes of code: uniform over the 256 byte ids would be 5.5 nats
+
+
+def test_gpu_profile_trains_llama_small_and_logs_mfu(tmp_path: Path, stdlib_sample: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """train=gpu as composed (bf16, compile, fused AdamW, 64 x 1024 tokens per step) with llama-small,
+    a few steps of the real stage on real code (an 8192-token BPE): MFU is logged at every step against
+    the device table's bf16 peak (or a given one, on a GPU the table lacks). No timing thresholds."""
+    texts = [f.read_text(encoding="utf-8") for f in sorted(stdlib_sample.rglob("*.py"))]
+    write_token_data({"train": texts, "val": texts[::4]}, tmp_path, vocab_size=8192)
+    monkeypatch.chdir(tmp_path)
+    raw = compose(tmp_path, ["train=gpu", "model=small"])
+    known = device_peak(torch.cuda.get_device_name())
+    steps = {"max_steps": 6, "warmup_steps": 1, "eval_every": 6, "checkpoint_every": 6, "eval_batches": 1,
+             "peak_tflops": 0 if known else 100}
+    params = parse_params({"model": raw["model"], "train": {**raw["train"], **steps}})
+    assert params.train.compile and use_bf16(params.train) and params.train.batch_size * 1024 >= 65_536
+    summary = run_training(params, TrainPaths(metrics=tmp_path / "metrics/train"))
+    metrics = json.loads((tmp_path / "metrics/train/metrics.json").read_text())
+    assert metrics["train"]["mfu"] > 0 and summary["train/mfu_median"] > 0
+    assert summary["train/mfu_peak_tflops"] == (known.bf16 / 1e12 if known else 100)
+    assert np.isfinite(summary["val/final_loss"])
