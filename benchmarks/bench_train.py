@@ -4,15 +4,21 @@ The stage (codex_ml.training.run.run_training: Trainer, per-step dvclive logging
 and a plain loop (forward, backward, clip, the same optimizer, cosine schedule: nothing else) train
 the same model on the same batches with the same threads, alternating, in this one process. Printed:
 tokens/s of each, the ratios to the plain eager loop (the goal for the compiled stage is >= 1.10),
-and model FLOP utilisation against this machine's fp32 matmul peak, measured here.
+and model FLOP utilisation (codex_ml/training/mfu.py): on a CPU against this machine's fp32 matmul
+peak, measured here; on a GPU against the datasheet peak of the table in mfu.py at the run's precision
+(bf16 for a bf16 run, TF32 for float32), or --peak-tflops for a GPU not in it.
 
     python benchmarks/bench_train.py                    # llama-mini, batch 16 x 128, Muon, eager and compiled
     python benchmarks/bench_train.py --no-compile --steps 5
+    # the train=gpu profile's target (>= 40% MFU for llama-small on one H200):
+    python benchmarks/bench_train.py --device cuda --dtype bfloat16 --model llama-small \
+        --batch-size 64 --seq-len 1024
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -31,8 +37,10 @@ from codex_ml.models import Vocab, build_model, count_parameters
 from codex_ml.params import parse_params
 from codex_ml.shards import SplitIndex, write_token_split
 from codex_ml.training.data import TrainWindows, load_token_data
+from codex_ml.training.mfu import cuda_precision, device_peak, flops_per_token
 from codex_ml.training.optim import plain_optimizer
 from codex_ml.training.run import TrainPaths, configure_torch, run_training
+from codex_ml.training.trainer import fused_adamw, use_bf16
 
 VOCAB = Vocab(size=8192, pad_id=0, bos_id=1, eos_id=2)
 
@@ -70,6 +78,7 @@ class StepClock(TrainerCallback):
         self._t0 = 0.0
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        sync()
         if state.global_step == self.start:
             self._t0 = time.perf_counter()
         elif state.global_step == self.stop:
@@ -88,34 +97,46 @@ def stage_tokens_per_s(root: Path, raw: dict[str, Any], warmup: int, steps: int)
     return steps * t.batch_size * t.grad_accum * t.seq_len / clock.seconds
 
 
+def sync() -> None:
+    """Wait for the GPU: CUDA runs asynchronously, and a clock read without this times the launches."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def plain_tokens_per_s(root: Path, raw: dict[str, Any], warmup: int, steps: int, compile: bool) -> float:
-    """The reference: the loop a person would write by hand around the same model and windows."""
+    """The reference: the loop a person would write by hand around the same model and windows (on the
+    GPU when there is one, as the stage; bf16 autocast when the stage would use it)."""
     p = parse_params(raw)
     t = p.train
     configure_torch(t.threads)
-    model = build_model(p.model, VOCAB, t.seq_len, t.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_model(p.model, VOCAB, t.seq_len, t.seed).to(device)
     model.train()
     forward = torch.compile(model) if compile else model
     opt = plain_optimizer(model, t.optimizer, lr=t.lr, muon_lr=t.muon_lr, weight_decay=t.weight_decay,
-                          betas=(t.beta1, t.beta2))  # the stage's optimizer and weight-decay groups
+                          betas=(t.beta1, t.beta2), fused=fused_adamw())  # the stage's optimizer and groups
     sched = get_cosine_with_min_lr_schedule_with_warmup(opt, t.warmup_steps, t.max_steps,
                                                          min_lr_rate=t.min_lr_ratio)
     tokens = load_token_data(root / "data/tokens").train
     per_step = t.batch_size * t.grad_accum
     windows = TrainWindows(tokens, t.seq_len, t.max_steps * per_step, per_step, t.seed)
+    bf16 = use_bf16(t)
     t0 = 0.0
     for step in range(warmup + steps):
         if step == warmup:
+            sync()
             t0 = time.perf_counter()
         for micro in range(t.grad_accum):
             first = (step * t.grad_accum + micro) * t.batch_size
-            x = torch.stack([windows[i]["input_ids"] for i in range(first, first + t.batch_size)])
-            loss = forward(input_ids=x, labels=x).loss / t.grad_accum
+            x = torch.stack([windows[i]["input_ids"] for i in range(first, first + t.batch_size)]).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = forward(input_ids=x, labels=x).loss / t.grad_accum
             loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+    sync()
     return steps * per_step * t.seq_len / (time.perf_counter() - t0)
 
 
@@ -129,11 +150,26 @@ def matmul_peak_flops(n: int = 2048, seconds: float = 3.0) -> float:
     return 2 * n**3 * count / (time.perf_counter() - t0)
 
 
-def flops_per_token(model: Any, seq_len: int) -> float:
-    """6 N (forward + backward of every weight matmul; tied embeddings count once, as the lm_head
-    matmul) + 12 L h T for attention scores and values (PaLM's accounting)."""
-    c = model.config
-    return 6 * count_parameters(model) + 12 * c.num_hidden_layers * c.hidden_size * seq_len
+def known_peak(args: argparse.Namespace, bf16: bool) -> tuple[float, str] | None:
+    """(peak FLOP/s, what it is) from --peak-tflops, or on CUDA the table's dense peak at the run's
+    precision (a GPU not in the table stops here); None on a CPU: its peak is measured."""
+    if args.peak_tflops:
+        return args.peak_tflops * 1e12, f"--peak-tflops {args.peak_tflops:g}"
+    if not torch.cuda.is_available():
+        return None
+    name, precision = torch.cuda.get_device_name(), cuda_precision(bf16)
+    entry = device_peak(name)
+    if entry is None:
+        raise SystemExit(f"bench_train: {name} is not in codex_ml/training/mfu.py's table: give its "
+                         f"dense {precision} peak with --peak-tflops")
+    return entry.at(precision), f"{name}: {entry.name}'s dense {precision} peak (datasheet)"
+
+
+def release_memory() -> None:
+    """Between runs on a GPU: the last run's model, optimizer and compiled graphs are garbage now."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def main() -> None:
@@ -147,14 +183,26 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="alternating measurements of each; median")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="where to train (auto: the GPU when torch sees one, as the stage does)")
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                    help="train.dtype (auto: bf16 on a GPU that has it, fp32 on CPU)")
+    ap.add_argument("--peak-tflops", type=float, default=0.0,
+                    help="the device's dense peak for MFU (default: the table on GPUs, measured on CPUs)")
     args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench_train: --device cuda, but torch sees no CUDA device")
+    if args.device == "cpu" and torch.cuda.is_available():
+        # The stage trains wherever torch sees a GPU; hiding it must happen before torch looks.
+        raise SystemExit("bench_train: --device cpu on a machine with a GPU: run it with "
+                         "CUDA_VISIBLE_DEVICES= (empty)")
 
     total = args.warmup + args.steps
     raw = {"model": {"name": args.model},
            "train": {"optimizer": args.optimizer, "batch_size": args.batch_size, "seq_len": args.seq_len,
                      "max_steps": total,
                      "warmup_steps": 1, "eval_every": total, "checkpoint_every": total,
-                     "eval_batches": 1, "threads": args.threads}}
+                     "eval_batches": 1, "threads": args.threads, "dtype": args.dtype}}
     variants: dict[str, Any] = {
         "plain loop, eager": lambda r: plain_tokens_per_s(r, raw, args.warmup, args.steps, compile=False),
         "train stage, eager": lambda r: stage_tokens_per_s(r, raw, args.warmup, args.steps),
@@ -166,7 +214,11 @@ def main() -> None:
         variants["train stage, compiled"] = lambda r: stage_tokens_per_s(r, compiled, args.warmup, args.steps)
 
     results: dict[str, list[float]] = {name: [] for name in variants}
-    peaks = [matmul_peak_flops()]  # before and after: on a shared machine the best is the peak
+    params = parse_params(raw)
+    bf16 = use_bf16(params.train)
+    configure_torch(args.threads)  # as the runs do: on CUDA it allows TF32, which sets a float32 run's peak
+    known = known_peak(args, bf16)
+    cpu_peaks = [] if known else [matmul_peak_flops()]  # before and after: on a shared machine the best
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.chdir(root)  # dvclive looks for a DVC repository from the working directory
@@ -174,16 +226,18 @@ def main() -> None:
         for _ in range(args.repeats):
             for name, measure in variants.items():
                 results[name].append(measure(root))
-    peaks.append(matmul_peak_flops())
-    peak = max(peaks)
-    model = build_model(parse_params(raw).model, VOCAB, args.seq_len, 0)
+                release_memory()
+    peak, about = known or (max(*cpu_peaks, matmul_peak_flops()), "fp32 matmul peak (measured)")
+    cuda = torch.cuda.is_available()
+    model = build_model(params.model, VOCAB, args.seq_len, 0)
     fpt = flops_per_token(model, args.seq_len)
 
     base = statistics.median(results["plain loop, eager"])
+    where = torch.cuda.get_device_name() if cuda else f"{torch.get_num_threads()} threads"
     print(f"{args.model} ({count_parameters(model) / 1e6:.2f}M parameters), batch {args.batch_size} x "
-          f"{args.seq_len}, {torch.get_num_threads()} threads, {args.steps} timed steps after "
+          f"{args.seq_len}, {'bf16' if bf16 else 'fp32'}, {where}, {args.steps} timed steps after "
           f"{args.warmup}, median of {args.repeats}")
-    print(f"fp32 matmul peak (measured): {peak / 1e9:.0f} GFLOP/s; model: {fpt / 1e6:.1f} MFLOP/token")
+    print(f"peak: {about}, {peak / 1e9:,.0f} GFLOP/s; model: {fpt / 1e6:.1f} MFLOP/token")
     print(f"{'':24} {'tokens/s':>10} {'vs plain eager':>15} {'MFU':>7}")
     for name, values in results.items():
         tps = statistics.median(values)
