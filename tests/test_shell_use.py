@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from codex_ml.report.build import Paths
+from codex_ml.report.summary import summary_lines
 from tests.conftest import ROOT, VENV_BIN, run
 
 STAGES = sorted(p.name for p in (ROOT / "stages").glob("*.py") if p.name != "require_project.py")
@@ -59,6 +61,18 @@ def test_summary_of_a_real_run_fits_a_screen(tmp_path: Path) -> None:
     train = json.loads((ROOT / "metrics/train/metrics.json").read_text())
     assert f"{train['step']:,} steps" in out
     assert "reports/report.html" in out and "7 min 19 s" in out
+    assert "MFU" not in out  # a CPU run: no peak, no MFU
+
+
+def test_summary_shows_mfu_where_the_run_logged_it(tmp_path: Path) -> None:
+    (tmp_path / "metrics/train").mkdir(parents=True)
+    (tmp_path / "metrics/train/metrics.json").write_text(json.dumps({
+        "step": 1000, "model": {"parameters": 29_600_000},
+        "train": {"tokens_seen": 65_536_000, "wall_time_s": 100.0, "mfu_median": 0.4123,
+                  "mfu_peak_tflops": 989.5},
+    }))
+    line = next(x for x in summary_lines(Paths(root=tmp_path)) if x.startswith("train"))
+    assert "655,360 tokens/s (41.2% MFU)" in line
 
 
 def test_summary_before_any_run_says_what_is_missing(tmp_path: Path) -> None:

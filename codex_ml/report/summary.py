@@ -44,6 +44,8 @@ def _train_line(train: Any) -> str:
     steps, wall = get(train, "step"), get(train, "train", "wall_time_s")
     seen, params = get(train, "train", "tokens_seen"), get(train, "model", "parameters")
     rate = f"{seen / wall:,.0f} tokens/s" if seen and wall else "-"
+    mfu = get(train, "train", "mfu_median")  # only where the device's peak was known (a GPU)
+    rate += f" ({_percent(mfu)} MFU)" if isinstance(mfu, (int, float)) else ""
     size = f"{params / 1e6:.1f}M parameters" if params else "? parameters"
     took = _minutes(wall) if wall else "-"
     val = get(train, "val", "loss")
