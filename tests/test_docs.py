@@ -63,6 +63,12 @@ SKIP = {
         "needs two machines with 8 GPUs each",
     "torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint MASTER:29500 stages/train.py":
         "needs two machines with 8 GPUs each",
+    "dvc exp run -S train=gpu -S model=small":
+        "one large GPU's profile: 1.5e16 FLOPs, days at the ~50 GFLOP/s bf16 rate of 2 CPU cores; "
+        "tests/train/test_gpu_profile.py runs its settings shrunk on CPU, tests/test_cuda.py at full "
+        "size on a GPU",
+    "python benchmarks/bench_train.py --device cuda --dtype bfloat16 --model llama-small \\":
+        "needs a CUDA GPU (--device cuda stops on a CPU); bench_train.py without --device runs on CPUs",
     "pip install 'dvc-s3==<version>'": "installs a cloud plugin; no cloud bucket or credentials here",
     "dvc remote add -d -f shared s3://my-bucket/codex-ml": "an S3 bucket; none here",
     "dvc remote modify --local shared access_key_id ...": "cloud credentials; none here",
