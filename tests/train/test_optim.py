@@ -22,10 +22,10 @@ def micro() -> torch.nn.Module:
     return build_model(ModelParams(name="llama-micro"), VOCAB, seq_len=32, seed=0)
 
 
-def make_optimizer(model: torch.nn.Module) -> MuonAdamW:
+def make_optimizer(model: torch.nn.Module, fused: bool = False) -> MuonAdamW:
     decay = {n for n, p in model.named_parameters() if p.ndim == 2}
     return muon_adamw(model.named_parameters(), decay, lr=0.003, muon_lr=0.03, weight_decay=0.1,
-                      betas=(0.9, 0.95))
+                      betas=(0.9, 0.95), fused=fused)
 
 
 def step(model: torch.nn.Module, opt: MuonAdamW, sched: torch.optim.lr_scheduler.LRScheduler,
@@ -54,6 +54,25 @@ def test_hidden_matrices_go_to_muon_the_rest_to_adamw_and_both_follow_the_schedu
     factor = opt.inner["adamw"].param_groups[0]["lr"] / 0.003
     assert 0.1 < factor < 1
     assert opt.inner["muon"].param_groups[0]["lr"] == pytest.approx(0.03 * factor)
+
+
+def test_fused_adamw_is_the_same_update_and_unfused_keeps_the_old_state_dict() -> None:
+    """fused=True (what CUDA runs get) is AdamW's fused kernel (torch has it on CPU too, so it runs
+    here): the same weights to float rounding after the first step that moves them (the schedule's
+    first lr is 0; later, Muon's bf16 Newton-Schulz would blow rounding up to bf16 size).
+    fused=False must leave torch's default (None) in the param groups: an explicit False would
+    change every CPU checkpoint's optimizer.pt."""
+    plain, fused = micro(), micro()
+    opts = make_optimizer(plain), make_optimizer(fused, fused=True)
+    assert opts[0].inner["adamw"].param_groups[0]["fused"] is None
+    assert opts[1].inner["adamw"].param_groups[0]["fused"] is True
+    for model, opt in zip((plain, fused), opts, strict=True):
+        sched = get_cosine_with_min_lr_schedule_with_warmup(opt, 2, 10, min_lr_rate=0.1)
+        for s in range(2):
+            step(model, opt, sched, s)
+    for (name, a), (_, b) in zip(plain.named_parameters(), fused.named_parameters(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7), name
+    assert not torch.equal(plain.model.embed_tokens.weight, micro().model.embed_tokens.weight)  # it trained
 
 
 def test_state_dict_round_trip_continues_exactly() -> None:
