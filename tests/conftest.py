@@ -68,41 +68,46 @@ def merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def new_repo(root: Path, params: dict | None = None, name: str = "repo", hydra: bool = False) -> Path:
+    """A fresh git+DVC repository `root/name` holding this project's pipeline (dvc.yaml, stages/,
+    codex_ml/) with params.yaml = the project's params.yaml updated by `params` (nested dicts merge).
+    hydra=True also copies conf/ and enables DVC's Hydra composition, as in the project."""
+    repo = root / name
+    repo.mkdir()
+    for item in ("dvc.yaml", "stages", "codex_ml", "base-models", *(("conf",) if hydra else ())):
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(src, repo / item)
+    shutil.copyfile(ROOT / ".gitignore", repo / ".gitignore")
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (repo / "params.yaml").write_text(yaml.safe_dump(merge(base, params or {}), sort_keys=False))
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["dvc", "init", "-q"], repo)
+    run(["dvc", "config", "core.analytics", "false"], repo)
+    if hydra:
+        for key, value in (("enabled", "true"), ("config_dir", "conf"), ("config_name", "config")):
+            run(["dvc", "config", f"hydra.{key}", value], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "init"], repo)
+    return repo
+
+
 @pytest.fixture
 def make_repo(tmp_path: Path) -> Callable[..., Path]:
-    """A fresh git+DVC repository holding this project's pipeline (dvc.yaml, stages/, codex_ml/)
-    with params.yaml = the project's params.yaml updated by `params` (nested dicts merge)."""
+    """new_repo() under this test's tmp_path."""
 
     def make(params: dict | None = None, name: str = "repo", hydra: bool = False) -> Path:
-        """hydra=True also copies conf/ and enables DVC's Hydra composition, as in the project."""
-        repo = tmp_path / name
-        repo.mkdir()
-        for item in ("dvc.yaml", "stages", "codex_ml", "base-models", *(("conf",) if hydra else ())):
-            src = ROOT / item
-            if src.is_dir():
-                shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copyfile(src, repo / item)
-        shutil.copyfile(ROOT / ".gitignore", repo / ".gitignore")
-        base = yaml.safe_load((ROOT / "params.yaml").read_text())
-        (repo / "params.yaml").write_text(yaml.safe_dump(merge(base, params or {}), sort_keys=False))
-        run(["git", "init", "-q", "-b", "main"], repo)
-        run(["dvc", "init", "-q"], repo)
-        run(["dvc", "config", "core.analytics", "false"], repo)
-        if hydra:
-            for key, value in (("enabled", "true"), ("config_dir", "conf"), ("config_name", "config")):
-                run(["dvc", "config", f"hydra.{key}", value], repo)
-        run(["git", "add", "-A"], repo)
-        run(["git", "commit", "-qm", "init"], repo)
-        return repo
+        return new_repo(tmp_path, params, name, hydra)
 
     return make
 
 
 # The longest test files, started first: `make test` runs the suite on every core (pytest-xdist,
 # one file per worker at a time, in this order), so the longest file starts at once instead of last.
-LONGEST_FIRST = ("tests/test_docs.py", "tests/test_docs_guides.py", "tests/test_experiments.py",
-                 "tests/test_pretrained.py",
+LONGEST_FIRST = ("tests/test_docs.py", "tests/test_docs_guides.py", "tests/test_docs_readme_own.py",
+                 "tests/test_pipeline_run.py", "tests/test_pretrained_dvc.py", "tests/test_pretrained.py",
                  "tests/train/test_train_process.py")
 
 

@@ -6,9 +6,11 @@ user types; anything else (```text diagrams and listings, ```json layouts) is no
 runs as one bash script (`set -euo pipefail`, so a failing command fails the test and the output says
 which), from the repository root, with the venv's commands on PATH as after
 `source .venv/bin/activate`. Blocks run in document order in one copy, so later commands see what
-earlier ones made (`dvc exp show` after `dvc exp run`, `dvc pull` after `dvc push`): README.md in
-one copy (this file), docs/*.md by name in another (tests/test_docs_guides.py), so that the two run
-side by side on two cores. A guide therefore starts from a fresh clone, as its reader may.
+earlier ones made (`dvc exp show` after `dvc exp run`, `dvc pull` after `dvc push`). Three copies,
+run side by side on the cores: README.md (this file), README.md's sections on a user's own corpus and
+model (OWN_COPY_SECTIONS, tests/test_docs_readme_own.py), docs/*.md by name
+(tests/test_docs_guides.py). Those sections and each guide therefore start from a fresh clone, as their
+reader may.
 
 What the test changes, and why (each is listed below, and a test fails when one goes stale):
 - The quick profile is the copy's default. Its conf/ composes `model=micro` and `train=quick` by
@@ -95,14 +97,20 @@ SUBSTITUTE = {
     "<exp>": '"$(dvc exp list --name-only | head -n 1)"',
     # llama-small's 30 quick steps and its eval take minutes on 2 cores; the group override is the same
     "model=small": "model=micro",
-    # a sweep of one value: the same queue and sweep syntax, one full run instead of three (~50 s less)
-    "range(0.001,0.004,0.001)": "range(0.001,0.002,0.001)",
+    # a sweep of one value (DVC's range includes its stop): the same queue and sweep syntax, one run
+    # instead of three
+    "range(0.001,0.004,0.001)": "range(0.001,0.0015,0.001)",
 }
 
 # `dvc queue start` returns at once, its workers run in the background: wait until none is queued or
 # running (up to 5 minutes), then fail if one failed.
 WAIT_FOR_QUEUE = ("for _ in $(seq 300); do grep -qE 'Queued|Running' <<< \"$(dvc queue status)\" || break; "
                   "sleep 1; done; ! grep -E 'Queued|Running|Failed' <<< \"$(dvc queue status)\"")
+
+QUEUED_BOTH = ("dvc exp show --json | python -c 'import json, sys; lrs = sorted(r[\"data\"][\"params\"]"
+               "[\"params.yaml\"][\"data\"][\"train\"][\"lr\"] for b in json.load(sys.stdin) "
+               "for e in b.get(\"experiments\") or [] for r in e[\"revs\"] "
+               "if \"metrics/eval.json\" in r[\"data\"][\"metrics\"]); assert {0.0005, 0.005} <= set(lrs), lrs'")
 
 # Bash run after a command (matched by its first line): checks of what it did, and harness steps.
 AFTER = {
@@ -112,6 +120,8 @@ AFTER = {
                    'test "$(wc -l <<< "$summary")" -le 15 && grep -q "bits per byte" <<< "$summary"'),
     "codex tokenizer decode ids.txt > same.py": "cmp src.py same.py",
     "dvc queue start -j 2": WAIT_FOR_QUEUE,
+    # both queued experiments ran to the end, each with its own params
+    "dvc exp show --md": QUEUED_BOTH,
     "dvc exp run --queue -S 'train.lr=range(0.001,0.004,0.001)' && dvc queue start -j 2": WAIT_FOR_QUEUE,
     "cd .. && git clone codex-ml codex-ml-copy && cd codex-ml-copy && dvc pull":
         "dvc status | grep -q 'up to date' && ! dvc repro | grep -q 'Running stage'",
@@ -124,6 +134,7 @@ class Block:
     line: int  # 1-based line of the opening fence
     lang: str
     commands: tuple[str, ...]  # one entry per command; continuation lines stay joined with "\\\n"
+    section: str  # the nearest markdown heading above it ("" before the first)
 
     def where(self) -> str:
         return f"{self.doc.relative_to(ROOT)}:{self.line}"
@@ -131,10 +142,12 @@ class Block:
 
 def code_blocks(doc: Path) -> Iterator[Block]:
     lines = doc.read_text(encoding="utf-8").splitlines()
-    i = 0
+    i, section = 0, ""
     while i < len(lines):
         m = re.match(r"^(\s*)```(\S*)\s*$", lines[i])
         if not m:
+            if lines[i].startswith("#"):
+                section = lines[i].strip()
             i += 1
             continue
         indent, lang, start = m.group(1), m.group(2), i + 1
@@ -150,7 +163,7 @@ def code_blocks(doc: Path) -> Iterator[Block]:
                 commands[-1] += "\n" + text
             elif text.strip() and not text.lstrip().startswith("#"):
                 commands.append(text)
-        yield Block(doc, start, lang, tuple(commands))
+        yield Block(doc, start, lang, tuple(commands), section)
 
 
 def first_line(command: str) -> str:
@@ -281,8 +294,8 @@ def user_inputs(tmp_path: Path, repo: Path) -> dict[str, str]:
             "pretrained": str(pretrained)}
 
 
-def run_documents(tmp_path: Path, docs: list[Path], run_elsewhere: tuple[Path, ...] = ()) -> None:
-    """Every ```sh block of `docs`, in order, in one fresh copy (the module docstring says how). An
+def run_documents(tmp_path: Path, blocks: list[Block], run_elsewhere: tuple[Path, ...] = ()) -> None:
+    """Every ```sh block of `blocks`, in order, in one fresh copy (the module docstring says how). An
     `exp run` that a document of `run_elsewhere` shows to the letter is not run again here: that
     document's test runs it."""
     repo = tmp_path / "codex-ml"  # `git clone` names the folder after the repository
@@ -298,7 +311,7 @@ def run_documents(tmp_path: Path, docs: list[Path], run_elsewhere: tuple[Path, .
     ran: set[str] = set()
     for block in (b for doc in run_elsewhere for b in code_blocks(doc) if b.lang == "sh"):
         script_of(block, values, ran)  # only to know its commands
-    for block in (b for doc in docs for b in code_blocks(doc)):
+    for block in blocks:
         if block.lang != "sh" or not block.commands:
             continue
         if uncommented(first_line(block.commands[0])) in SKIP_BLOCKS:
@@ -317,8 +330,25 @@ def run_documents(tmp_path: Path, docs: list[Path], run_elsewhere: tuple[Path, .
                                       f"\n--- stderr\n{proc.stderr[-6000:]}")
 
 
+README = ROOT / "README.md"
+
+# README.md's sections that start from a fresh clone of their own, as their reader may (a user's own
+# corpus or model needs nothing the sections before made): tests/test_docs_readme_own.py runs them,
+# so that README.md's commands, in two copies, and docs/*.md's, in a third, share the cores.
+OWN_COPY_SECTIONS = ("### Your own corpus", "### Fine-tune your own model")
+
+
+def readme_blocks(own_copy: bool) -> list[Block]:
+    return [b for b in code_blocks(README) if (b.section in OWN_COPY_SECTIONS) == own_copy]
+
+
+def test_the_readme_sections_run_in_their_own_copy_exist() -> None:
+    sections = {b.section for b in code_blocks(README) if b.lang == "sh"}
+    assert set(OWN_COPY_SECTIONS) <= sections, f"README.md has no ```sh block under {OWN_COPY_SECTIONS}"
+
+
 @pytest.mark.slow
 def test_every_readme_command_runs_in_a_fresh_copy(tmp_path: Path) -> None:
-    """README.md's commands; docs/*.md's run in tests/test_docs_guides.py, in a copy of their own, so
-    the two halves run side by side on two cores (`make test`)."""
-    run_documents(tmp_path, [ROOT / "README.md"])
+    """README.md's commands but its OWN_COPY_SECTIONS', which tests/test_docs_readme_own.py runs;
+    docs/*.md's run in tests/test_docs_guides.py."""
+    run_documents(tmp_path, readme_blocks(own_copy=False))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_docs import DOCS, ROOT, run_documents
+from tests.test_docs import DOCS, README, code_blocks, run_documents
 
 
 @pytest.mark.slow
 def test_every_guide_command_runs_in_a_fresh_copy(tmp_path: Path) -> None:
     # The guides repeat two of the README's experiments; the README's test runs those.
-    run_documents(tmp_path, [doc for doc in DOCS if doc != ROOT / "README.md"],
-                  run_elsewhere=(ROOT / "README.md",))
+    run_documents(tmp_path, [b for doc in DOCS if doc != README for b in code_blocks(doc)],
+                  run_elsewhere=(README,))
