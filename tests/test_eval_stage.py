@@ -138,7 +138,7 @@ def test_bad_inputs_are_one_clear_error(workspace: Path, tmp_path: Path) -> None
 
 
 def test_stage_script_refuses_bad_params_before_any_work(workspace: Path, tmp_path: Path) -> None:
-    # (The stage's successful run is in test_eval_pipeline.py, under dvc repro.)
+    # (The stage's successful run under dvc repro: tests/test_pipeline_run.py.)
     ws = tmp_path / "stage"
     shutil.copytree(workspace, ws)
     shutil.rmtree(ws / "metrics")

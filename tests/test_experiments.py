@@ -1,12 +1,11 @@
-"""Experiments and sharing: Hydra composition of conf/, `dvc exp run -S`, the queue, a DVC remote,
-and bit-identical reruns of the whole pipeline in clean repositories."""
+"""Experiments: Hydra composition of conf/ (every combination of its groups), `dvc exp run -S`. The
+queue runs in the docs tests (README.md's sweep, docs/experiments.md's queue); the whole pipeline's
+runs, bit-identical reruns and an lr experiment in tests/test_pipeline_run.py."""
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -115,75 +114,3 @@ def _experiments(shown: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for rev in exp["revs"]:
                 out.append({"name": rev.get("name") or exp.get("name"), "data": rev["data"]})
     return out
-
-
-def test_queue_runs_two_experiments_side_by_side(make_repo: Callable[..., Path]) -> None:
-    repo = make_repo(hydra=True)
-    for fraction in ("0.05", "0.1"):
-        run(["dvc", "exp", "run", "--queue", "prepare", "-S", f"data.val_fraction={fraction}",
-             "--name", f"val-{fraction}"], repo)
-    run(["dvc", "queue", "start", "-j", "2"], repo)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], repo).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(2)
-    run(["dvc", "queue", "stop", "--kill"], repo, check=False)
-    assert "Failed" not in status, status
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
-    exps = {e["name"]: e["data"] for e in _experiments(shown)}
-    assert {"val-0.05", "val-0.1"} <= set(exps), status
-    vals = {n: exps[n]["metrics"]["metrics/prepare.json"]["data"]["documents"]["val"]
-            for n in ("val-0.05", "val-0.1")}
-    assert 0 < vals["val-0.05"] < vals["val-0.1"]
-
-
-# --- The whole pipeline on the quick profile: remote round trip, bit-identical reruns ----------------
-
-# Outputs whose bytes record the machine, not the inputs: training telemetry (tokens/s, CPU, RAM and
-# dvclive's timestamps) and the report that shows it. Everything else must be byte-identical.
-WALL_CLOCK_OUTPUTS = {"metrics/train/metrics.json", "metrics/train/plots/metrics", "reports"}
-
-
-def quick_params(tmp_path: Path, corpus: Path) -> dict[str, Any]:
-    out = compose(tmp_path, ["model=micro", "train=quick", "data=dir", f"data.path={corpus}",
-                             "data.max_file_bytes=14100", "data.val_fraction=0.2",
-                             "data.test_fraction=0.2", "tokenizer.vocab_size=512",
-                             "eval.bootstrap=50", "eval.completion_samples=4",
-                             "eval.completion_max_tokens=16"], name="quick.yaml")
-    return yaml.safe_load(out.read_text())
-
-
-def lock_hashes(repo: Path) -> dict[str, str]:
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    return {f"{stage}:{out['path']}": out["md5"]
-            for stage, entry in lock["stages"].items() for out in entry.get("outs", [])}
-
-
-@pytest.mark.slow
-def test_the_pipeline_from_scratch_twice_gives_bit_identical_outputs(tmp_path: Path, stdlib_sample: Path,
-                                                                      make_repo: Callable[..., Path]) -> None:
-    """`dvc push` to a local remote and `dvc pull` into a fresh clone (nothing left to rerun) are run
-    by the README's test (tests/test_docs.py), as the README shows them."""
-    params = quick_params(tmp_path, stdlib_sample)
-    first = make_repo(params, name="first")
-    run(["dvc", "repro"], first)
-
-    # The same pipeline from scratch in a second clean repository: identical outputs.
-    second = make_repo(params, name="second")
-    run(["dvc", "repro"], second)
-    a, b = lock_hashes(first), lock_hashes(second)
-    assert a.keys() == b.keys()
-    differ = {k for k in a if a[k] != b[k]}
-    assert {k.split(":", 1)[1] for k in differ} <= WALL_CLOCK_OUTPUTS, differ
-    stages = {k.split(":", 1)[0] for k in a if k.split(":", 1)[1] not in WALL_CLOCK_OUTPUTS}
-    assert stages == {"prepare", "tokenize", "train", "eval"}
-    # Within the training telemetry, the losses themselves are deterministic.
-    for series in ("train/loss.tsv", "val/loss.tsv"):
-        rows = [[r.split("\t") for r in (repo / "metrics/train/plots/metrics" / series).read_text()
-                 .splitlines()] for repo in (first, second)]
-        cols = rows[0][0]
-        keep = [i for i, c in enumerate(cols) if c != "timestamp"]
-        assert [[r[i] for i in keep] for r in rows[0]] == [[r[i] for i in keep] for r in rows[1]]
-    assert os.path.exists(second / "reports/report.html")
