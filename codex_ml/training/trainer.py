@@ -73,9 +73,10 @@ def training_arguments(params: TrainParams, output_dir: Path, processes: int, qu
         use_cpu=not cuda,
         bf16=use_bf16(params),
         torch_compile=params.compile,
-        gradient_checkpointing=params.gradient_checkpointing,
+        # transformers' name for train.gradient_checkpointing (its old name is a deprecated alias);
         # non-reentrant: correct when the inputs need no grad (frozen embeddings under LoRA)
-        gradient_checkpointing_kwargs={"use_reentrant": False} if params.gradient_checkpointing else None,
+        activation_checkpointing=params.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if params.gradient_checkpointing else None,
         ddp_backend="gloo" if processes > 1 and not cuda else None,  # NCCL is the default on GPUs
         dataloader_num_workers=0,  # slicing a memmap is cheaper than a worker round trip
         dataloader_pin_memory=cuda,
