@@ -110,7 +110,8 @@ WAIT_FOR_QUEUE = ("for _ in $(seq 300); do grep -qE 'Queued|Running' <<< \"$(dvc
 QUEUED_BOTH = ("dvc exp show --json | python -c 'import json, sys; lrs = sorted(r[\"data\"][\"params\"]"
                "[\"params.yaml\"][\"data\"][\"train\"][\"lr\"] for b in json.load(sys.stdin) "
                "for e in b.get(\"experiments\") or [] for r in e[\"revs\"] "
-               "if \"metrics/eval.json\" in r[\"data\"][\"metrics\"]); assert {0.0005, 0.005} <= set(lrs), lrs'")
+               "if \"metrics/eval.json\" in r[\"data\"][\"metrics\"]); "
+               "assert {0.0005, 0.005} <= set(lrs), lrs'")
 
 # Bash run after a command (matched by its first line): checks of what it did, and harness steps.
 AFTER = {
