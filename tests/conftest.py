@@ -31,6 +31,11 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for stage subprocesses: this venv first on PATH, quiet, no analytics."""
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    # One torch/OpenMP thread per stage process: `make test` runs a test file on every core at once, and
+    # a stage that also took every core would oversubscribe them; these models are tiny, so a second
+    # thread mostly waits for a descheduled one (measured: the docs guides' test 200 -> 164 s beside
+    # another file). Params that set threads (train.threads, eval.threads) still decide.
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.update({"CI": "true", "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0",
                 "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
                 "GIT_COMMITTER_EMAIL": "t@t"})
@@ -104,8 +109,8 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-# The longest test files, started first: `make test` runs the suite on every core (pytest-xdist,
-# one file per worker at a time, in this order), so the longest file starts at once instead of last.
+# The longest test files, started first: `make test` runs the suite on every core (pytest-xdist, one
+# file per worker at a time, in this order; Makefile), so the longest files start at once, not last.
 LONGEST_FIRST = ("tests/test_docs.py", "tests/test_docs_guides.py", "tests/test_docs_readme_own.py",
                  "tests/test_pipeline_run.py", "tests/test_pretrained_dvc.py", "tests/test_pretrained.py",
                  "tests/train/test_train_process.py")
