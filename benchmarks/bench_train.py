@@ -37,7 +37,7 @@ from codex_ml.models import Vocab, build_model, count_parameters
 from codex_ml.params import parse_params
 from codex_ml.shards import SplitIndex, write_token_split
 from codex_ml.training.data import TrainWindows, load_token_data
-from codex_ml.training.mfu import cuda_precision, device_peak, flops_per_token
+from codex_ml.training.mfu import flops_per_token, resolve_peak
 from codex_ml.training.optim import plain_optimizer
 from codex_ml.training.run import TrainPaths, configure_torch, run_training
 from codex_ml.training.trainer import fused_adamw, use_bf16
@@ -151,18 +151,15 @@ def matmul_peak_flops(n: int = 2048, seconds: float = 3.0) -> float:
 
 
 def known_peak(args: argparse.Namespace, bf16: bool) -> tuple[float, str] | None:
-    """(peak FLOP/s, what it is) from --peak-tflops, or on CUDA the table's dense peak at the run's
-    precision (a GPU not in the table stops here); None on a CPU: its peak is measured."""
-    if args.peak_tflops:
-        return args.peak_tflops * 1e12, f"--peak-tflops {args.peak_tflops:g}"
-    if not torch.cuda.is_available():
+    """(peak FLOP/s, what it is) as the train stage resolves it (mfu.resolve_peak: --peak-tflops, or on
+    CUDA the table's dense peak at the run's precision; a GPU not in the table stops here); None on a
+    CPU without --peak-tflops: its peak is measured."""
+    if not args.peak_tflops and not torch.cuda.is_available():
         return None
-    name, precision = torch.cuda.get_device_name(), cuda_precision(bf16)
-    entry = device_peak(name)
-    if entry is None:
-        raise SystemExit(f"bench_train: {name} is not in codex_ml/training/mfu.py's table: give its "
-                         f"dense {precision} peak with --peak-tflops")
-    return entry.at(precision), f"{name}: {entry.name}'s dense {precision} peak (datasheet)"
+    peak, about = resolve_peak(args.peak_tflops, bf16)
+    if peak is None:
+        raise SystemExit(f"bench_train: {about} (here: --peak-tflops)")
+    return peak, f"--peak-tflops {args.peak_tflops:g}" if args.peak_tflops else about
 
 
 def release_memory() -> None:
