@@ -73,6 +73,15 @@ def merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def compose(tmp_path: Path, overrides: list[str], name: str = "composed.yaml") -> Path:
+    """conf/ composed exactly as `dvc exp run -S ...` does it (DVC's own function), into tmp_path/name."""
+    from dvc.utils.hydra import compose_and_dump
+
+    out = tmp_path / name
+    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), overrides)
+    return out
+
+
 def new_repo(root: Path, params: dict | None = None, name: str = "repo", hydra: bool = False) -> Path:
     """A fresh git+DVC repository `root/name` holding this project's pipeline (dvc.yaml, stages/,
     codex_ml/) with params.yaml = the project's params.yaml updated by `params` (nested dicts merge).

@@ -12,17 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from dvc.utils.hydra import compose_and_dump
 
 from codex_ml.params import load_params
-from tests.conftest import ROOT, run
-
-
-def compose(tmp_path: Path, overrides: list[str], name: str = "composed.yaml") -> Path:
-    """conf/ composed exactly as `dvc exp run` does it (DVC's own function)."""
-    out = tmp_path / name
-    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), overrides)
-    return out
+from tests.conftest import ROOT, compose, run
 
 
 def test_params_yaml_is_the_composition_of_conf(tmp_path: Path) -> None:

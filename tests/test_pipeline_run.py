@@ -18,11 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
-from dvc.utils.hydra import compose_and_dump
 
 from codex_ml.shards import iter_prepared
 from tests.chromium import chromium_binary, file_url, open_page
-from tests.conftest import ROOT, new_repo, run
+from tests.conftest import compose, new_repo, run
 
 pytestmark = pytest.mark.slow
 
@@ -30,14 +29,12 @@ pytestmark = pytest.mark.slow
 def quick_params(tmp_path: Path, corpus: Path) -> dict[str, Any]:
     """conf/ with the quick profile on a folder of stdlib modules; one thread per stage: these models are
     tiny, and with two threads on a shared machine every small op waits for a descheduled thread."""
-    out = tmp_path / "quick.yaml"
-    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT),
-                     ["model=micro", "train=quick", "data=dir", f"data.path={corpus}",
-                      # the sample modules under 14 kB (the rest are rejected as too large: fast)
-                      "data.max_file_bytes=14100", "data.val_fraction=0.2", "data.test_fraction=0.2",
-                      "tokenizer.vocab_size=512", "tokenizer.workers=1",
-                      "train.threads=1", "eval.bootstrap=50", "eval.completion_samples=4",
-                      "eval.completion_max_tokens=16", "eval.threads=1"])
+    out = compose(tmp_path, ["model=micro", "train=quick", "data=dir", f"data.path={corpus}",
+                             # the sample modules under 14 kB (the rest are rejected as too large: fast)
+                             "data.max_file_bytes=14100", "data.val_fraction=0.2", "data.test_fraction=0.2",
+                             "tokenizer.vocab_size=512", "tokenizer.workers=1",
+                             "train.threads=1", "eval.bootstrap=50", "eval.completion_samples=4",
+                             "eval.completion_max_tokens=16", "eval.threads=1"], name="quick.yaml")
     return yaml.safe_load(out.read_text())
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
-from dvc.utils.hydra import compose_and_dump
 
 from codex_ml.params import load_params
 from tests.conftest import ROOT
+from tests.conftest import compose as conf_composed
 from tests.train.test_train_run import series, train
 
 MODELS = sorted(f.stem for f in (ROOT / "conf/model").glob("*.yaml") if f.stem != "pretrained")
@@ -27,8 +27,7 @@ MODELS = sorted(f.stem for f in (ROOT / "conf/model").glob("*.yaml") if f.stem !
 
 def compose(tmp_path: Path, overrides: list[str]) -> dict[str, Any]:
     """conf/ composed as `dvc exp run -S ...` composes it (DVC's own function)."""
-    out = tmp_path / "composed.yaml"
-    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), overrides)
+    out = conf_composed(tmp_path, overrides)
     load_params(out)  # every check a stage makes
     return yaml.safe_load(out.read_text())
 
