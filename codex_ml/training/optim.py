@@ -1,6 +1,6 @@
 """Muon for the hidden weight matrices, AdamW for the rest, behind one torch Optimizer.
 
-Muon (torch.optim.Muon: momentum, then Newton-Schulz orthogonalisation of each 2-D update) trains the
+Muon (torch.optim.Muon's rule: momentum, then Newton-Schulz orthogonalisation of each 2-D update) trains the
 transformer's hidden matrices far faster per step than AdamW at these sizes: on the stdlib, llama-tiny
 reached a lower val bits/byte in 200 steps than AdamW did in 300 (docs/speedrun.md). Muon is only
 defined for matrices that map hidden states to hidden states, so the token embedding (tied to the
@@ -13,6 +13,7 @@ its state_dict holds both inner state_dicts, so checkpoints resume exactly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +22,68 @@ from torch import nn
 
 # Parameter names that stay on AdamW even when 2-D: the vocabulary-sized input/output tables.
 EMBEDDING_NAMES = ("embed_tokens", "lm_head", "wte", "embed_out")
+
+
+def newton_schulz(update: torch.Tensor, coefficients: tuple[float, float, float], steps: int, eps: float,
+                  dtype: torch.dtype) -> torch.Tensor:
+    """torch.optim.Muon's quintic Newton-Schulz orthogonalisation, computed in `dtype`."""
+    a, b, c = coefficients
+    x = update.to(dtype)
+    tall = x.size(0) > x.size(1)
+    if tall:
+        x = x.T
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
+
+
+class Muon(torch.optim.Muon):
+    """torch.optim.Muon with its Newton-Schulz iteration in float32 off CUDA.
+
+    torch runs the iteration in bfloat16 everywhere. On a CPU without native bfloat16 matmul (AVX2,
+    and AVX-512 without BF16/AMX) that is emulated: on llama-mini it made Muon two thirds of a training
+    step, and float32 made the whole step 2.8x faster (docs/speedrun.md, row 21). On CUDA the
+    iteration stays in bfloat16 as in torch, and the result is the same, bit for bit
+    (tests/train/test_optim.py); the update rule, hyperparameters and state are torch's.
+    """
+
+    @staticmethod
+    def ns_dtype(param: torch.Tensor) -> torch.dtype:
+        return torch.bfloat16 if param.is_cuda else torch.float32
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, momentum, decay = float(group["lr"]), group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(grad, memory_format=torch.preserve_format)
+                buf = state["momentum_buffer"]
+                buf.lerp_(grad, 1 - momentum)
+                update = grad.lerp(buf, momentum) if group["nesterov"] else buf
+                update = newton_schulz(update, group["ns_coefficients"], group["ns_steps"], group["eps"],
+                                       self.ns_dtype(p))
+                p.mul_(1 - lr * decay)
+                p.add_(update, alpha=-lr * self.lr_scale(group["adjust_lr_fn"], p.shape))
+        return loss
+
+    @staticmethod
+    def lr_scale(adjust_lr_fn: str | None, shape: torch.Size) -> float:
+        """torch's per-shape lr adjustment: Keller Jordan's ("original") or Moonshot's."""
+        rows, cols = shape[:2]
+        if adjust_lr_fn == "match_rms_adamw":
+            return 0.2 * math.sqrt(max(rows, cols))
+        return math.sqrt(max(1, rows / cols))
 
 
 def is_muon_param(name: str, param: torch.Tensor) -> bool:
@@ -38,7 +101,7 @@ class MuonAdamW(torch.optim.Optimizer):
         if adamw_groups:
             self.inner["adamw"] = torch.optim.AdamW(adamw_groups, **adamw)
         if muon_groups:
-            self.inner["muon"] = torch.optim.Muon(muon_groups, **muon)
+            self.inner["muon"] = Muon(muon_groups, **muon)
         if not self.inner:
             raise ValueError("no trainable parameters")
         super().__init__(self._groups(), {})

@@ -11,7 +11,7 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from codex_ml.models import Vocab, build_model
 from codex_ml.params import ModelParams, load_params
-from codex_ml.training.optim import MuonAdamW, muon_adamw
+from codex_ml.training.optim import Muon, MuonAdamW, muon_adamw, newton_schulz
 from codex_ml.training.run import run_training
 from tests.train.test_train_run import StopAt, folder_hashes
 
@@ -59,7 +59,7 @@ def test_hidden_matrices_go_to_muon_the_rest_to_adamw_and_both_follow_the_schedu
 def test_fused_adamw_is_the_same_update_and_unfused_keeps_the_old_state_dict() -> None:
     """fused=True (what CUDA runs get) is AdamW's fused kernel (torch has it on CPU too, so it runs
     here): the same weights to float rounding after the first step that moves them (the schedule's
-    first lr is 0; later, Muon's bf16 Newton-Schulz would blow rounding up to bf16 size).
+    first lr is 0; later, Muon's Newton-Schulz amplifies rounding).
     fused=False must leave torch's default (None) in the param groups: an explicit False would
     change every CPU checkpoint's optimizer.pt."""
     plain, fused = micro(), micro()
@@ -73,6 +73,46 @@ def test_fused_adamw_is_the_same_update_and_unfused_keeps_the_old_state_dict() -
     for (name, a), (_, b) in zip(plain.named_parameters(), fused.named_parameters(), strict=True):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7), name
     assert not torch.equal(plain.model.embed_tokens.weight, micro().model.embed_tokens.weight)  # it trained
+
+
+def test_muon_is_torchs_rule_and_runs_newton_schulz_in_float32_off_cuda(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our Muon only changes the Newton-Schulz precision off CUDA: forced to bfloat16 (what CUDA
+    gets) it is torch.optim.Muon bit for bit, over several steps, both lr adjustments, nesterov or
+    not, tall and wide matrices. In float32 it orthogonalises better than bfloat16."""
+    shapes = [(48, 16), (16, 48), (24, 24)]
+
+    def run(opt_class: type[torch.optim.Muon], steps: int, **kwargs: object) -> list[torch.Tensor]:
+        params = [torch.nn.Parameter(torch.randn(s, generator=torch.Generator().manual_seed(i)))
+                  for i, s in enumerate(shapes)]
+        opt = opt_class(params, lr=0.02, **kwargs)
+        for s in range(steps):
+            for i, p in enumerate(params):
+                p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(100 * s + i))
+            opt.step()
+        assert len(opt.state_dict()["state"]) == len(shapes)
+        return [p.detach() for p in params]
+
+    assert Muon.ns_dtype(torch.zeros(1)) == torch.float32
+    for kwargs in ({}, {"nesterov": False, "adjust_lr_fn": "match_rms_adamw", "weight_decay": 0.0}):
+        reference = run(torch.optim.Muon, 3, **kwargs)
+        fp32 = run(Muon, 3, **kwargs)
+        with monkeypatch.context() as m:
+            m.setattr(Muon, "ns_dtype", staticmethod(lambda p: torch.bfloat16))
+            bf16 = run(Muon, 3, **kwargs)
+        for ref, a, b in zip(reference, bf16, fp32, strict=True):
+            assert torch.equal(ref, a)
+            # float32 is another rounding of the same update: close to torch's, never equal to it
+            assert not torch.equal(ref, b) and torch.allclose(ref, b, atol=3 * 0.02 * 0.05)
+    g = torch.randn(64, 32, generator=torch.Generator().manual_seed(0))
+    coefficients = (3.4445, -4.7750, 2.0315)
+    x32, x16 = (newton_schulz(g, coefficients, 5, 1e-7, d).float() for d in (torch.float32, torch.bfloat16))
+    assert x32.dtype == torch.float32 and x32.shape == g.shape
+    s32, s16 = torch.linalg.svdvals(x32), torch.linalg.svdvals(x16)
+    # The quintic's fixed point is a band around 1 (about 0.7-1.2), not 1, in either precision.
+    for s in (s32, s16):
+        assert s.min() > 0.5 and s.max() < 1.3
+    assert (x32 - x16).abs().max() < 0.05  # bfloat16 rounding, not another update
 
 
 def test_state_dict_round_trip_continues_exactly() -> None:
