@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--muon-lr", type=float, default=0.02)
     ap.add_argument("--min-lr-ratio", type=float, default=0.1)
     ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--untied", action="store_true", help="an output layer of its own (tie_word_embeddings off)")
+    ap.add_argument("--act", default=COMMON["hidden_act"], help="the MLP's gate activation, e.g. relu2")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--no-eval", action="store_true", help="throughput only")
@@ -61,7 +63,8 @@ def main() -> None:
     data = load_token_data(a.tokens)
     meta = data.meta
     heads = max(1, a.hidden // a.head_dim)
-    config = LlamaConfig(**{**COMMON, "use_cache": False}, vocab_size=meta["vocab_size"],
+    config = LlamaConfig(**{**COMMON, "use_cache": False, "hidden_act": a.act,
+                            "tie_word_embeddings": not a.untied}, vocab_size=meta["vocab_size"],
                          hidden_size=a.hidden, intermediate_size=(a.hidden * 8 // 3 + 63) // 64 * 64,
                          num_hidden_layers=a.layers,
                          num_attention_heads=heads, num_key_value_heads=heads,

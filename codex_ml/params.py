@@ -166,7 +166,7 @@ class TokenizerParams(Section):
 
     # pretrained: model.pretrained's own tokenizer; nothing is trained, the keys below are not used
     backend: Literal["sentencepiece", "hf-bpe", "pretrained"] = "sentencepiece"
-    vocab_size: int = 8192  # including the 4 special tokens and the 256 byte tokens
+    vocab_size: int = 4096  # including the 4 special tokens and the 256 byte tokens
     model_type: Literal["bpe", "unigram"] = "bpe"  # sentencepiece only (hf-bpe is always bpe)
     max_sentence_length: int = 16384  # sentencepiece: longest training "sentence" (a line), bytes
     workers: int = 0  # encoding threads; 0 = all cores (the token files never depend on it)
