@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--muon-lr", type=float, default=0.02)
     ap.add_argument("--min-lr-ratio", type=float, default=0.1)
     ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--untied", action="store_true", help="an output layer of its own (tie_word_embeddings off)")
+    ap.add_argument("--untied", action="store_true", help="an output layer of its own (no tied embedding)")
     ap.add_argument("--act", default=COMMON["hidden_act"], help="the MLP's gate activation, e.g. relu2")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--threads", type=int, default=0)

@@ -165,7 +165,7 @@ class TokenizerParams(Section):
     key = "tokenizer"
 
     # pretrained: model.pretrained's own tokenizer; nothing is trained, the keys below are not used
-    backend: Literal["sentencepiece", "hf-bpe", "pretrained"] = "sentencepiece"
+    backend: Literal["sentencepiece", "hf-bpe", "pretrained"] = "hf-bpe"
     vocab_size: int = 4096  # including the 4 special tokens and the 256 byte tokens
     model_type: Literal["bpe", "unigram"] = "bpe"  # sentencepiece only (hf-bpe is always bpe)
     max_sentence_length: int = 16384  # sentencepiece: longest training "sentence" (a line), bytes
