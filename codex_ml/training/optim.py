@@ -24,6 +24,14 @@ from torch import nn
 EMBEDDING_NAMES = ("embed_tokens", "lm_head", "wte", "embed_out")
 
 
+def closure_loss(closure: Callable[[], float] | None) -> float | None:
+    """Optimizer.step's optional closure: re-evaluate the loss with gradients on."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 def newton_schulz(update: torch.Tensor, coefficients: tuple[float, float, float], steps: int, eps: float,
                   dtype: torch.dtype) -> torch.Tensor:
     """torch.optim.Muon's quintic Newton-Schulz orthogonalisation, computed in `dtype`."""
@@ -55,10 +63,7 @@ class Muon(torch.optim.Muon):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             lr, momentum, decay = float(group["lr"]), group["momentum"], group["weight_decay"]
             for p in group["params"]:
@@ -113,10 +118,7 @@ class MuonAdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for opt in self.inner.values():
             opt.step()
         return loss
