@@ -32,7 +32,7 @@ def test_dvc_repro_tokenize(stdlib_sample: Path, make_repo: Callable[..., Path])
 
     meta = json.loads((repo / "data" / "tokens" / "meta.json").read_text())
     metrics = json.loads((repo / "metrics" / "tokenize.json").read_text())
-    assert meta["vocab_size"] == metrics["vocab_size"] == 600 and meta["backend"] == "sentencepiece"
+    assert meta["vocab_size"] == metrics["vocab_size"] == 600 and meta["backend"] == "hf-bpe"  # the default
     for split in SPLITS:
         prepared = [r for _, r in iter_prepared(repo / "data" / "prepared", split)]
         info = meta["splits"][split]
@@ -74,7 +74,8 @@ def test_dvc_repro_tokenize(stdlib_sample: Path, make_repo: Callable[..., Path])
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     failed = run(["dvc", "repro", "tokenize"], repo, check=False)
     assert failed.returncode != 0
-    assert ("codex-ml tokenize: error: params.yaml: tokenizer.vocab_size: expected an integer in [262"
+    assert ("codex-ml tokenize: error: params.yaml: tokenizer.vocab_size: expected an integer in "
+            "[261, 4294967296] for backend hf-bpe, got 100"
             in failed.stderr)
     assert "Traceback" not in failed.stderr
     leftovers = [p.name for d in ("models", "data", "metrics") for p in (repo / d).iterdir()
