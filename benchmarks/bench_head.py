@@ -5,7 +5,7 @@ on the same real-code batch, alternating, in this one process. Printed: millisec
 (median), their ratio (transformers' time / fused time: > 1 means the fused loss is faster) and the
 peak memory of each on CUDA. On CUDA `--bf16` runs both under bf16 autocast, as the train stage does.
 
-    python benchmarks/bench_head.py                              # llama-mini, 16 x 128, CPU
+    python benchmarks/bench_head.py                              # qwen3-mini (the default), 16 x 128, CPU
     python benchmarks/bench_head.py --device cuda --bf16 --model llama-small --batch-size 64 --seq-len 512
 """
 
@@ -35,8 +35,8 @@ def real_batch(batch: int, seq_len: int, vocab: int) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="llama-mini")
-    ap.add_argument("--vocab", type=int, default=8192)
+    ap.add_argument("--model", default="qwen3-mini")
+    ap.add_argument("--vocab", type=int, default=4096)  # the default tokenizer's
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--device", default="cpu")

@@ -8,7 +8,7 @@ and model FLOP utilisation (codex_ml/training/mfu.py): on a CPU against this mac
 peak, measured here; on a GPU against the datasheet peak of the table in mfu.py at the run's precision
 (bf16 for a bf16 run, TF32 for float32), or --peak-tflops for a GPU not in it.
 
-    python benchmarks/bench_train.py                    # llama-mini, batch 16 x 128, Muon, eager and compiled
+    python benchmarks/bench_train.py                    # qwen3-mini, 16 x 128, Muon, eager + compiled
     python benchmarks/bench_train.py --no-compile --steps 5
     # the train=gpu profile's target (>= 40% MFU for llama-small on one H200):
     python benchmarks/bench_train.py --device cuda --dtype bfloat16 --model llama-small \
@@ -42,7 +42,7 @@ from codex_ml.training.optim import plain_optimizer
 from codex_ml.training.run import TrainPaths, configure_torch, run_training
 from codex_ml.training.trainer import fused_adamw, use_bf16
 
-VOCAB = Vocab(size=8192, pad_id=0, bos_id=1, eos_id=2)
+VOCAB = Vocab(size=4096, pad_id=0, bos_id=1, eos_id=2)  # the default tokenizer's size (hf-bpe 4,096)
 
 
 def write_tokens(root: Path, n_tokens: int) -> None:
@@ -171,7 +171,7 @@ def release_memory() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="llama-mini")
+    ap.add_argument("--model", default="qwen3-mini")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--optimizer", default="muon", choices=["muon", "adamw"])

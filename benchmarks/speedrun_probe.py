@@ -23,10 +23,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, get_cosine_with_min_lr_schedule_with_warmup
+from transformers import (
+    AutoModelForCausalLM,
+    LlamaConfig,
+    Qwen3Config,
+    get_cosine_with_min_lr_schedule_with_warmup,
+)
 
 from codex_ml.eval.data import load_token_split
 from codex_ml.eval.score import score_documents
+from codex_ml.models.codex_lm import CodexConfig
 from codex_ml.models.registry import COMMON
 from codex_ml.training.data import TrainWindows, load_token_data
 from codex_ml.training.optim import plain_optimizer
@@ -49,6 +55,14 @@ def main() -> None:
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--untied", action="store_true", help="an output layer of its own (no tied embedding)")
     ap.add_argument("--act", default=COMMON["hidden_act"], help="the MLP's gate activation, e.g. relu2")
+    ap.add_argument("--arch", choices=["llama", "qwen3", "codex"], default="llama",
+                    help="qwen3: Llama plus RMSNorm on each head's queries and keys (QK-norm); "
+                         "codex: qwen3 plus --value-embeds (codex_ml/models/codex_lm.py)")
+    ap.add_argument("--value-embeds", type=int, default=0, help="codex's value-embedding tables")
+    ap.add_argument("--unet", action="store_true", help="codex: U-net skips, first layers to last")
+    ap.add_argument("--softcap", type=float, default=0.0, help="codex: logits = cap * tanh(logits / cap)")
+    ap.add_argument("--zero-init", action="store_true",
+                    help="start o_proj and down_proj at zero (each block begins as the identity)")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--no-eval", action="store_true", help="throughput only")
@@ -63,15 +77,23 @@ def main() -> None:
     data = load_token_data(a.tokens)
     meta = data.meta
     heads = max(1, a.hidden // a.head_dim)
-    config = LlamaConfig(**{**COMMON, "use_cache": False, "hidden_act": a.act,
+    config_class = {"llama": LlamaConfig, "qwen3": Qwen3Config, "codex": CodexConfig}[a.arch]
+    extra = ({"value_embeds": a.value_embeds, "unet": a.unet, "logit_softcap": a.softcap}
+             if a.arch == "codex" else {})
+    config = config_class(**extra, **{**COMMON, "use_cache": False, "hidden_act": a.act,
                             "tie_word_embeddings": not a.untied}, vocab_size=meta["vocab_size"],
                          hidden_size=a.hidden, intermediate_size=(a.hidden * 8 // 3 + 63) // 64 * 64,
                          num_hidden_layers=a.layers,
-                         num_attention_heads=heads, num_key_value_heads=heads,
+                         num_attention_heads=heads, num_key_value_heads=heads, head_dim=a.head_dim,
                          max_position_embeddings=a.seq_len, pad_token_id=meta["pad_id"],
                          bos_token_id=meta["bos_id"], eos_token_id=meta["eos_id"])
     torch.manual_seed(a.seed)
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(config)
+    if a.zero_init:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith(("o_proj.weight", "down_proj.weight")):
+                    p.zero_()
     opt = plain_optimizer(model, a.optimizer, lr=a.lr, muon_lr=a.muon_lr, weight_decay=a.weight_decay,
                           betas=(0.9, 0.95))
     sched = get_cosine_with_min_lr_schedule_with_warmup(opt, a.warmup, a.steps, min_lr_rate=a.min_lr_ratio)

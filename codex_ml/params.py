@@ -217,7 +217,7 @@ class LoraParams(Section):
 class ModelParams(Section):
     key = "model"
 
-    name: str = "llama-mini"  # a registry name (codex_ml.models.registry)
+    name: str = "qwen3-mini"  # a registry name (codex_ml.models.registry)
     # a local Hugging Face model folder, or a hub id (org/name) in the local HF cache; overrides name
     pretrained: str | None = None
     revision: str | None = None  # of a hub id: a branch, tag or commit in the local cache
@@ -251,7 +251,7 @@ class TrainParams(Section):
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0 disables clipping
-    max_steps: int = 1200  # about 6.5 minutes of llama-mini on 2 CPU cores
+    max_steps: int = 1200  # about 7.5 minutes of qwen3-mini on 2 CPU cores
     eval_every: int = 100
     eval_batches: int = 8  # val batches per periodic val loss
     checkpoint_every: int = 100

@@ -25,8 +25,9 @@ Precision = Literal["bf16", "tf32", "fp32"]
 
 def _parameters_of_config(c: Any) -> int:
     """The weights of a Llama-shaped config (the registry's), counted as count_parameters would count
-    the built model: q, k, v, o and the three SwiGLU matrices per layer, two RMSNorms per layer, the
-    final norm, the token embedding, and the output layer unless it is tied to the embedding."""
+    the built model: q, k, v, o and the three SwiGLU matrices per layer, two RMSNorms per layer (and
+    Qwen3's two per-head QK-norms), the final norm, the token embedding, and the output layer unless
+    it is tied to the embedding."""
     h, inter, layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
     head_dim = getattr(c, "head_dim", None) or h // c.num_attention_heads
     q = c.num_attention_heads * head_dim
@@ -34,7 +35,8 @@ def _parameters_of_config(c: Any) -> int:
     attn = h * q + 2 * h * kv + q * h + (q + 2 * kv + h if getattr(c, "attention_bias", False) else 0)
     mlp = 3 * h * inter + (2 * inter + h if getattr(c, "mlp_bias", False) else 0)
     embed = c.vocab_size * h * (1 if c.tie_word_embeddings else 2)
-    return layers * (attn + mlp + 2 * h) + h + embed
+    qk_norm = 2 * head_dim if getattr(c, "model_type", None) == "qwen3" else 0  # Qwen3's q_norm, k_norm
+    return layers * (attn + mlp + 2 * h + qk_norm) + h + embed
 
 
 def flops_per_token(model_or_config: Any, seq_len: int) -> float:

@@ -21,8 +21,8 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(head, "CPU_BLOCK_BYTES", 3 * 4 * VOCAB.size)
 
 
-def micro(seed: int = 0) -> torch.nn.Module:
-    return build_model(ModelParams(name="llama-micro"), VOCAB, seq_len=32, seed=seed)
+def micro(seed: int = 0, name: str = "llama-micro") -> torch.nn.Module:
+    return build_model(ModelParams(name=name), VOCAB, seq_len=32, seed=seed)
 
 
 def batch(seed: int = 0, shape: tuple[int, int] = (3, 32)) -> torch.Tensor:
@@ -48,8 +48,9 @@ def test_matches_cross_entropy_of_explicit_logits(small_blocks: None, num_items:
         assert float(head.linear_cross_entropy(h, w, t, num_items)) == pytest.approx(float(ref), rel=1e-6)
 
 
-def test_fused_model_matches_transformers_loss_and_every_gradient(small_blocks: None) -> None:
-    plain, fused = micro(), micro()
+@pytest.mark.parametrize("name", ["llama-micro", "qwen3-micro", "codex-micro"])
+def test_fused_model_matches_transformers_loss_and_every_gradient(small_blocks: None, name: str) -> None:
+    plain, fused = micro(name=name), micro(name=name)
     assert head.fuse_loss(fused)
     x = batch()
     for kwargs in ({}, {"num_items_in_batch": torch.tensor(500)}):

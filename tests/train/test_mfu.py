@@ -28,7 +28,7 @@ def test_flops_per_token_of_llama_micro_is_the_hand_count() -> None:
     assert flops_per_token(model, 128) == hand + 12 * 2 * 64 * 64  # attention grows with the context
 
 
-@pytest.mark.parametrize("name", ["llama-mini", "llama-tiny", "llama-small"])
+@pytest.mark.parametrize("name", ["qwen3-mini", "llama-mini", "llama-tiny", "llama-small"])
 def test_a_config_counts_what_its_built_model_holds(name: str) -> None:
     config = model_config(name, VOCAB_8K, 256)
     model = build_model(ModelParams(name=name), VOCAB_8K, 256, 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,22 @@ def test_registry_has_the_five_named_sizes_in_order_of_size() -> None:
     assert (medium.hidden_size, medium.num_hidden_layers, medium.head_dim) == (1024, 16, 64)
     widths = [model_config(n, VOCAB, 256).hidden_size for n in names]
     assert widths == sorted(widths) and len(set(widths)) == 5
+
+
+def test_the_default_is_qwen3_mini_a_stock_transformers_model(tmp_path: Path) -> None:
+    assert ModelParams().name == parse_params({}).model.name == "qwen3-mini"
+    model = build_model(ModelParams(), VOCAB, seq_len=128, seed=0)
+    c = model.config
+    assert (type(model).__name__, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.head_dim) == (
+        "Qwen3ForCausalLM", 128, 4, 4, 32)
+    assert model.model.layers[0].self_attn.q_norm.weight.shape == (32,)  # QK-norm: what it adds to Llama
+    model.save_pretrained(tmp_path / "m")
+    # the saved folder needs nothing from codex_ml: plain transformers in a fresh process loads it
+    code = "import sys; from transformers import AutoModelForCausalLM; " \
+           "print(type(AutoModelForCausalLM.from_pretrained(sys.argv[1])).__name__)"
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "Qwen3ForCausalLM"
 
 
 def test_named_model_takes_vocab_and_context_from_the_tokenizer_and_seq_len() -> None:
