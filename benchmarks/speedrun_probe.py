@@ -1,10 +1,12 @@
-"""Rank training settings for docs/speedrun.md: train a Llama shape for N steps, print val bits/byte.
+"""Rank training settings for docs/speedrun.md: train a Qwen3/Llama shape for N steps, print val bits/byte.
 
-A plain loop over the train stage's own pieces (TrainWindows, the registry's Llama settings, the
+A plain loop over the train stage's own pieces (TrainWindows, the registry's common settings, the
 stage's Muon/AdamW split and warmup + cosine schedule), then the eval stage's own scorer
 (`score_documents`: window = seq_len, stride = half) over the whole val split of an existing
-`data/tokens`. Settings that are not params yet (any width, depth, head size) can be tried without
-touching the registry. Numbers land in one JSON line on stdout and in --log.
+`data/tokens`. Settings that are not params yet (any width, depth, head size, architecture) can be
+tried without touching the registry. The value-embedding, U-net and soft-cap probes of rows 40-46 ran
+on a model class kept only in commit f471c13 (`--arch codex`). Numbers land in one JSON line on
+stdout and in --log.
 
     python benchmarks/speedrun_probe.py --tokens data/tokens --hidden 128 --head-dim 32 --steps 1000
     python benchmarks/speedrun_probe.py --threads 1 ... &  python benchmarks/speedrun_probe.py --threads 1 ...
@@ -32,7 +34,6 @@ from transformers import (
 
 from codex_ml.eval.data import load_token_split
 from codex_ml.eval.score import score_documents
-from codex_ml.models.codex_lm import CodexConfig
 from codex_ml.models.registry import COMMON
 from codex_ml.training.data import TrainWindows, load_token_data
 from codex_ml.training.optim import plain_optimizer
@@ -55,12 +56,9 @@ def main() -> None:
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--untied", action="store_true", help="an output layer of its own (no tied embedding)")
     ap.add_argument("--act", default=COMMON["hidden_act"], help="the MLP's gate activation, e.g. relu2")
-    ap.add_argument("--arch", choices=["llama", "qwen3", "codex"], default="llama",
-                    help="qwen3: Llama plus RMSNorm on each head's queries and keys (QK-norm); "
-                         "codex: qwen3 plus --value-embeds (codex_ml/models/codex_lm.py)")
-    ap.add_argument("--value-embeds", type=int, default=0, help="codex's value-embedding tables")
-    ap.add_argument("--unet", action="store_true", help="codex: U-net skips, first layers to last")
-    ap.add_argument("--softcap", type=float, default=0.0, help="codex: logits = cap * tanh(logits / cap)")
+    ap.add_argument("--arch", choices=["qwen3", "llama"], default="qwen3",
+                    help="transformers' class: qwen3 (the default model's: Llama plus RMSNorm on each "
+                         "head's queries and keys, QK-norm) or llama")
     ap.add_argument("--zero-init", action="store_true",
                     help="start o_proj and down_proj at zero (each block begins as the identity)")
     ap.add_argument("--compile", action="store_true")
@@ -77,10 +75,8 @@ def main() -> None:
     data = load_token_data(a.tokens)
     meta = data.meta
     heads = max(1, a.hidden // a.head_dim)
-    config_class = {"llama": LlamaConfig, "qwen3": Qwen3Config, "codex": CodexConfig}[a.arch]
-    extra = ({"value_embeds": a.value_embeds, "unet": a.unet, "logit_softcap": a.softcap}
-             if a.arch == "codex" else {})
-    config = config_class(**extra, **{**COMMON, "use_cache": False, "hidden_act": a.act,
+    config_class = {"llama": LlamaConfig, "qwen3": Qwen3Config}[a.arch]
+    config = config_class(**{**COMMON, "use_cache": False, "hidden_act": a.act,
                             "tie_word_embeddings": not a.untied}, vocab_size=meta["vocab_size"],
                          hidden_size=a.hidden, intermediate_size=(a.hidden * 8 // 3 + 63) // 64 * 64,
                          num_hidden_layers=a.layers,

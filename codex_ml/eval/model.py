@@ -42,7 +42,6 @@ def load_model(path: Path, device: torch.device) -> torch.nn.Module:
     from transformers.utils import logging as hf_logging
 
     check_model_dir(path)
-    import codex_ml.models.codex_lm  # noqa: F401  (registers model_type "codex" with the Auto classes)
     if not progress_enabled():  # transformers' own bars ("Loading weights") stay out of CI logs too
         hf_logging.disable_progress_bar()
     dtype: Any = torch.float32 if device.type == "cpu" else "auto"

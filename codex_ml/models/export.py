@@ -45,7 +45,6 @@ def _merge_into_full_precision(model: Any, adapter_dir: Path, base_dir: Path | N
 
     if base_dir is None:
         raise RuntimeError("a 4-bit (QLoRA) model needs its base folder to be merged")
-    import codex_ml.models.codex_lm  # noqa: F401  (registers model_type "codex" with the Auto classes)
     full = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16)
     full.config.update({k: getattr(model.config, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")})
     return PeftModel.from_pretrained(full, adapter_dir).merge_and_unload()

@@ -30,11 +30,9 @@ IGNORE = -100  # transformers' ignore_index for labels
 # Model types whose CausalLM forward is exactly `logits = lm_head(model(...).last_hidden_state)`.
 # Others may scale or softcap logits after the head, so they keep their own forward.
 # Read from each class's forward (transformers 5.24); tests/test_pretrained.py (mistral, qwen2) and
-# tests/train/test_head.py (llama, codex, qwen3) check the loss and every gradient against
-# transformers' on each. codex is this package's Qwen3 subclass (models/codex_lm.py), which keeps
-# Qwen3ForCausalLM's forward. Phi (a head with a bias), Gemma (softcapping) and GPT-2/NeoX (other
-# attribute names) are not on it.
-PLAIN_HEAD_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "codex"})
+# tests/train/test_head.py (llama, qwen3) check the loss and every gradient against transformers' on
+# each. Phi (a head with a bias), Gemma (softcapping) and GPT-2/NeoX (other attribute names) are not on it.
+PLAIN_HEAD_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
 # Bytes of fp32 logits per block: on CPU about one core's L2 (2 MiB here, x2 cores); on a GPU the
 # blocks only bound the memory held at once, so they are much larger.
@@ -58,7 +56,7 @@ def plain_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear
     for any other model. A PEFT wrapper is looked through; a LoRA-wrapped head is not plain."""
     base = _unwrap(model)
     config = getattr(base, "config", None)
-    if getattr(config, "model_type", None) not in PLAIN_HEAD_TYPES or getattr(config, "logit_softcap", None):
+    if getattr(config, "model_type", None) not in PLAIN_HEAD_TYPES:
         return None
     head = base.get_output_embeddings()
     decoder = getattr(base, "model", None)

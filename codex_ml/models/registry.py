@@ -29,11 +29,6 @@ MODELS: dict[str, dict[str, Any]] = {
                         num_attention_heads=4, num_key_value_heads=4),
     "qwen3-micro": dict(arch="qwen3", hidden_size=64, intermediate_size=192, num_hidden_layers=2,
                         num_attention_heads=4, num_key_value_heads=4),
-    # codex (models/codex_lm.py): Qwen3 plus value embeddings. Tried as the default and lost (rows 40-43)
-    "codex-micro": dict(arch="codex", value_embeds=1, hidden_size=64, intermediate_size=192,
-                        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4),
-    "codex-mini": dict(arch="codex", value_embeds=2, hidden_size=128, intermediate_size=384,
-                       num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4),
     # The default: the best val bits/byte found for a 10-minute `make repro` on 2 CPU cores
     # (docs/speedrun.md). llama-mini's shape (at that budget more tokens beat more weights) with
     # QK-norm, which lowered val bits/byte by 0.012 at the pipeline's 1,200 steps for 6% of the speed.
@@ -96,10 +91,8 @@ def model_config(name: str, vocab: Vocab, seq_len: int) -> Any:
     if name not in MODELS:
         raise ParamsError(f"model.name: unknown model {name!r}; known: {', '.join(known_names())} "
                           f"(or set model.pretrained to a local Hugging Face folder)")
-    from codex_ml.models.codex_lm import CodexConfig
-
     shape = dict(MODELS[name])
-    config_class = {"llama": LlamaConfig, "qwen3": Qwen3Config, "codex": CodexConfig}[shape.pop("arch")]
+    config_class = {"llama": LlamaConfig, "qwen3": Qwen3Config}[shape.pop("arch")]
     head_dim = shape["hidden_size"] // shape["num_attention_heads"]
     return config_class(vocab_size=vocab.size, pad_token_id=vocab.pad_id, bos_token_id=vocab.bos_id,
                         eos_token_id=vocab.eos_id, max_position_embeddings=seq_len, head_dim=head_dim,
@@ -113,7 +106,6 @@ def build_model(params: ModelParams, vocab: Vocab, seq_len: int, seed: int) -> A
     from transformers import AutoConfig, AutoModelForCausalLM
 
     base = base_of(params)
-    import codex_ml.models.codex_lm  # noqa: F401  (registers model_type "codex" with the Auto classes)
     if base is not None:
         path = base.folder
         config = AutoConfig.from_pretrained(path)

@@ -20,9 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-# Parameter names that stay on AdamW even when 2-D: the vocabulary-sized tables (input, output and
-# codex's value embeddings).
-EMBEDDING_NAMES = ("embed_tokens", "lm_head", "wte", "embed_out", "value_embeds")
+# Parameter names that stay on AdamW even when 2-D: the vocabulary-sized input/output tables.
+EMBEDDING_NAMES = ("embed_tokens", "lm_head", "wte", "embed_out")
 
 
 def closure_loss(closure: Callable[[], float] | None) -> float | None:

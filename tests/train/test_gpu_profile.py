@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from codex_ml.models import MODELS as REGISTRY
 from codex_ml.params import load_params
 from tests.conftest import ROOT
 from tests.conftest import compose as conf_composed
@@ -39,7 +40,8 @@ def test_gpu_profile_composes_with_every_model(tmp_path: Path, model: str) -> No
     assert (t["dtype"], t["compile"], t["grad_accum"]) == ("bfloat16", True, 1)
     assert t["seq_len"] >= 1024 and t["batch_size"] * t["seq_len"] >= 65_536  # a batch that fills a GPU
     assert t["peak_tflops"] == 0  # the device table decides
-    assert composed["model"]["name"] == f"llama-{model}"
+    option = yaml.safe_load((ROOT / "conf/model" / f"{model}.yaml").read_text())
+    assert composed["model"]["name"] == option["name"] and option["name"] in REGISTRY
 
 
 # The profile's size shrunk to a CPU test's: llama-micro, 2 steps of 4 x 32 tokens.
