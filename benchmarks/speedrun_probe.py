@@ -4,7 +4,9 @@ A plain loop over the train stage's own pieces (TrainWindows, the registry's com
 stage's Muon/AdamW split and warmup + cosine schedule), then the eval stage's own scorer
 (`score_documents`: window = seq_len, stride = half) over the whole val split of an existing
 `data/tokens`. Settings that are not params yet (any width, depth, head size, architecture) can be
-tried without touching the registry. The value-embedding, U-net and soft-cap probes of rows 40-46 ran
+tried without touching the registry, and so can schedules (warmup-stable-decay), a weight average
+(`--ema`: scored beside the final weights) and a longer window for the last part of training
+(`--late-seq-len`). The value-embedding, U-net and soft-cap probes of rows 40-46 ran
 on a model class kept only in commit f471c13 (`--arch codex`). Numbers land in one JSON line on
 stdout and in --log.
 
@@ -30,6 +32,7 @@ from transformers import (
     LlamaConfig,
     Qwen3Config,
     get_cosine_with_min_lr_schedule_with_warmup,
+    get_wsd_schedule,
 )
 
 from codex_ml.eval.data import load_token_split
@@ -54,6 +57,18 @@ def main() -> None:
     ap.add_argument("--muon-lr", type=float, default=0.02)
     ap.add_argument("--min-lr-ratio", type=float, default=0.1)
     ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--schedule", choices=["cosine", "wsd"], default="cosine",
+                    help="warmup + cosine to min-lr-ratio, or warmup-stable-decay (transformers' "
+                         "get_wsd_schedule) with its decay over the last --decay-frac of the steps")
+    ap.add_argument("--decay-frac", type=float, default=0.4)
+    ap.add_argument("--decay-type", default="linear", help="wsd's decay shape: linear, cosine, 1-sqrt")
+    ap.add_argument("--late-seq-len", type=int, default=0,
+                    help="for the last --late-frac of the steps, windows of this many tokens (the same "
+                         "tokens per step: fewer windows); eval then scores with this window")
+    ap.add_argument("--late-frac", type=float, default=0.2)
+    ap.add_argument("--ema", type=lambda v: [float(d) for d in v.split(",")], default=[],
+                    help="also score exponential moving averages of the weights with these decays "
+                         "(comma-separated, e.g. 0.99,0.995)")
     ap.add_argument("--untied", action="store_true", help="an output layer of its own (no tied embedding)")
     ap.add_argument("--act", default=COMMON["hidden_act"], help="the MLP's gate activation, e.g. relu2")
     ap.add_argument("--arch", choices=["qwen3", "llama"], default="qwen3",
@@ -92,22 +107,38 @@ def main() -> None:
                     p.zero_()
     opt = plain_optimizer(model, a.optimizer, lr=a.lr, muon_lr=a.muon_lr, weight_decay=a.weight_decay,
                           betas=(0.9, 0.95))
-    sched = get_cosine_with_min_lr_schedule_with_warmup(opt, a.warmup, a.steps, min_lr_rate=a.min_lr_ratio)
+    if a.schedule == "wsd":
+        sched = get_wsd_schedule(opt, a.warmup, round(a.steps * a.decay_frac), a.steps,
+                                 decay_type=a.decay_type, min_lr_ratio=a.min_lr_ratio)
+    else:
+        sched = get_cosine_with_min_lr_schedule_with_warmup(opt, a.warmup, a.steps,
+                                                            min_lr_rate=a.min_lr_ratio)
+    emas = {decay: [p.detach().clone() for p in model.parameters()] for decay in a.ema}
     forward = torch.compile(model) if a.compile else model
     windows = TrainWindows(data.train, a.seq_len, a.steps * a.batch_size, a.batch_size, a.seed)
+    late_start, late_batch, late_windows = a.steps, a.batch_size, windows
+    if a.late_seq_len:
+        late_start = a.steps - round(a.steps * a.late_frac)
+        late_batch = a.batch_size * a.seq_len // a.late_seq_len
+        late_windows = TrainWindows(data.train, a.late_seq_len, a.steps * late_batch, late_batch, a.seed)
+    eval_window = a.late_seq_len or a.seq_len
 
     losses: list[float] = []
     t0 = time.perf_counter()
     t_steady = t0
     for step in range(a.steps):
-        first = step * a.batch_size
-        x = torch.stack([windows[i]["input_ids"] for i in range(first, first + a.batch_size)])
+        source, batch = (late_windows, late_batch) if step >= late_start else (windows, a.batch_size)
+        first = step * batch
+        x = torch.stack([source[i]["input_ids"] for i in range(first, first + batch)])
         loss = forward(input_ids=x, labels=x).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for decay, ema in emas.items():
+                torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1 - decay)
         losses.append(loss.item())
         if step == 4:  # compilation and warm-up are over
             t_steady = time.perf_counter()
@@ -123,10 +154,20 @@ def main() -> None:
     if not a.no_eval:
         model.eval()
         docs = load_token_split(a.tokens, "val")
-        scores = score_documents(model, [d.ids for d in docs], window=a.seq_len, stride=a.seq_len // 2,
-                                 batch_size=16, eos_id=meta["eos_id"], pad_id=meta["pad_id"],
-                                 device=torch.device("cpu"))
-        result["val_bits_per_byte"] = float(scores.nll.sum() / math.log(2) / sum(d.nbytes for d in docs))
+        nbytes = sum(d.nbytes for d in docs)
+
+        def val_bits_per_byte() -> float:
+            scores = score_documents(model, [d.ids for d in docs], window=eval_window,
+                                     stride=eval_window // 2, batch_size=16, eos_id=meta["eos_id"],
+                                     pad_id=meta["pad_id"], device=torch.device("cpu"))
+            return float(scores.nll.sum() / math.log(2) / nbytes)
+
+        result["val_bits_per_byte"] = val_bits_per_byte()
+        for decay, ema in emas.items():
+            with torch.no_grad():
+                for p, e in zip(model.parameters(), ema, strict=True):
+                    p.copy_(e)
+            result[f"ema{decay}_val_bits_per_byte"] = val_bits_per_byte()
     line = json.dumps(result)
     print(line, flush=True)
     if a.log:

@@ -240,6 +240,11 @@ class TrainParams(Section):
 
     seed: int = 1337
     seq_len: int = 128
+    # the last `final_fraction` of the steps train on windows of final_seq_len tokens (a multiple of
+    # seq_len), fewer of them (the same tokens per step); the model's context and the eval window are
+    # then final_seq_len. 0 = seq_len throughout (training/data.py, docs/speedrun.md row 51)
+    final_seq_len: int = 256
+    final_fraction: float = 0.2
     batch_size: int = 16
     grad_accum: int = 1
     optimizer: Literal["adamw", "muon"] = "muon"  # muon: Muon on hidden matrices, AdamW on the rest
@@ -252,6 +257,9 @@ class TrainParams(Section):
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0 disables clipping
     max_steps: int = 1200  # about 7.5 minutes of qwen3-mini on 2 CPU cores
+    # the saved (and validated) weights are an exponential moving average of the trained ones with
+    # this decay (warmed up: training/ema.py); 0 = the last step's weights
+    ema_decay: float = 0.99
     eval_every: int = 100
     eval_batches: int = 8  # val batches per periodic val loss
     checkpoint_every: int = 100
@@ -265,10 +273,30 @@ class TrainParams(Section):
     # a checkpoint's fingerprint.
     peak_tflops: float = 0.0
 
+    @property
+    def context(self) -> int:
+        """Tokens per window at the end of training: the model's context and the default eval window."""
+        return self.final_seq_len or self.seq_len
+
+    @property
+    def final_steps(self) -> int:
+        """Optimizer steps (the last ones) on windows of final_seq_len."""
+        return round(self.max_steps * self.final_fraction) if self.final_seq_len else 0
+
     def check(self) -> None:
         for name in ("seq_len", "batch_size", "grad_accum", "max_steps", "eval_every",
                      "eval_batches", "checkpoint_every"):
             _require(getattr(self, name) > 0, f"train.{name}", "an integer > 0", getattr(self, name))
+        if self.final_seq_len:
+            _require(self.final_seq_len > self.seq_len and self.final_seq_len % self.seq_len == 0,
+                     "train.final_seq_len", f"0 or a multiple > 1 of train.seq_len={self.seq_len}",
+                     self.final_seq_len)
+            ratio = self.final_seq_len // self.seq_len
+            _require(self.batch_size % ratio == 0, "train.batch_size",
+                     f"a multiple of train.final_seq_len / train.seq_len = {ratio} (each final window "
+                     f"takes the tokens of {ratio} windows)", self.batch_size)
+        _require(0.0 <= self.final_fraction <= 1.0, "train.final_fraction", "a number in [0, 1]",
+                 self.final_fraction)
         _require(self.lr > 0, "train.lr", "a number > 0", self.lr)
         _require(self.muon_lr > 0, "train.muon_lr", "a number > 0", self.muon_lr)
         _require(0.0 <= self.min_lr_ratio <= 1.0, "train.min_lr_ratio", "a number in [0, 1]",
@@ -276,6 +304,8 @@ class TrainParams(Section):
         _require(0 <= self.warmup_steps < self.max_steps, "train.warmup_steps",
                  f"an integer in [0, train.max_steps={self.max_steps})", self.warmup_steps)
         _require(self.weight_decay >= 0, "train.weight_decay", "a number >= 0", self.weight_decay)
+        _require(0.0 <= self.ema_decay < 1.0, "train.ema_decay", "a number in [0, 1) (0 = no average)",
+                 self.ema_decay)
         for name in ("beta1", "beta2"):
             _require(0.0 <= getattr(self, name) < 1.0, f"train.{name}", "a number in [0, 1)",
                      getattr(self, name))
@@ -383,8 +413,9 @@ class Params(Section):
     report: ReportParams = Field(default_factory=ReportParams)
 
     def eval_window(self) -> int:
-        """Tokens per eval window for the pipeline's own model (which has train.seq_len positions)."""
-        return self.eval.window_for(self.train.seq_len)
+        """Tokens per eval window for the pipeline's own model (its context: train.final_seq_len, or
+        train.seq_len without one)."""
+        return self.eval.window_for(self.train.context)
 
     def check(self) -> None:
         """Each section, then what stages share: everything a later stage would refuse is refused here,
@@ -398,12 +429,13 @@ class Params(Section):
         if train.eval_every > train.max_steps:
             raise ParamsError(f"train.eval_every: expected <= train.max_steps ({train.max_steps}), "
                               f"got {train.eval_every}")
+        context = "train.final_seq_len" if train.final_seq_len else "train.seq_len"
         if ev.window and not self.model.pretrained:
-            _require(ev.window <= train.seq_len, "eval.window", f"0 or <= train.seq_len={train.seq_len} "
-                     "(a model from the registry has train.seq_len positions)", ev.window)
+            _require(ev.window <= train.context, "eval.window", f"0 or <= {context}={train.context} "
+                     f"(a model from the registry has {context} positions)", ev.window)
         if not ev.window:
             ev.check_window(self.eval_window(),
-                            f"the eval window (eval.window=0 -> train.seq_len={train.seq_len})")
+                            f"the eval window (eval.window=0 -> {context}={train.context})")
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ def main() -> None:
     from codex_ml.eval.evaluate import EvalInputs, run_eval, summary_line, write_outputs
 
     metrics, results, settings = run_eval(params.eval, EvalInputs(model_dir=Path("models/model")),
-                                          train_seq_len=params.train.seq_len)
+                                          train_seq_len=params.train.context)
     write_outputs(metrics, results, settings, Path("metrics/eval.json"), Path("metrics/eval"))
     log.info("eval: window %d, stride %d, %s", settings["window"], settings["stride"], settings["device"])
     for name, m in metrics.items():

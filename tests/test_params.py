@@ -109,14 +109,19 @@ def test_params_are_frozen_and_dump_to_plain_data() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"train": {"seq_len": 32}, "eval": {"completion_max_tokens": 40}},
+        ({"train": {"seq_len": 32, "final_seq_len": 0}, "eval": {"completion_max_tokens": 40}},
          "eval.completion_max_tokens: expected < the eval window (eval.window=0 -> train.seq_len=32), "
          "got 40"),
-        ({"train": {"seq_len": 64}, "eval": {"stride": 64}},
+        ({"train": {"seq_len": 64, "final_seq_len": 0}, "eval": {"stride": 64}},
          "eval.stride: expected < the eval window (eval.window=0 -> train.seq_len=64), got 64"),
-        ({"train": {"seq_len": 64}, "eval": {"window": 128}},
+        ({"train": {"seq_len": 64, "final_seq_len": 0}, "eval": {"window": 128}},
          "eval.window: expected 0 or <= train.seq_len=64 (a model from the registry has train.seq_len "
          "positions), got 128"),
+        ({"train": {"seq_len": 64, "final_seq_len": 128}, "eval": {"window": 256}},
+         "eval.window: expected 0 or <= train.final_seq_len=128 (a model from the registry has "
+         "train.final_seq_len positions), got 256"),
+        ({"train": {"seq_len": 64, "final_seq_len": 128}, "eval": {"stride": 128}},
+         "eval.stride: expected < the eval window (eval.window=0 -> train.final_seq_len=128), got 128"),
         ({"train": {"max_steps": 50, "warmup_steps": 5, "eval_every": 100}},
          "train.eval_every: expected <= train.max_steps (50), got 100"),
     ],
@@ -128,25 +133,47 @@ def test_cross_stage_conflicts_name_both_keys(raw: dict, message: str) -> None:
 
 
 def test_dependent_defaults_follow_the_window() -> None:
-    """completion_max_tokens 0 = min(64, window // 2): 64 at the default 128, 32 at the quick 64."""
+    """The eval window is the model's context: train.final_seq_len (default 256), else train.seq_len;
+    completion_max_tokens 0 = min(64, window // 2)."""
     default = parse_params({})
-    assert default.eval_window() == 128 and default.eval.completion_tokens_in(128) == 64
-    quick = parse_params({"train": {"seq_len": 64}})
-    assert quick.eval_window() == 64 and quick.eval.completion_tokens_in(64) == 32
-    assert quick.eval.stride_in(64) == 32
+    assert default.train.context == 256 and default.train.final_steps == 240
+    assert default.eval_window() == 256 and default.eval.completion_tokens_in(256) == 64
+    plain = parse_params({"train": {"seq_len": 64, "final_seq_len": 0}})
+    assert plain.eval_window() == 64 and plain.eval.completion_tokens_in(64) == 32
+    assert plain.train.final_steps == 0
+    assert plain.eval.stride_in(64) == 32
     # Nothing to complete: the completion length cannot conflict.
-    parse_params({"train": {"seq_len": 32}, "eval": {"completion_samples": 0, "completion_max_tokens": 40}})
+    parse_params({"train": {"seq_len": 32, "final_seq_len": 0},
+                  "eval": {"completion_samples": 0, "completion_max_tokens": 40}})
     # A pretrained model has its own positions: only eval reads them (checked there).
-    wide = parse_params({"model": {"pretrained": "/m"}, "train": {"seq_len": 64}, "eval": {"window": 128}})
-    assert wide.eval_window() == 128
+    wide = parse_params({"model": {"pretrained": "/m"}, "train": {"seq_len": 64}, "eval": {"window": 512}})
+    assert wide.eval_window() == 512
     assert EvalParams(completion_max_tokens=10).completion_tokens_in(8) == 10  # explicit wins (checked)
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ({"final_seq_len": 192}, "train.final_seq_len: expected 0 or a multiple > 1 of train.seq_len=128, "
+                                 "got 192"),
+        ({"final_seq_len": 128}, "train.final_seq_len: expected 0 or a multiple > 1 of train.seq_len=128, "
+                                 "got 128"),
+        ({"final_seq_len": 512, "batch_size": 6}, "train.batch_size: expected a multiple of "
+         "train.final_seq_len / train.seq_len = 4 (each final window takes the tokens of 4 windows), got 6"),
+        ({"final_fraction": 1.5}, "train.final_fraction: expected a number in [0, 1], got 1.5"),
+    ],
+)
+def test_final_window_params_are_checked(train: dict, message: str) -> None:
+    with pytest.raises(ParamsError) as err:
+        parse_params({"train": train}, "params.yaml")
+    assert str(err.value) == f"params.yaml: {message}"
 
 
 def test_a_cross_stage_conflict_stops_the_first_stage(tmp_path: Path) -> None:
     """prepare reads only data.*, yet refuses a run that eval would refuse, before writing anything."""
     shutil.copytree(ROOT / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    conflict = {"train": {"seq_len": 32}, "eval": {"completion_max_tokens": 40}}
+    conflict = {"train": {"seq_len": 32, "final_seq_len": 0}, "eval": {"completion_max_tokens": 40}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(merge(base, conflict), sort_keys=False))
     proc = run([sys.executable, "stages/prepare.py"], tmp_path, check=False, PYTHONPATH=str(ROOT))
     assert proc.returncode == 2, proc.stderr

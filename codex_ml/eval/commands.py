@@ -45,9 +45,11 @@ def eval_command(
         help="encode the prepared text with the model's own tokenizer instead of reading the token files "
              "(a model with another tokenizer)")] = False,
     params: Annotated[Path, typer.Option(
-        help="params file whose eval section (and train.seq_len, the default window) apply, if it exists")]
+        help="params file whose eval section (and the training context, the default window) apply, "
+             "if it exists")]
         = Path("params.yaml"),
-    window: Annotated[int | None, typer.Option(help="tokens per window (default: train.seq_len)")] = None,
+    window: Annotated[int | None, typer.Option(
+        help="tokens per window (default: train.final_seq_len, else train.seq_len)")] = None,
     stride: Annotated[int | None, typer.Option(help="window step (default: window // 2)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="windows per forward pass")] = None,
     bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples (0: no intervals)")] = None,
@@ -82,7 +84,7 @@ def eval_command(
         eval_params, seq_len, data_params = EvalParams(), None, None
         if params.is_file():
             loaded = load_params(params)
-            eval_params, seq_len, data_params = loaded.eval, loaded.train.seq_len, loaded.data
+            eval_params, seq_len, data_params = loaded.eval, loaded.train.context, loaded.data
         overrides = {k: v for k, v in dict(window=window, stride=stride, batch_size=batch_size,
                                             bootstrap=bootstrap, completion_samples=completion_samples,
                                             completion_max_tokens=completion_max_tokens).items()

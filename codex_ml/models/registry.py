@@ -83,7 +83,8 @@ def model_config(name: str, vocab: Vocab, seq_len: int) -> Any:
     """The config (LlamaConfig or Qwen3Config) of a registry name; ParamsError listing the known names
     for any other.
 
-    max_position_embeddings is the training context (train.seq_len): what the model has learned to
+    max_position_embeddings is the training context (train.final_seq_len, or train.seq_len without
+    one): what the model has learned to
     use, and what evaluation and generation read from config.json as its context.
     """
     from transformers import LlamaConfig, Qwen3Config

@@ -102,12 +102,26 @@ class TrainWindows(torch.utils.data.Dataset):
     Offsets are drawn per block of `block` windows (one optimizer step's worth) from a generator
     seeded by (seed, block index): O(1) memory however long the run, and any index is reachable
     without replaying the ones before it.
+
+    From index `final_from` on (train.final_seq_len), a block holds block / r windows of r x seq_len
+    tokens instead, r = final_seq_len / seq_len: each is handed out as r consecutive items of seq_len
+    tokens, its consecutive pieces, which `join_windows` puts back together in the batch. Items keep
+    one shape, so the Trainer's loader, its per-process split of a step and the resume position (a
+    count of items) work unchanged; a step still holds `block` x seq_len tokens.
     """
 
-    def __init__(self, tokens: TokenStream, seq_len: int, count: int, block: int, seed: int):
-        if len(tokens) < seq_len:
-            raise StageError(f"train split has {len(tokens)} tokens, fewer than train.seq_len={seq_len}")
+    def __init__(self, tokens: TokenStream, seq_len: int, count: int, block: int, seed: int,
+                 final_seq_len: int = 0, final_from: int | None = None):
+        longest = max(seq_len, final_seq_len)
+        if len(tokens) < longest:
+            key = "train.final_seq_len" if final_seq_len > seq_len else "train.seq_len"
+            raise StageError(f"train split has {len(tokens)} tokens, fewer than {key}={longest}")
         self.tokens, self.seq_len, self.count, self.block, self.seed = tokens, seq_len, count, block, seed
+        self.ratio = final_seq_len // seq_len if final_seq_len else 1
+        if block % self.ratio:
+            raise StageError(f"train.batch_size: {block} windows per step do not split into windows of "
+                             f"{final_seq_len} tokens ({self.ratio} each)")
+        self.final_from = count if final_from is None or self.ratio == 1 else final_from
         self._cached: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -115,15 +129,32 @@ class TrainWindows(torch.utils.data.Dataset):
 
     def start(self, index: int) -> int:
         b, offset = divmod(index, self.block)
+        ratio = self.ratio if index >= self.final_from else 1
         if self._cached is None or self._cached[0] != b:
             rng = np.random.default_rng([self.seed, b])
-            self._cached = (b, rng.integers(0, len(self.tokens) - self.seq_len + 1, size=self.block))
-        return int(self._cached[1][offset])
+            length = self.seq_len * ratio
+            self._cached = (b, rng.integers(0, len(self.tokens) - length + 1, size=self.block // ratio))
+        window, piece = divmod(offset, ratio)
+        return int(self._cached[1][window]) + piece * self.seq_len
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.count:
             raise IndexError(index)
-        return _window(self.tokens, self.start(index), self.seq_len)
+        item = _window(self.tokens, self.start(index), self.seq_len)
+        item["join"] = torch.tensor(self.ratio if index >= self.final_from else 1)
+        return item
+
+
+def join_windows(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """The data collator for TrainWindows: stack the items, and rejoin the pieces of final windows."""
+    join = {int(item.pop("join", 1)) for item in items}
+    if len(join) != 1:
+        raise ValueError(f"a batch mixes windows of {sorted(join)} pieces")  # never: a batch is in one step
+    ratio = join.pop()
+    batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
+    if ratio > 1:
+        batch = {key: t.reshape(-1, ratio * t.shape[1]) for key, t in batch.items()}
+    return batch
 
 
 class EvalWindows(torch.utils.data.Dataset):

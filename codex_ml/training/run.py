@@ -4,7 +4,8 @@
 2. build the model (registry or pretrained), wrap it in LoRA if asked; on CPU fuse its loss into the head
 3. fingerprint the run; resume the newest verifying checkpoint of the same fingerprint
 4. train with CodexTrainer, logging to dvclive (MFU too, where the device's peak is known: mfu.py)
-5. write models/model/ (a plain HF folder, LoRA merged, tokenizer included), atomically
+5. write models/model/ (a plain HF folder, LoRA merged, tokenizer included), atomically: the
+   weights' moving average (train.ema_decay, training/ema.py), or the last step's
 
 The same code runs as one process or under `torchrun --nproc_per_node N`: process 0 writes
 checkpoints, metrics and the model; the others only train.
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PrinterCallback, ProgressCallback, TrainerCallback, default_data_collator
+from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 from transformers.utils import logging as hf_logging
 
 import codex_ml.models
@@ -40,7 +41,15 @@ from codex_ml.training.checkpoint import (
     fingerprint_of,
     report_and_clean,
 )
-from codex_ml.training.data import EvalWindows, TrainWindows, check_made_by, load_token_data, unigram_entropy
+from codex_ml.training.data import (
+    EvalWindows,
+    TrainWindows,
+    check_made_by,
+    join_windows,
+    load_token_data,
+    unigram_entropy,
+)
+from codex_ml.training.ema import AverageWeights, WeightAverage
 from codex_ml.training.mfu import flops_per_token, resolve_peak
 from codex_ml.training.telemetry import LiveLogger, Progress, close_live, open_live
 from codex_ml.training.trainer import CodexTrainer, EvalOnSave, barrier, training_arguments, use_bf16
@@ -107,7 +116,7 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     check_made_by(data, paths.tokenizer, base)
 
     configure_torch(tp.threads)
-    model = build_model(mp, Vocab.from_meta(data.meta), tp.seq_len, tp.seed)
+    model = build_model(mp, Vocab.from_meta(data.meta), tp.context, tp.seed)
     if mp.lora.enabled:
         model = apply_lora(model, mp.lora, tp.gradient_checkpointing)
     # The fused loss is 1.36x faster forward + backward on CPU (llama-mini); on an H200 in bf16 it was
@@ -116,8 +125,13 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     log.info("train: loss %s", "fused into the output layer" if fused else "transformers' own")
     parameters = (count_parameters(model), count_parameters(model, trainable_only=True))
     windows_per_step = tp.batch_size * tp.grad_accum
+    if tp.final_seq_len and (tp.batch_size // processes) % (tp.final_seq_len // tp.seq_len):
+        raise ParamsError(f"train.batch_size: expected each of the {processes} processes' "
+                          f"{tp.batch_size // processes} windows per micro-step to split into windows of "
+                          f"train.final_seq_len={tp.final_seq_len} tokens, got {tp.batch_size}")
     train_set = TrainWindows(data.train, tp.seq_len, tp.max_steps * windows_per_step, windows_per_step,
-                             tp.seed)
+                             tp.seed, final_seq_len=tp.final_seq_len,
+                             final_from=(tp.max_steps - tp.final_steps) * windows_per_step)
     val_set = EvalWindows(data.val, tp.seq_len, tp.eval_batches * tp.batch_size)
     inputs = fingerprint_inputs(params, data.fingerprint(), processes)
     fingerprint = fingerprint_of(inputs)
@@ -148,15 +162,24 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
         logger.replay(state["log_history"])
     trainer = CodexTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
-        data_collator=default_data_collator, callbacks=[logger, EvalOnSave(), Progress(), *callbacks],
+        data_collator=join_windows, callbacks=[logger, EvalOnSave(), Progress(), *callbacks],
         checkpoint_meta={"format": FORMAT, "fingerprint": fingerprint, "fingerprint_inputs": inputs,
                          "sampler": {"seed": tp.seed, "windows_per_step": windows_per_step}},
         keep_best=tp.keep_best, muon_lr=tp.muon_lr if tp.optimizer == "muon" else None)
     for noisy in (PrinterCallback, ProgressCallback):  # they print every step's logs; Progress is quiet
         trainer.remove_callback(noisy)
+    if tp.ema_decay:
+        # made here, not before: the Trainer has put the model on its device by now
+        assert trainer.model is not None
+        trainer.average = WeightAverage(trainer.model, tp.ema_decay)
+        if choice.resume is not None:
+            trainer.average.load(choice.resume.path)
+        trainer.add_callback(AverageWeights(trainer.average))
     trainer.train(resume_from_checkpoint=str(choice.resume.path) if choice.resume else None)
 
     summary: dict[str, Any] = {}
+    if trainer.average is not None:
+        trainer.average.copy_to()  # the saved model is the average
     if main:
         save_model_folder(trainer.accelerator.unwrap_model(trainer.model), paths.tokenizer, paths.model,
                           base=data.meta.get("base_model"), base_dir=base.folder if base else None)

@@ -20,6 +20,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from codex_ml.io import write_json
 from codex_ml.params import TrainParams
 from codex_ml.training.checkpoint import META, retain, write_manifest
+from codex_ml.training.ema import WeightAverage
 from codex_ml.training.optim import muon_adamw
 
 
@@ -108,6 +109,15 @@ class CodexTrainer(Trainer):
         self.checkpoint_meta = checkpoint_meta
         self.keep_best = keep_best
         self.muon_lr = muon_lr
+        # train.ema_decay's average (training/ema.py), set by run.py once the model is on its device:
+        # evaluation (and so checkpoint ranking) scores it, and every checkpoint carries it.
+        self.average: WeightAverage | None = None
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        if self.average is None:
+            return super().evaluate(*args, **kwargs)
+        with self.average.applied():
+            return super().evaluate(*args, **kwargs)
 
     def create_optimizer(self, model: Any = None) -> Any:
         if self.muon_lr is None or self.optimizer is not None:
@@ -152,6 +162,8 @@ class CodexTrainer(Trainer):
                 # The windows consumed so far: TrainWindows index where the next step starts.
                 "sampler": {**sampler, "position": step * sampler["windows_per_step"]},
             })
+            if self.average is not None:
+                self.average.save(path)
             write_manifest(path)  # last: a checkpoint without a verifying manifest is never resumed
             retain(Path(str(self.args.output_dir)), self.keep_best)
         barrier()

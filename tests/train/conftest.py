@@ -66,8 +66,8 @@ def token_data(tmp_path_factory: pytest.TempPathFactory, stdlib_sample: Path) ->
 # Small, fast settings: llama-micro, a few dozen steps, one thread (identical numerics everywhere).
 MICRO: dict[str, Any] = {
     "model": {"name": "llama-micro"},
-    "train": {"seq_len": 64, "batch_size": 8, "max_steps": 30, "warmup_steps": 5, "eval_every": 10,
-              "eval_batches": 2, "checkpoint_every": 10, "lr": 0.003, "threads": 1},
+    "train": {"seq_len": 64, "final_seq_len": 128, "batch_size": 8, "max_steps": 30, "warmup_steps": 5,
+              "eval_every": 10, "eval_batches": 2, "checkpoint_every": 10, "lr": 0.003, "threads": 1},
 }
 
 

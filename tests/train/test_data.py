@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from codex_ml.runtime import StageError
 from codex_ml.shards import TokenStream, read_index
-from codex_ml.training.data import EvalWindows, TrainWindows, load_token_data, unigram_entropy
+from codex_ml.training.data import EvalWindows, TrainWindows, join_windows, load_token_data, unigram_entropy
 
 
 def test_loads_the_tokenize_stage_format(token_data: Path) -> None:
@@ -58,6 +59,33 @@ def test_train_windows_are_seeded_slices_of_the_stream_addressable_by_position()
     assert [other.start(i) for i in range(400)] != starts
     with pytest.raises(IndexError):
         a[400]
+
+
+def test_final_windows_come_as_consecutive_pieces_that_the_collator_rejoins() -> None:
+    stream = np.arange(10_000, dtype=np.uint16)
+    plain = TrainWindows(stream, seq_len=32, count=160, block=16, seed=7)
+    # The last 4 steps (64 items) of 10: 8 windows of 64 tokens per step, each as 2 pieces of 32.
+    final = TrainWindows(stream, seq_len=32, count=160, block=16, seed=7, final_seq_len=64, final_from=96)
+    assert [final.start(i) for i in range(96)] == [plain.start(i) for i in range(96)]  # before: unchanged
+    step = [final[i] for i in range(96, 112)]
+    assert {int(item["join"]) for item in step} == {2} and {int(final[95]["join"])} == {1}
+    for first, second in zip(step[::2], step[1::2], strict=True):
+        assert second["input_ids"][0] == first["input_ids"][-1] + 1  # the piece that follows
+    batch = join_windows([dict(item) for item in step])
+    assert set(batch) == {"input_ids", "labels"} and batch["input_ids"].shape == (8, 64)
+    starts = batch["input_ids"][:, 0].tolist()
+    for row, start in zip(batch["input_ids"].tolist(), starts, strict=True):
+        assert row == list(range(start, start + 64))  # contiguous text, not two unrelated windows
+    assert torch.equal(batch["labels"], batch["input_ids"])
+    # A process's share of a step (the Trainer splits a step into contiguous runs of items) rejoins
+    # into whole windows of its own, and a resumed run reads the same items from the same position.
+    assert torch.equal(join_windows([final[i] for i in range(104, 112)])["input_ids"], batch["input_ids"][4:])
+    again = TrainWindows(stream, seq_len=32, count=160, block=16, seed=7, final_seq_len=64, final_from=96)
+    assert [again.start(i) for i in range(159, 95, -1)] == [final.start(i) for i in range(159, 95, -1)]
+    plain_batch = join_windows([plain[i] for i in range(16)])
+    assert plain_batch["input_ids"].shape == (16, 32)
+    with pytest.raises(StageError, match=r"fewer than train\.final_seq_len=20000"):
+        TrainWindows(stream, seq_len=32, count=160, block=16, seed=7, final_seq_len=20_000, final_from=96)
 
 
 def test_windows_over_shards_are_the_windows_over_one_stream() -> None:

@@ -58,7 +58,7 @@ def test_trains_below_unigram_entropy_and_writes_model_checkpoints_and_telemetry
 
     # models/model: a plain HF folder both Auto classes load, with the training context.
     model = AutoModelForCausalLM.from_pretrained(root / "models/model")
-    assert model.config.max_position_embeddings == 64
+    assert model.config.max_position_embeddings == 128  # the context of its last steps (final_seq_len)
     tok = AutoTokenizer.from_pretrained(root / "models/model")
     ids = tok("import os\n", return_tensors="pt")["input_ids"]
     with torch.no_grad():
