@@ -136,7 +136,8 @@ def main() -> None:
                                                             "target_modules": "all-linear"}},
                "tokenizer": {"backend": "pretrained"},
                "train": {"optimizer": "adamw", "lr": 2e-4, "weight_decay": 0.0, "batch_size": args.batch_size,
-                         "seq_len": args.seq_len, "max_steps": total, "warmup_steps": 1, "eval_every": total,
+                         "seq_len": args.seq_len, "final_seq_len": 0, "max_steps": total, "warmup_steps": 1,
+                         "eval_every": total,
                          "checkpoint_every": total, "eval_batches": 1, "threads": args.threads}}
         tokenize(root, raw, texts)
         for _ in range(args.repeats):

@@ -196,8 +196,10 @@ def main() -> None:
 
     total = args.warmup + args.steps
     raw = {"model": {"name": args.model},
+           # final_seq_len 0: both loops train on --seq-len windows throughout (the stage's weight
+           # average stays on: it is part of what the stage costs)
            "train": {"optimizer": args.optimizer, "batch_size": args.batch_size, "seq_len": args.seq_len,
-                     "max_steps": total,
+                     "final_seq_len": 0, "max_steps": total,
                      "warmup_steps": 1, "eval_every": total, "checkpoint_every": total,
                      "eval_batches": 1, "threads": args.threads, "dtype": args.dtype}}
     variants: dict[str, Any] = {

@@ -26,8 +26,9 @@ from tests.evalkit import one_thread  # noqa: F401  (a fixture)
 from tests.pretrainedkit import FAMILIES, hub_cache, make_pretrained
 from tests.tokenizekit import folder_bytes, split_sample, write_prepared
 
-TRAIN = {"seq_len": 64, "batch_size": 8, "max_steps": 12, "warmup_steps": 2, "eval_every": 6,
-         "eval_batches": 2, "checkpoint_every": 6, "optimizer": "adamw", "lr": 0.003, "threads": 1}
+TRAIN = {"seq_len": 64, "final_seq_len": 0, "batch_size": 8, "max_steps": 12, "warmup_steps": 2,
+         "eval_every": 6, "eval_batches": 2, "checkpoint_every": 6, "optimizer": "adamw", "lr": 0.003,
+         "threads": 1}
 EVAL = {"bootstrap": 50, "completion_samples": 4, "completion_max_tokens": 8, "batch_size": 8, "threads": 1}
 
 
@@ -78,7 +79,7 @@ def run_eval(params: Any, corpus: Path, root: Path) -> dict[str, Any]:
 
     inputs = EvalInputs(model_dir=root / "models/model", tokens_dir=root / "data/tokens", prepared_dir=corpus,
                         tokenizer_dir=root / "models/tokenizer")
-    return run_eval(params.eval, inputs, train_seq_len=params.train.seq_len)[0]
+    return run_eval(params.eval, inputs, train_seq_len=params.train.context)[0]
 
 
 def token_ids(root: Path, split: str) -> list[list[int]]:

@@ -115,8 +115,9 @@ def build_model(params: ModelParams, vocab: Vocab, seq_len: int, seed: int) -> A
                               f"than the tokenizer's vocab_size {vocab.size}")
         max_positions = getattr(config, "max_position_embeddings", None)
         if max_positions is not None and seq_len > max_positions:
-            raise ParamsError(f"train.seq_len: expected <= {max_positions} (max_position_embeddings of "
-                              f"model.pretrained {path}), got {seq_len}")
+            raise ParamsError(f"train.final_seq_len (else train.seq_len): expected a training context <= "
+                              f"{max_positions} (max_position_embeddings of model.pretrained {path}), got "
+                              f"{seq_len}")
     else:
         config = model_config(params.name, vocab, seq_len)
     torch.manual_seed(seed)  # the initial weights are a function of the seed alone
