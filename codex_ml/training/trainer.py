@@ -79,6 +79,9 @@ def training_arguments(params: TrainParams, output_dir: Path, processes: int, qu
         activation_checkpointing=params.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if params.gradient_checkpointing else None,
         ddp_backend="gloo" if processes > 1 and not cuda else None,  # NCCL is the default on GPUs
+        # Every item key reaches the collator: TrainWindows' "join" (how many pieces make one final
+        # window) is no model input, and Trainer would drop it before join_windows could read it.
+        remove_unused_columns=False,
         dataloader_num_workers=0,  # slicing a memmap is cheaper than a worker round trip
         dataloader_pin_memory=cuda,
         report_to="none",  # telemetry goes through dvclive (LiveLogger); nothing phones home

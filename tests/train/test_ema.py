@@ -1,15 +1,17 @@
-"""train.ema_decay: the saved model is a warmed-up moving average of the weights, carried by checkpoints."""
+"""train.ema_decay: the saved model is a warmed-up moving average of the weights, carried by checkpoints;
+and train.final_seq_len, the other end-of-training change, as the Trainer feeds it to the model."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, TrainerCallback
 
 from codex_ml.params import load_params
 from codex_ml.runtime import StageError
@@ -82,3 +84,29 @@ def test_the_saved_model_is_the_average_and_every_checkpoint_carries_it(workdir:
     saved = load_file(str(off / "models/model/model.safetensors"))
     live = load_file(str(last / "model.safetensors"))
     assert all(torch.equal(saved[name], live[name]) for name in live)
+
+
+class RecordShapes(TrainerCallback):
+    """Records the input_ids shape of every forward pass of the model the Trainer trains."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[bool, tuple[int, ...]]] = []
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        def hook(module: nn.Module, inputs: tuple, kwargs: dict) -> None:
+            self.shapes.append((module.training, tuple(kwargs["input_ids"].shape)))
+
+        model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def test_the_last_steps_train_on_rejoined_final_windows(workdir: Callable[..., Path]) -> None:
+    """Through the real Trainer: 24 steps of 8 x 64 tokens, then 6 of 4 x 128 (the same tokens), val
+    always on 64-token windows; the saved model's context is 128."""
+    root = workdir({"train": {"final_fraction": 0.2}})
+    shapes = RecordShapes()
+    run_training(load_params(root / "params.yaml"), callbacks=(shapes,))
+    train = [shape for training, shape in shapes.shapes if training]
+    assert train == [(8, 64)] * 24 + [(4, 128)] * 6
+    assert {shape for training, shape in shapes.shapes if not training} == {(8, 64)}
+    config = AutoModelForCausalLM.from_pretrained(root / "models/model").config
+    assert config.max_position_embeddings == 128

@@ -95,7 +95,9 @@ def test_pretrained_errors_name_the_key(tmp_path: Path) -> None:
     build_model(ModelParams(name="llama-micro"), VOCAB, 64, 0).save_pretrained(tmp_path / "m")
     with pytest.raises(ParamsError, match=r"^model\.pretrained: .*384 token embeddings, fewer than .* 1000"):
         build_model(ModelParams(pretrained=str(tmp_path / "m")), Vocab(1000, 0, 1, 2), 64, 0)
-    with pytest.raises(ParamsError, match=r"^train\.seq_len: expected <= 64"):
+    with pytest.raises(ParamsError, match=r"^train\.final_seq_len \(else train\.seq_len\): expected a "
+                                          r"training context <= 64 \(max_position_embeddings of "
+                                          r"model\.pretrained .*m\), got 128$"):
         build_model(ModelParams(pretrained=str(tmp_path / "m")), VOCAB, 128, 0)
 
 
