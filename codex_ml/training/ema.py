@@ -43,6 +43,7 @@ class WeightAverage:
         # named_parameters yields a tied weight once, so the tied embedding is averaged once
         self.named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         self.average = [p.detach().clone() for _, p in self.named]
+        self._scratch: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
     @torch.no_grad()
     def update(self, step: int) -> None:
@@ -51,8 +52,16 @@ class WeightAverage:
 
     @torch.no_grad()
     def _swap(self) -> None:
+        # through one scratch buffer per device and dtype, as large as the largest parameter, kept
+        # between evaluations: no per-parameter copy is allocated each time
         for (_, p), avg in zip(self.named, self.average, strict=True):
-            live = p.detach().clone()
+            key = (p.device, p.dtype)
+            scratch = self._scratch.get(key)
+            if scratch is None or scratch.numel() < p.numel():
+                largest = max(q.numel() for _, q in self.named if (q.device, q.dtype) == key)
+                scratch = self._scratch[key] = torch.empty(largest, device=p.device, dtype=p.dtype)
+            live = scratch[: p.numel()].view_as(p)
+            live.copy_(p)
             p.copy_(avg)
             avg.copy_(live)
 
