@@ -242,9 +242,9 @@ class TrainParams(Section):
     seq_len: int = 128
     # the last `final_fraction` of the steps train on windows of final_seq_len tokens (a multiple of
     # seq_len), fewer of them (the same tokens per step); the model's context and the eval window are
-    # then final_seq_len. 0 = seq_len throughout (training/data.py, docs/speedrun.md row 51)
-    final_seq_len: int = 256
-    final_fraction: float = 0.2
+    # then final_seq_len. 0 = seq_len throughout (training/data.py, docs/speedrun.md rows 51, 56 and 58)
+    final_seq_len: int = 512
+    final_fraction: float = 0.4
     batch_size: int = 16
     grad_accum: int = 1
     optimizer: Literal["adamw", "muon"] = "muon"  # muon: Muon on hidden matrices, AdamW on the rest

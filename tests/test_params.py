@@ -133,11 +133,11 @@ def test_cross_stage_conflicts_name_both_keys(raw: dict, message: str) -> None:
 
 
 def test_dependent_defaults_follow_the_window() -> None:
-    """The eval window is the model's context: train.final_seq_len (default 256), else train.seq_len;
+    """The eval window is the model's context: train.final_seq_len (default 512), else train.seq_len;
     completion_max_tokens 0 = min(64, window // 2)."""
     default = parse_params({})
-    assert default.train.context == 256 and default.train.final_steps == 240
-    assert default.eval_window() == 256 and default.eval.completion_tokens_in(256) == 64
+    assert default.train.context == 512 and default.train.final_steps == 480
+    assert default.eval_window() == 512 and default.eval.completion_tokens_in(512) == 64
     plain = parse_params({"train": {"seq_len": 64, "final_seq_len": 0}})
     assert plain.eval_window() == 64 and plain.eval.completion_tokens_in(64) == 32
     assert plain.train.final_steps == 0
