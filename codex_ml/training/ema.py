@@ -57,7 +57,7 @@ class WeightAverage:
         for (_, p), avg in zip(self.named, self.average, strict=True):
             key = (p.device, p.dtype)
             scratch = self._scratch.get(key)
-            if scratch is None or scratch.numel() < p.numel():
+            if scratch is None:
                 largest = max(q.numel() for _, q in self.named if (q.device, q.dtype) == key)
                 scratch = self._scratch[key] = torch.empty(largest, device=p.device, dtype=p.dtype)
             live = scratch[: p.numel()].view_as(p)
