@@ -87,15 +87,22 @@ def _blocks(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, d
         hi = min(lo + rows, n)
         h = hidden[lo:hi].to(dtype)
         logits = (h @ w.t()).float()
-        lse = torch.logsumexp(logits, dim=1)
         picked = logits.gather(1, safe[lo:hi, None])[:, 0]
-        total += ((lse - picked) * valid[lo:hi]).sum(dtype=torch.float64)
         if grad_h is None and grad_w is None:
+            lse = torch.logsumexp(logits, dim=1)
+            total += ((lse - picked) * valid[lo:hi]).sum(dtype=torch.float64)
             continue
-        # softmax - one_hot(target), scaled: d loss / d logits, made in place of the logits
-        g = logits.sub_(lse[:, None]).exp_()
-        g[torch.arange(hi - lo, device=g.device), safe[lo:hi]] -= 1
-        g = g.mul_(scale[lo:hi, None]).to(dtype)
+        # One exp pass serves the loss and its gradient, in place of the logits: exp(logits - max)
+        # sums to the logsumexp (as torch.logsumexp computes it) and, scaled by its row sum, is the
+        # softmax. d loss / d logits = (softmax - one_hot(target)) * scale.
+        top = logits.amax(dim=1, keepdim=True)
+        e = logits.sub_(top).exp_()
+        sums = e.sum(dim=1)
+        total += ((top[:, 0] + sums.log() - picked) * valid[lo:hi]).sum(dtype=torch.float64)
+        row_scale = scale[lo:hi]
+        g = e.mul_((row_scale / sums)[:, None])
+        g[torch.arange(hi - lo, device=g.device), safe[lo:hi]] -= row_scale
+        g = g.to(dtype)
         if grad_h is not None:
             grad_h[lo:hi] = g @ w
         if grad_w is not None:
