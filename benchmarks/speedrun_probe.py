@@ -53,8 +53,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--optimizer", choices=["muon", "adamw"], default="muon")
-    ap.add_argument("--lr", type=float, default=0.032, help="AdamW's lr (embeddings and norms with muon)")
-    ap.add_argument("--muon-lr", type=float, default=0.02)
+    ap.add_argument("--lr", type=float, default=0.024, help="AdamW's lr (embeddings and norms with muon)")
+    ap.add_argument("--muon-lr", type=float, default=0.03)
     ap.add_argument("--min-lr-ratio", type=float, default=0.1)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--schedule", choices=["cosine", "wsd"], default="cosine",

@@ -248,8 +248,8 @@ class TrainParams(Section):
     batch_size: int = 16
     grad_accum: int = 1
     optimizer: Literal["adamw", "muon"] = "muon"  # muon: Muon on hidden matrices, AdamW on the rest
-    lr: float = 0.032  # AdamW's lr (every parameter with adamw; embeddings, norms with muon)
-    muon_lr: float = 0.02  # Muon's lr for the hidden weight matrices (train.optimizer=muon)
+    lr: float = 0.024  # AdamW's lr (every parameter with adamw; embeddings, norms with muon)
+    muon_lr: float = 0.03  # Muon's lr for the hidden weight matrices (train.optimizer=muon)
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     warmup_steps: int = 100
     weight_decay: float = 0.1
