@@ -66,6 +66,13 @@ def main() -> None:
                     help="for the last --late-frac of the steps, windows of this many tokens (the same "
                          "tokens per step: fewer windows); eval then scores with this window")
     ap.add_argument("--late-frac", type=float, default=0.2)
+    ap.add_argument("--mid-seq-len", type=int, default=0,
+                    help="a third phase: windows of this many tokens for the --mid-frac of the steps "
+                         "just before the late ones (the same tokens per step)")
+    ap.add_argument("--mid-frac", type=float, default=0.2)
+    ap.add_argument("--beta1", type=float, default=0.9, help="AdamW's beta1")
+    ap.add_argument("--momentum-warmup", type=int, default=0,
+                    help="Muon's momentum rises linearly from 0.85 to 0.95 over this many steps")
     ap.add_argument("--ema", type=lambda v: [float(d) for d in v.split(",")], default=[],
                     help="also score exponential moving averages of the weights with these decays "
                          "(comma-separated, e.g. 0.99,0.995)")
@@ -106,7 +113,7 @@ def main() -> None:
                 if name.endswith(("o_proj.weight", "down_proj.weight")):
                     p.zero_()
     opt = plain_optimizer(model, a.optimizer, lr=a.lr, muon_lr=a.muon_lr, weight_decay=a.weight_decay,
-                          betas=(0.9, 0.95))
+                          betas=(a.beta1, 0.95))
     if a.schedule == "wsd":
         sched = get_wsd_schedule(opt, a.warmup, round(a.steps * a.decay_frac), a.steps,
                                  decay_type=a.decay_type, min_lr_ratio=a.min_lr_ratio)
@@ -116,18 +123,29 @@ def main() -> None:
     emas = {decay: [p.detach().clone() for p in model.parameters()] for decay in a.ema}
     forward = torch.compile(model) if a.compile else model
     windows = TrainWindows(data.train, a.seq_len, a.steps * a.batch_size, a.batch_size, a.seed)
-    late_start, late_batch, late_windows = a.steps, a.batch_size, windows
+    phases = [(0, windows, a.batch_size)]  # (first step, windows, windows per step)
+    late_start = a.steps
     if a.late_seq_len:
         late_start = a.steps - round(a.steps * a.late_frac)
         late_batch = a.batch_size * a.seq_len // a.late_seq_len
-        late_windows = TrainWindows(data.train, a.late_seq_len, a.steps * late_batch, late_batch, a.seed)
+        phases.append((late_start, TrainWindows(data.train, a.late_seq_len, a.steps * late_batch,
+                                                late_batch, a.seed), late_batch))
+    if a.mid_seq_len:
+        mid_batch = a.batch_size * a.seq_len // a.mid_seq_len
+        phases.insert(1, (late_start - round(a.steps * a.mid_frac),
+                          TrainWindows(data.train, a.mid_seq_len, a.steps * mid_batch, mid_batch, a.seed),
+                          mid_batch))
     eval_window = a.late_seq_len or a.seq_len
 
     losses: list[float] = []
     t0 = time.perf_counter()
     t_steady = t0
     for step in range(a.steps):
-        source, batch = (late_windows, late_batch) if step >= late_start else (windows, a.batch_size)
+        _, source, batch = [ph for ph in phases if step >= ph[0]][-1]
+        if a.momentum_warmup:
+            for group in opt.param_groups:
+                if "momentum" in group:  # Muon's groups (AdamW's have betas)
+                    group["momentum"] = 0.85 + 0.10 * min(1.0, step / a.momentum_warmup)
         first = step * batch
         x = torch.stack([source[i]["input_ids"] for i in range(first, first + batch)])
         loss = forward(input_ids=x, labels=x).loss
