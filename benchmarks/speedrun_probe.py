@@ -122,20 +122,19 @@ def main() -> None:
                                                             min_lr_rate=a.min_lr_ratio)
     emas = {decay: [p.detach().clone() for p in model.parameters()] for decay in a.ema}
     forward = torch.compile(model) if a.compile else model
-    windows = TrainWindows(data.train, a.seq_len, a.steps * a.batch_size, a.batch_size, a.seed)
-    phases = [(0, windows, a.batch_size)]  # (first step, windows, windows per step)
-    late_start = a.steps
-    if a.late_seq_len:
-        late_start = a.steps - round(a.steps * a.late_frac)
-        late_batch = a.batch_size * a.seq_len // a.late_seq_len
-        phases.append((late_start, TrainWindows(data.train, a.late_seq_len, a.steps * late_batch,
-                                                late_batch, a.seed), late_batch))
+
+    def phase(first_step: int, seq_len: int) -> tuple[int, TrainWindows, int]:
+        """Windows of `seq_len` from `first_step` on: the same tokens per step, so fewer if longer."""
+        batch = a.batch_size * a.seq_len // seq_len
+        return first_step, TrainWindows(data.train, seq_len, a.steps * batch, batch, a.seed), batch
+
+    late_start = a.steps - round(a.steps * a.late_frac) if a.late_seq_len else a.steps
+    phases = [phase(0, a.seq_len)]
     if a.mid_seq_len:
-        mid_batch = a.batch_size * a.seq_len // a.mid_seq_len
-        phases.insert(1, (late_start - round(a.steps * a.mid_frac),
-                          TrainWindows(data.train, a.mid_seq_len, a.steps * mid_batch, mid_batch, a.seed),
-                          mid_batch))
-    eval_window = a.late_seq_len or a.seq_len
+        phases.append(phase(late_start - round(a.steps * a.mid_frac), a.mid_seq_len))
+    if a.late_seq_len:
+        phases.append(phase(late_start, a.late_seq_len))
+    eval_window = phases[-1][1].seq_len  # the last phase's windows: the model's context
 
     losses: list[float] = []
     t0 = time.perf_counter()
