@@ -81,6 +81,8 @@ def main() -> None:
     ap.add_argument("--arch", choices=["qwen3", "llama"], default="qwen3",
                     help="transformers' class: qwen3 (the default model's: Llama plus RMSNorm on each "
                          "head's queries and keys, QK-norm) or llama")
+    ap.add_argument("--rope-theta", type=float, default=COMMON["rope_theta"],
+                    help="RoPE's base: each head's slowest rotation (the default model's: 10,000)")
     ap.add_argument("--zero-init", action="store_true",
                     help="start o_proj and down_proj at zero (each block begins as the identity)")
     ap.add_argument("--compile", action="store_true")
@@ -99,7 +101,8 @@ def main() -> None:
     heads = max(1, a.hidden // a.head_dim)
     config_class = {"llama": LlamaConfig, "qwen3": Qwen3Config}[a.arch]
     config = config_class(**{**COMMON, "use_cache": False, "hidden_act": a.act,
-                            "tie_word_embeddings": not a.untied}, vocab_size=meta["vocab_size"],
+                            "tie_word_embeddings": not a.untied,
+                            "rope_theta": a.rope_theta}, vocab_size=meta["vocab_size"],
                          hidden_size=a.hidden, intermediate_size=(a.hidden * 8 // 3 + 63) // 64 * 64,
                          num_hidden_layers=a.layers,
                          num_attention_heads=heads, num_key_value_heads=heads, head_dim=a.head_dim,
