@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha25
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test lint typecheck pytest bench lock clean-venv params diff
+.PHONY: install repro test lint typecheck pytest bench lock clean-venv params params-doc diff
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ repro: $(STAMP)
 params: $(STAMP)
 	$(BIN)/python -c "import os; from dvc.utils.hydra import compose_and_dump; \
 	  compose_and_dump('params.yaml', os.path.abspath('conf'), None, 'config', os.getcwd(), [])"
+
+# docs/params.md from the params schema (codex_ml/params/); a test fails while it is stale.
+params-doc: $(STAMP)
+	$(BIN)/python -m codex_ml.params.doc > docs/params.md
 
 # Metrics and params against a revision, as markdown for code review: make diff [REV=main]
 REV ?= main

@@ -28,7 +28,6 @@ from tests.tokenizekit import SPLITS, folder_bytes, sample_documents, small_para
 
 def run_prepare(out: Path, **data: Any) -> dict[str, bytes]:
     params = DataParams(**data)
-    params.check()
     prepare(params, out / "prepared", out / "prepare.json")
     return {"prepare.json": (out / "prepare.json").read_bytes(),
             **{f"prepared/{k}": v for k, v in folder_bytes(out / "prepared").items()}}

@@ -161,7 +161,7 @@ def test_token_file_ids_must_fit_the_model(workspace: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(("section", "raw", "message"), [
-    ("eval", {"window": 1}, "eval.window: expected 0 (train.seq_len) or an integer >= 2, got 1"),
+    ("eval", {"window": 1}, "eval.window: expected 0 (the model's context) or an integer >= 2, got 1"),
     ("eval", {"window": 64, "stride": 64}, "eval.stride: expected < eval.window (64), got 64"),
     ("eval", {"window": 64, "completion_max_tokens": 64},
      "eval.completion_max_tokens: expected < eval.window (64), got 64"),

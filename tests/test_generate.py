@@ -77,7 +77,7 @@ def test_eval_command(workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path
     assert bad.exit_code == 2 and "--split: expected one of val, test, got 'train'" in bad.stderr
     bad = CliRunner().invoke(app, ["eval", "--model", "models/model", "--window", "1"])
     assert bad.exit_code == 2
-    assert "eval.window: expected 0 (train.seq_len) or an integer >= 2" in bad.stderr
+    assert "eval.window: expected 0 (the model's context) or an integer >= 2" in bad.stderr
 
 
 def test_line_sampling_is_seeded_and_skips_first_and_blank_lines() -> None:

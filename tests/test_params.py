@@ -199,3 +199,22 @@ def test_load_params_names_the_file(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump({"data": {"val_fraction": 2}}))
     with pytest.raises(ParamsError, match=f"{bad}: data.val_fraction"):
         load_params(bad)
+
+
+# --- One source of truth: the schema's defaults are what conf/ composes, and docs/params.md is generated --
+
+
+def test_conf_composes_exactly_the_schema_defaults() -> None:
+    """params.yaml is conf/'s composition (another test holds the two together): with no profile picked,
+    every value in it is the schema's default, so conf/ cannot drift from codex_ml/params/."""
+    composed = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert composed == Params().model_dump()
+
+
+def test_params_doc_is_generated_from_the_schema() -> None:
+    from codex_ml.params.doc import markdown
+
+    page = (ROOT / "docs" / "params.md").read_text(encoding="utf-8")
+    assert page == markdown(), "docs/params.md is stale: run `make params-doc`"
+    keys = [line.split("`")[1] for line in page.splitlines() if line.startswith("| `")]
+    assert "train.max_steps" in keys and "eval.humaneval.limit" in keys and len(keys) == len(set(keys))

@@ -25,9 +25,7 @@ SMALL_VOCAB = 600  # small enough to train in about a second on the ~1 MB sample
 
 
 def small_params(backend: str, model_type: str = "bpe", vocab_size: int = SMALL_VOCAB) -> TokenizerParams:
-    params = TokenizerParams(backend=backend, model_type=model_type, vocab_size=vocab_size)
-    params.check()
-    return params
+    return TokenizerParams(backend=backend, model_type=model_type, vocab_size=vocab_size)
 
 
 def sample_documents(root: Path) -> list[tuple[str, str]]:

@@ -89,15 +89,13 @@ def eval_command(
                                             bootstrap=bootstrap, completion_samples=completion_samples,
                                             completion_max_tokens=completion_max_tokens).items()
                      if v is not None}
-        eval_params = eval_params.model_copy(update=overrides)  # an option overrides eval.<the same name>
+        eval_params = eval_params.replace(**overrides)  # an option overrides eval.<the same name>
         if humaneval:
             he = {k: v for k, v in dict(n=samples, limit=limit).items() if v is not None}
-            eval_params = eval_params.model_copy(update={"humaneval": eval_params.humaneval.model_copy(
-                update={"enabled": True, **he})})
+            eval_params = eval_params.replace(humaneval=eval_params.humaneval.replace(enabled=True, **he))
             split = []
         elif samples is not None or limit is not None or rows is not None:
             raise StageError("--samples, --limit and --rows apply to --humaneval")
-        eval_params.check()
         inputs = EvalInputs(model_dir=model, tokens_dir=tokens, prepared_dir=prepared,
                             tokenizer_dir=tokenizer, retokenize=retokenize or humaneval)
         corpus_line = None
@@ -154,8 +152,7 @@ def prepare_corpus(data: str, params: DataParams | None, folder: Path, whole: bo
         raise StageError(f"--data: {data} not found (expected a folder of code, a JSONL file, a dataset "
                          "folder or a hub dataset id in the local HF cache)")
     where = str(path) if path.exists() else name
-    data_params = (params or DataParams()).model_copy(update={"source": source, "path": where})
-    data_params.check()
+    data_params = (params or DataParams()).replace(source=source, path=where)
     if whole:
         m = prepare_all(data_params, folder, "data")
     else:

@@ -120,7 +120,6 @@ def train(
                              max_sentence_length=max_sentence_length)
     _check_choice("backend", backend, ("sentencepiece", "hf-bpe"))
     _check_choice("model_type", model_type, ("bpe", "unigram"))
-    params.check()
     texts = [text for _, text in read_documents(inputs)]
     tok = train_tokenizer(texts, params)
     with atomic_dir(out) as tmp:

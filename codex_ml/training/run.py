@@ -31,7 +31,7 @@ import codex_ml.training
 from codex_ml.models import Vocab, apply_lora, build_model, count_parameters, save_model_folder
 from codex_ml.models.head import fuse_loss
 from codex_ml.models.registry import quantization_config
-from codex_ml.params import Params, ParamsError, to_dict
+from codex_ml.params import Params, to_dict
 from codex_ml.pretrained import base_of
 from codex_ml.runtime import StageError, progress_enabled
 from codex_ml.training.checkpoint import (
@@ -105,9 +105,7 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     started = time.perf_counter()
     mp, tp = params.model, params.train
     processes = int(os.environ.get("WORLD_SIZE", "1"))
-    if tp.batch_size % processes:
-        raise ParamsError(f"train.batch_size: expected a multiple of the {processes} processes, got "
-                          f"{tp.batch_size} (it is the global batch, split across processes)")
+    tp.check_processes(processes)
     quantization_config(mp)  # QLoRA without CUDA or bitsandbytes: one error before anything is read
     base = base_of(mp)
     if not (paths.tokenizer / "tokenizer_config.json").is_file():
@@ -125,10 +123,6 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     log.info("train: loss %s", "fused into the output layer" if fused else "transformers' own")
     parameters = (count_parameters(model), count_parameters(model, trainable_only=True))
     windows_per_step = tp.batch_size * tp.grad_accum
-    if tp.final_seq_len and (tp.batch_size // processes) % (tp.final_seq_len // tp.seq_len):
-        raise ParamsError(f"train.batch_size: expected each of the {processes} processes' "
-                          f"{tp.batch_size // processes} windows per micro-step to split into windows of "
-                          f"train.final_seq_len={tp.final_seq_len} tokens, got {tp.batch_size}")
     train_set = TrainWindows(data.train, tp.seq_len, tp.max_steps * windows_per_step, windows_per_step,
                              tp.seed, final_seq_len=tp.final_seq_len,
                              final_from=(tp.max_steps - tp.final_steps) * windows_per_step)
