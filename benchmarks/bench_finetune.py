@@ -30,9 +30,9 @@ import torch
 from bench_train import stage_tokens_per_s
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
+from codex_ml.base_model import base_of
 from codex_ml.models.lora import apply_lora
 from codex_ml.params import parse_params
-from codex_ml.pretrained import base_of
 from codex_ml.shards import write_prepared
 from codex_ml.training.data import TrainWindows, load_token_data
 from codex_ml.training.run import configure_torch

@@ -57,10 +57,11 @@ def build_corpus(files: list[tuple[Path, int]], mb: int, out: Path) -> int:
 
 
 def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes, summed over the process tree) of one command."""
+    """Wall seconds and peak RSS (bytes, summed over the process tree) of one command, with the
+    environment dvc.yaml's commands set (MALLOC_ARENA_MAX=2 for tokenize)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "CODEX_LOG_LEVEL": "WARNING"})
+                            env={**os.environ, "CODEX_LOG_LEVEL": "WARNING", "MALLOC_ARENA_MAX": "2"})
     root = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:

@@ -4,21 +4,12 @@ pack every shard into data/tokens (shards, index, meta.json), write metrics/toke
 (Named tokenize_stage.py because a stages/tokenize.py would shadow the stdlib's `tokenize` module,
 which `inspect` and `linecache` import, in every script of this folder.)"""
 
-import os
-import sys
 from pathlib import Path
-
-# The encoding threads each get a glibc heap of their own, which keeps what they free: the stage's
-# memory then grew with the corpus (docs/scaling.md). Two heaps keep it flat; glibc reads this
-# variable only at start-up, so the stage restarts itself once with it set (before any import).
-if os.environ.get("MALLOC_ARENA_MAX") is None and sys.platform == "linux":
-    os.environ["MALLOC_ARENA_MAX"] = "2"
-    os.execv(sys.executable, [sys.executable, *sys.argv])
 
 import require_project  # noqa: F401  (first: one line, not a traceback, without the project)
 
+from codex_ml.base_model import base_of
 from codex_ml.params import load_params
-from codex_ml.pretrained import base_of
 from codex_ml.runtime import log, run_stage
 from codex_ml.tokenization.stage import tokenize
 

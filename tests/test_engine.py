@@ -1,4 +1,4 @@
-"""The datatrove engine (codex_ml/engine.py): prepare and tokenize as datatrove tasks on its local
+"""The datatrove engine (codex_ml/executors.py): prepare and tokenize as datatrove tasks on its local
 executor write the same bytes as the local path, a failing task is one StageError that leaves nothing
 behind, and DVC records the same output hashes whichever engine ran."""
 
@@ -121,7 +121,7 @@ def test_executor_params_are_checked(data: dict[str, Any], message: str) -> None
 def test_the_stages_depend_on_the_engine_code_and_executor_params() -> None:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for stage, package in (("prepare", "codex_ml/data"), ("tokenize", "codex_ml/tokenization")):
-        assert {"codex_ml/engine.py", package} <= set(stages[stage]["deps"])  # package: its engine.py
+        assert {"codex_ml/executors.py", package} <= set(stages[stage]["deps"])  # package: its tasks module
     assert {"data.executor", "data.slurm", "data.ray"} <= set(stages["tokenize"]["params"])
 
 

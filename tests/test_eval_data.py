@@ -126,7 +126,7 @@ def test_a_parquet_dataset_folder_scores_like_the_same_code_folder(ws: Path, tmp
 
 
 def test_what_cannot_be_scored_is_one_clear_error(ws: Path) -> None:
-    for data, message in [("org/dataset", "nor a dataset in the local Hugging Face cache"),
+    for data, message in [("org/dataset", "is not in the local Hugging Face cache"),
                           ("hf:org/dataset", "nothing is downloaded at run time"),
                           ("missing.jsonl", "--data: missing.jsonl not found")]:
         result = CliRunner().invoke(app, ["eval", "--model", "models/model", "--data", data])

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from codex_ml.base_model import base_of, folder_sha256, resolve
 from codex_ml.params import ParamsError, parse_params
-from codex_ml.pretrained import base_of, folder_sha256, resolve
 from codex_ml.runtime import StageError
 from codex_ml.shards import iter_prepared, open_stream, read_index
 from tests.conftest import SAMPLE_MODULES

@@ -14,7 +14,7 @@ memory: a batch of rows at a time, never the whole dataset in RAM.
 3. A hub dataset id, `owner/name`, or `owner/name/sub/folder` for a folder inside the repository (as
    multi-config datasets lay out theirs), at `data.revision`: the snapshot already in the local Hugging
    Face cache (`snapshot_download(..., local_files_only=True)`), then read as 1 or 2. Nothing is
-   downloaded at run time, as for `model.pretrained` (pretrained.py): a run is reproducible offline and
+   downloaded at run time, as for `model.pretrained` (base_model.py): a run is reproducible offline and
    never changes because the hub did. Metrics record the commit the revision resolved to.
 
 Each row is a document: its text in `data.text_field` (a column that is not there is one error naming
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_ml.data.sources import RawDocument, document_id, part_bounds
+from codex_ml.hub import NotCached, cached_snapshot, looks_like_hub_id
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError
 
@@ -93,11 +94,6 @@ def shard_builder(name: str) -> str | None:
     return None
 
 
-def looks_like_hub_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) >= 2 and all(parts) and not name.startswith((".", "~"))
-
-
 def is_dataset_folder(folder: Path) -> bool:
     """Whether a folder is a dataset rather than a tree of code: a save_to_disk folder, or one whose
     files (here and one level down, as `data/` layouts are) include shards and no .py file."""
@@ -122,47 +118,18 @@ def resolve_hf(params: DataParams) -> HfDataset:
         raise StageError(f"data.path: {name} is a file; data.source 'hf' reads a folder of parquet / json / "
                          f"arrow shards, a save_to_disk folder or a hub dataset id (for one JSONL file: "
                          f"data.source jsonl)")
-    elif looks_like_hub_id(name):
-        folder, commit = from_cache(name, params.revision)
+    elif looks_like_hub_id(name, "dataset"):
+        try:
+            folder, commit = cached_snapshot(name, params.revision, "dataset")
+        except NotCached as exc:
+            at = f" (data.revision {params.revision})" if params.revision else ""
+            raise StageError(f"data.path: {name}{at} {exc}, or set data.path to a folder") from None
     else:
         raise StageError(f"data.path: {name} is neither a folder nor a hub dataset id (owner/name)")
     if (folder / "dataset_dict.json").is_file() or ((folder / "state.json").is_file()
                                                     and (folder / "dataset_info.json").is_file()):
         return saved_dataset(name, folder, params.split, commit)
     return shard_folder(name, folder, params.split, commit)
-
-
-def from_cache(name: str, revision: str | None) -> tuple[Path, str]:
-    """The folder of a hub id in the local HF cache, and the commit its snapshot is; never a download."""
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
-    from huggingface_hub.utils import HFValidationError
-
-    owner, repo, *sub = name.split("/")
-    repo_id = f"{owner}/{repo}"
-    # The cache as the environment names it now (huggingface_hub reads it once, at import).
-    home = os.environ.get("HF_HOME")
-    cache = os.environ.get("HF_HUB_CACHE") or (os.path.join(home, "hub") if home else None)
-    at = f" (data.revision {revision})" if revision else ""
-    try:
-        snapshot = Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, cache_dir=cache,
-                                          local_files_only=True))
-    except IncompleteSnapshotError as exc:
-        raise StageError(f"data.path: {repo_id}{at} is only partly in the local Hugging Face cache "
-                         f"({exc.snapshot_path}); nothing is downloaded at run time: complete it once with "
-                         f"`hf download {repo_id} --repo-type dataset"
-                         f"{f' --revision {revision}' if revision else ''}`") from None
-    except (LocalEntryNotFoundError, HFValidationError, OSError):
-        raise StageError(
-            f"data.path: {name}{at} is neither a folder nor a dataset in the local Hugging Face cache "
-            f"({cache or constants.HF_HUB_CACHE}), and nothing is downloaded at run time: fetch it once with "
-            f"`hf download {repo_id} --repo-type dataset{f' --revision {revision}' if revision else ''}` "
-            f"(HF_HOME selects the cache), or set data.path to a folder") from None
-    folder = snapshot.joinpath(*sub)
-    if not folder.is_dir():
-        raise StageError(f"data.path: {name}: the cached snapshot of {repo_id} (commit {snapshot.name}) has "
-                         f"no folder {'/'.join(sub)}")
-    return folder, snapshot.name
 
 
 def saved_dataset(name: str, folder: Path, split: str, commit: str | None) -> HfDataset:

@@ -8,7 +8,7 @@ where it goes, writing each split's shards as it goes
 (codex_ml/shards.py). Memory holds a few batches plus one hash per kept document, whatever the corpus
 size, and the outputs are the same bytes for any number of workers: which documents are kept depends
 only on the order of the results, never on which process made them. With `data.engine: datatrove` the
-per-document work runs as datatrove tasks instead, here or on a cluster (data/engine.py), and the
+per-document work runs as datatrove tasks instead, here or on a cluster (data/prepare_tasks.py), and the
 same one process reads their results in source order.
 """
 
@@ -148,9 +148,9 @@ def processed_documents(params: DataParams) -> Iterator[Processed]:
 
 def processed_in(params: DataParams, scratch: Path) -> contextlib.AbstractContextManager[Iterable[Processed]]:
     """`processed_documents`, or with data.engine datatrove the same results from datatrove tasks
-    (data/engine.py), whose work folder is made in `scratch` and gone on leaving the context."""
+    (data/prepare_tasks.py), whose work folder is made in `scratch` and gone on leaving the context."""
     if params.engine == "datatrove":
-        from codex_ml.data.engine import processed_by_tasks  # imports datatrove: only for this engine
+        from codex_ml.data.prepare_tasks import processed_by_tasks  # imports datatrove: only for this engine
 
         return processed_by_tasks(params, scratch)
     return contextlib.nullcontext(processed_documents(params))

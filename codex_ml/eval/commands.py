@@ -134,8 +134,9 @@ def eval_command(
 def prepare_corpus(data: str, params: DataParams | None, folder: Path, whole: bool) -> str:
     """`--data` prepared into `folder` by the prepare stage's own functions: every document as one split
     `data` (`whole`), or the corpus's own train/val/test split. Returns a line saying what was kept."""
-    from codex_ml.data.hf_source import is_dataset_folder, looks_like_hub_id
+    from codex_ml.data.hf_source import is_dataset_folder
     from codex_ml.data.prepare import prepare, prepare_all
+    from codex_ml.hub import looks_like_hub_id
     from codex_ml.params import DataParams
 
     name = data.removeprefix("hf:")
@@ -146,7 +147,7 @@ def prepare_corpus(data: str, params: DataParams | None, folder: Path, whole: bo
         source = "dir"
     elif path.is_file():
         source = "jsonl"
-    elif looks_like_hub_id(name):
+    elif looks_like_hub_id(name, "dataset"):
         source = "hf"  # resolved from the local HF cache only; not there: one error saying so
     else:
         raise StageError(f"--data: {data} not found (expected a folder of code, a JSONL file, a dataset "

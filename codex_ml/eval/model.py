@@ -57,7 +57,7 @@ def load_base_model(model_dir: Path, device: torch.device) -> torch.nn.Module | 
     stage writes it), checked to be the same bytes it was tuned from; None for a from-scratch model."""
     import json
 
-    from codex_ml.pretrained import folder_sha256, resolve
+    from codex_ml.base_model import folder_sha256, resolve
 
     record_path = model_dir / "codex_model.json"
     if not record_path.is_file():

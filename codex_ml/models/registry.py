@@ -1,5 +1,5 @@
 """Named from-scratch model configs, or a pretrained Hugging Face model (a folder, or a hub id from the
-local cache: codex_ml/pretrained.py) of any architecture AutoModelForCausalLM loads.
+local cache: codex_ml/base_model.py) of any architecture AutoModelForCausalLM loads.
 
 A registry entry is plain data: the Llama shape. The vocabulary (size and special-token ids) always
 comes from the pipeline's tokenizer, so one name trains with any tokenizer; a pretrained model's
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codex_ml.params import ModelParams, ParamsError
-from codex_ml.pretrained import base_of
+from codex_ml.base_model import base_of
 
 log = logging.getLogger("codex_ml.train")
 

@@ -66,8 +66,8 @@ def markdown() -> str:
     for section, table in rows(Params, ""):
         doc = (Params.model_fields[section.split(".")[0]].description or "") if "." not in section else ""
         title = f"## `{section}`" + (f" ({doc})" if doc else "")
-        parts.append(f"{title}\n\n| key | type | default | allowed | meaning |\n| --- | --- | --- | --- | --- |\n"
-                     + "\n".join(table) + "\n")
+        head = "| key | type | default | allowed | meaning |\n| --- | --- | --- | --- | --- |"
+        parts.append(f"{title}\n\n{head}\n" + "\n".join(table) + "\n")
     return "\n".join(parts)
 
 

@@ -19,7 +19,7 @@ from codex_ml.tokenization.base import (
     read_config,
 )
 from codex_ml.tokenization.hf_bpe import ByteLevelBPETokenizer, train_hf_bpe
-from codex_ml.tokenization.pretrained import PretrainedTokenizer
+from codex_ml.tokenization.pretrained_tokenizer import PretrainedTokenizer
 from codex_ml.tokenization.sentencepiece_backend import SentencePieceTokenizer, train_sentencepiece
 
 BACKENDS: dict[str, type[SentencePieceTokenizer] | type[ByteLevelBPETokenizer]] = {

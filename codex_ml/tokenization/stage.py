@@ -1,6 +1,6 @@
 """The tokenize stage's work: train a tokenizer on the train split (or, with `model.pretrained`, take
-the model's own: tokenization/pretrained.py), save it loadable by transformers, pack every split into
-token files, check the result, write metrics."""
+the model's own: tokenization/pretrained_tokenizer.py), save it loadable by transformers, pack every
+split into token files, check the result, write metrics."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from codex_ml.base_model import BaseModel
 from codex_ml.io import atomic_dir, write_json
 from codex_ml.params import DataParams, TokenizerParams
-from codex_ml.pretrained import BaseModel
 from codex_ml.runtime import StageError, log
 from codex_ml.shards import SplitIndex, open_stream, read_index
 from codex_ml.tokenization import CodexTokenizer, PretrainedTokenizer, configure_threads, train_tokenizer
@@ -43,7 +43,7 @@ def tokenize(params: TokenizerParams, prepared_dir: Path, tokenizer_dir: Path, t
     datatrove, shards are packed by datatrove tasks on `data`'s executor (data.executor)."""
     data = data if data is not None else DataParams()
     if params.engine == "datatrove":  # before training: an executor that cannot run stops the stage now
-        from codex_ml.tokenization.engine import check_executor
+        from codex_ml.tokenization.tokenize_tasks import check_executor
 
         check_executor(data)
     threads = configure_threads(params.workers)
@@ -72,8 +72,9 @@ def tokenize(params: TokenizerParams, prepared_dir: Path, tokenizer_dir: Path, t
                         "the model use %d", tok.vocab_size, params.vocab_size, tok.vocab_size)
     with atomic_dir(tokenizer_dir) as tok_tmp, atomic_dir(tokens_dir) as tokens_tmp:
         tok.save(tok_tmp)
-        if params.engine == "datatrove":  # the same files, packed by datatrove tasks (tokenization/engine.py)
-            from codex_ml.tokenization.engine import pack_by_tasks
+        # the same files, packed by datatrove tasks (tokenization/tokenize_tasks.py)
+        if params.engine == "datatrove":
+            from codex_ml.tokenization.tokenize_tasks import pack_by_tasks
 
             packed = pack_by_tasks(tok_tmp, prepared_dir, tokens_tmp, threads, data)
         else:

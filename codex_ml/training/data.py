@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from codex_ml.base_model import BaseModel, folder_sha256, tokenizer_sha256
 from codex_ml.io import sha256_bytes, sha256_file
-from codex_ml.pretrained import BaseModel, folder_sha256, tokenizer_sha256
 from codex_ml.runtime import StageError
 from codex_ml.shards import TokenStream, open_stream, token_files
 

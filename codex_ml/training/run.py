@@ -28,11 +28,11 @@ from transformers.utils import logging as hf_logging
 
 import codex_ml.models
 import codex_ml.training
+from codex_ml.base_model import base_of
 from codex_ml.models import Vocab, apply_lora, build_model, count_parameters, save_model_folder
 from codex_ml.models.head import fuse_loss
 from codex_ml.models.registry import quantization_config
 from codex_ml.params import Params, to_dict
-from codex_ml.pretrained import base_of
 from codex_ml.runtime import StageError, progress_enabled
 from codex_ml.training.checkpoint import (
     FORMAT,

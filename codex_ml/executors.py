@@ -7,7 +7,7 @@ place numbered tasks on local processes, a Slurm job array or Ray workers, and r
 dedup and splits; the tokenizer's training and the index) stays in the stage's own process, which
 reads the tasks' results in task order: the outputs are the bytes the local path writes.
 
-The contract with the stages (data/engine.py, tokenization/engine.py):
+The contract with the stages (data/prepare_tasks.py, tokenization/tokenize_tasks.py):
 
 1. A task is `Task(work)`: `work(rank, world_size)` writes the task's results as files into a work
    folder and returns nothing; no documents flow through datatrove itself.

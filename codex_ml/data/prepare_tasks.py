@@ -1,4 +1,4 @@
-"""prepare's per-document work as datatrove tasks (`data.engine: datatrove`, codex_ml/engine.py).
+"""prepare's per-document work as datatrove tasks (`data.engine: datatrove`, codex_ml/executors.py).
 
 Task r of T runs `process_batch` over contiguous part r of the source (`iter_documents(params, r, T)`)
 and appends each batch's `Processed` results to its own file in the work folder, so a task holds one
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from codex_ml.data.prepare import BATCH_DOCS, Processed, processed_in_order
 from codex_ml.data.sources import iter_documents
-from codex_ml.engine import Task, absolute, check_executor, cpus_per_task, run_tasks, work_folder
+from codex_ml.executors import Task, absolute, check_executor, cpus_per_task, run_tasks, work_folder
 from codex_ml.params import DataParams
 from codex_ml.runtime import resolve_cores
 

@@ -18,10 +18,10 @@ and one hash without importing each other.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from codex_ml.hub import NotCached, cached_snapshot, looks_like_hub_id
 from codex_ml.io import sha256_file
 from codex_ml.params import ModelParams, ParamsError
 
@@ -63,38 +63,18 @@ def resolve(name: str, revision: str | None = None) -> BaseModel:
         folder = path
     elif path.exists():
         raise ParamsError(f"model.pretrained: {name} is a file; expected a Hugging Face model folder")
-    elif _looks_like_hub_id(name):
-        folder = _from_cache(name, revision)
+    elif looks_like_hub_id(name):
+        try:
+            folder, _ = cached_snapshot(name, revision)
+        except NotCached as exc:
+            at = f" (model.revision {revision})" if revision else ""
+            raise ParamsError(f"model.pretrained: {name}{at} {exc}, or set model.pretrained to a model "
+                              "folder") from None
     else:
         raise ParamsError(f"model.pretrained: {name} is not a folder (nor a hub id such as org/name)")
     if not (folder / "config.json").is_file():
         raise ParamsError(f"model.pretrained: {folder} is not a Hugging Face model folder (no config.json)")
     return BaseModel(name=name, revision=revision, folder=folder)
-
-
-def _looks_like_hub_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
-
-
-def _from_cache(repo_id: str, revision: str | None) -> Path:
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-    from huggingface_hub.utils import HFValidationError
-
-    # The cache as the environment names it now (huggingface_hub reads it once, at import).
-    home = os.environ.get("HF_HOME")
-    cache = os.environ.get("HF_HUB_CACHE") or (os.path.join(home, "hub") if home else None)
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache, local_files_only=True))
-    except (LocalEntryNotFoundError, HFValidationError, OSError):
-        rev = f" --revision {revision}" if revision else ""
-        where = cache or constants.HF_HUB_CACHE
-        raise ParamsError(
-            f"model.pretrained: {repo_id}{f' (model.revision {revision})' if revision else ''} is not in the "
-            f"local Hugging Face cache ({where}) and nothing is downloaded at run time: fetch it once with "
-            f"`hf download {repo_id}{rev}` (HF_HOME selects the cache), or set model.pretrained to a "
-            f"model folder") from None
 
 
 def tokenizer_sha256(folder: Path) -> str:

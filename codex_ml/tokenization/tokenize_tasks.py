@@ -1,4 +1,4 @@
-"""tokenize's packing as datatrove tasks (`tokenizer.engine: datatrove`, codex_ml/engine.py).
+"""tokenize's packing as datatrove tasks (`tokenizer.engine: datatrove`, codex_ml/executors.py).
 
 The tokenizer is trained (or taken from the base model) and saved by the stage's own process, as on
 the local path. Then one task per prepared shard loads the saved tokenizer and calls `pack_shard`,
@@ -18,7 +18,7 @@ import pickle
 from functools import partial
 from pathlib import Path
 
-from codex_ml.engine import Task, check_executor, cpus_per_task, run_tasks, work_folder
+from codex_ml.executors import Task, check_executor, cpus_per_task, run_tasks, work_folder
 from codex_ml.params import DataParams
 from codex_ml.shards import SPLITS, prepared_shards, shard_name
 from codex_ml.tokenization import configure_threads, load_tokenizer

@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 import numpy as np
 from tokenizers import Tokenizer
 
+from codex_ml.base_model import BaseModel
 from codex_ml.io import write_json
-from codex_ml.pretrained import BaseModel
 from codex_ml.tokenization.base import CONFIG_FILE, FORMAT_VERSION, CodexTokenizer, SpecialIds, TokenizerError
 from codex_ml.tokenization.hf_bpe import unicode_to_byte
 
