@@ -44,7 +44,7 @@ def summary_command(
     elapsed: float | None = typer.Option(None, help="seconds the run took, to print beside the numbers"),
 ) -> None:
     """The last run in brief: bits per byte beside the compressors, training, the report's path."""
-    from codex_ml.report.build import Paths
+    from codex_ml.report.inputs import Paths
     from codex_ml.report.summary import summary_lines
     from codex_ml.runtime import StageError
 

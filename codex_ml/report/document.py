@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 
 
@@ -158,3 +158,17 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
             out.append(f"<pre><code>{escape(b.text.rstrip())}</code></pre>")
     out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"
+
+
+@dataclass
+class Report:
+    """The page being built: its blocks in order."""
+
+    blocks: list[Block] = field(default_factory=list)
+
+    def add(self, *blocks: Block) -> None:
+        self.blocks.extend(blocks)
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [b for b in self.blocks if isinstance(b, Figure)]

@@ -6,15 +6,16 @@ the outcome of every problem by kind (passed, assertion, exception, syntax, time
 solved and failed problems with what the model wrote. When HumanEval did not run (it is off by default)
 the section says so in a sentence; it never shows a number the eval stage did not write.
 
-A module of its own so build.py, the page's skeleton, stays one call per section.
+A module of its own: the largest section, and optional.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from codex_ml.report.build import Paths, Report, get, num, read_ndjson, with_ci
-from codex_ml.report.document import Code, CodeBlock, Heading, Note, Para, Table
+from codex_ml.report.document import Code, CodeBlock, Heading, Note, Para, Report, Table
+from codex_ml.report.format import num, with_ci
+from codex_ml.report.inputs import Paths, get, read_ndjson
 
 EXAMPLES = 2  # solved problems shown, and as many failed ones
 ROWS = "humaneval.ndjson"

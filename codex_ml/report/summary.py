@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from codex_ml.report.build import Paths, get, read_json
+from codex_ml.report.inputs import Paths, get, read_json
 
 SPLITS = ("val", "test")
 
