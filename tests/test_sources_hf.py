@@ -21,8 +21,9 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
+from codex_ml.data.documents import part_bounds
 from codex_ml.data.prepare import check_source, prepare
-from codex_ml.data.sources import describe_source, iter_documents, part_bounds
+from codex_ml.data.sources import describe_source, iter_documents
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError
 

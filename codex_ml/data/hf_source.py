@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_ml.data.sources import RawDocument, document_id, part_bounds
+from codex_ml.data.documents import RawDocument, document_id, part_bounds
 from codex_ml.hub import NotCached, cached_snapshot, looks_like_hub_id
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError

@@ -47,6 +47,7 @@ from typing import Any
 import zstandard
 from pathspec import GitIgnoreSpec, PathSpec
 
+from codex_ml.data.documents import RawDocument, check_part, document_id, part_bounds
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError
 
@@ -54,13 +55,6 @@ log = logging.getLogger(__name__)
 
 # Directories of installed third-party code inside the stdlib tree: not the standard library.
 EXCLUDED_STDLIB_DIRS = {"site-packages", "dist-packages", "__pycache__"}
-
-
-@dataclass(frozen=True)
-class RawDocument:
-    path: str  # relative, POSIX separators: the document's stable identity (the split hashes it)
-    data: bytes | None  # None when rejected
-    rejected: str | None = None  # reason, when data is None
 
 
 def stdlib_root() -> Path:
@@ -256,25 +250,6 @@ def walk_files(root: Path, include: list[str], max_file_bytes: int,
     yield from map(read_entry, listed[start:stop])
 
 
-def part_bounds(weights: Sequence[int], rank: int, world_size: int) -> tuple[int, int]:
-    """The items [start, stop) of contiguous part `rank` of `world_size`, cut so that each part holds
-    about the same total weight (bytes): item i goes to the part its midpoint falls in. Every part
-    makes the same cut, so parts 0..world_size-1 are disjoint, in order, and together hold every item."""
-    total = sum(weights)
-    if total == 0:
-        weights, total = [1] * len(weights), len(weights)
-    bounds, before = [], 0
-    for w in weights:
-        bounds.append(min(world_size - 1, (2 * before + w) * world_size // (2 * total)))
-        before += w
-    return bisect_left(bounds, rank), bisect_left(bounds, rank + 1)
-
-
-def check_part(rank: int, world_size: int) -> None:
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"partition: expected 0 <= rank < world_size, got rank {rank} of {world_size}")
-
-
 def open_lines(path: Path) -> io.BufferedIOBase:
     """A JSONL file's bytes, decompressed as they are read when its name ends in `.gz` or `.zst`
     (every zstd frame, as pzstd and `zstd -T` write several)."""
@@ -286,12 +261,6 @@ def open_lines(path: Path) -> io.BufferedIOBase:
                                                             closefd=True)
         return io.BufferedReader(reader)  # a raw stream with readinto: lines are buffered
     return open(path, "rb")
-
-
-def document_id(value: object, default: str) -> str:
-    """A record's identity from its id field's value, or `default` when it has none (null, empty, or
-    not a string or an integer)."""
-    return str(value) if isinstance(value, (str, int)) and str(value) else default
 
 
 def read_jsonl(path: Path, text_field: str, max_file_bytes: int,

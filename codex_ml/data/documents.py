@@ -1,0 +1,40 @@
+"""What every source yields, and how a source is cut into parts: the types the source readers
+(sources.py, hf_source.py) share, one floor below both."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RawDocument:
+    path: str  # relative, POSIX separators: the document's stable identity (the split hashes it)
+    data: bytes | None  # None when rejected
+    rejected: str | None = None  # reason, when data is None
+
+
+def document_id(value: object, default: str) -> str:
+    """A record's identity from its id field's value, or `default` when it has none (null, empty, or
+    not a string or an integer)."""
+    return str(value) if isinstance(value, (str, int)) and str(value) else default
+
+
+def part_bounds(weights: Sequence[int], rank: int, world_size: int) -> tuple[int, int]:
+    """The items [start, stop) of contiguous part `rank` of `world_size`, cut so that each part holds
+    about the same total weight (bytes): item i goes to the part its midpoint falls in. Every part
+    makes the same cut, so parts 0..world_size-1 are disjoint, in order, and together hold every item."""
+    total = sum(weights)
+    if total == 0:
+        weights, total = [1] * len(weights), len(weights)
+    bounds, before = [], 0
+    for w in weights:
+        bounds.append(min(world_size - 1, (2 * before + w) * world_size // (2 * total)))
+        before += w
+    return bisect_left(bounds, rank), bisect_left(bounds, rank + 1)
+
+
+def check_part(rank: int, world_size: int) -> None:
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"partition: expected 0 <= rank < world_size, got rank {rank} of {world_size}")
