@@ -3,7 +3,7 @@ prepare's own per-document work, measured in this one command, and what it finds
 
     .venv/bin/python benchmarks/bench_near_dedup.py
 
-The machines are noisy: compare the ratios, not the seconds. Budget (issue 14): the default pipeline's
+The machines are noisy: compare the ratios, not the seconds. Budget: the default pipeline's
 prepare + tokenize (~35 s) may grow by 10% at most, so near-dedup on the stdlib must stay under ~3.5 s
 of wall time; the decision it informs is in docs/scaling.md ("Near-duplicate removal").
 """

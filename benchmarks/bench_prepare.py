@@ -3,7 +3,7 @@ the same files, measured in this one command (the machines are noisy: compare ra
 
     .venv/bin/python benchmarks/bench_prepare.py
 
-Redaction's budget (issue 17): prepare with redaction at most 1.5x the time of prepare before the
+Redaction's budget: prepare with redaction at most 1.5x the time of prepare before the
 detect-secrets rules. Before them (bd45ef0, eight hand-written regexes) this command measured 1.60 s
 with redaction and 0.51 s without on the stdlib: a ratio of 3.14, printed below as the reference.
 """
@@ -23,7 +23,7 @@ from codex_ml.params import DataParams
 
 T = TypeVar("T")
 
-# prepare with redaction / prepare without, measured by this command at bd45ef0 (before issue 17).
+# prepare with redaction / prepare without, measured by this command at bd45ef0 (before the rules).
 REDACT_RATIO_BEFORE = 1.60 / 0.51
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     print(f"prepare (no redact): {plain_s:6.2f} s  {mb / plain_s:7.1f} MB/s  "
           f"ratio {base_s / plain_s:.3f} of baseline throughput")
     ratio = stage_s / plain_s
-    print(f"redaction: prepare {ratio:.2f}x its no-redaction time (before issue 17: "
+    print(f"redaction: prepare {ratio:.2f}x its no-redaction time (before the detect-secrets rules: "
           f"{REDACT_RATIO_BEFORE:.2f}x); time against before: {ratio / REDACT_RATIO_BEFORE:.2f}x "
           f"(budget 1.5x)")
     found = {k: v for k, v in metrics["redactions"].items() if v}

@@ -7,7 +7,7 @@ Each stage runs in a fresh process (`stages/prepare.py`, `stages/tokenize_stage.
 workspace; its peak RSS is the largest sum of RSS over the process and its children, sampled every
 20 ms.
 
-Goals (issue 14): tokenize's peak RSS <= 1 GiB on the whole corpus, and flat (within 20%) across a
+Goals: tokenize's peak RSS <= 1 GiB on the whole corpus, and flat (within 20%) across a
 10x growth once the corpus is larger than the tokenizer's sample; prepare >= 1.6x on 2 workers.
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 20,70,0] [--sample-mb 32]

@@ -6,7 +6,7 @@ stage's Muon/AdamW split and warmup + cosine schedule), then the eval stage's ow
 `data/tokens`. Settings that are not params yet (any width, depth, head size, architecture) can be
 tried without touching the registry, and so can schedules (warmup-stable-decay), a weight average
 (`--ema`: scored beside the final weights) and a longer window for the last part of training
-(`--late-seq-len`). The value-embedding, U-net and soft-cap probes of rows 40-46 ran
+(`--late-seq-len`). The value-embedding, U-net and soft-cap probes of docs/speedrun.md ran
 on a model class kept only in commit f471c13 (`--arch codex`). Numbers land in one JSON line on
 stdout and in --log.
 

@@ -34,7 +34,7 @@ MODELS: dict[str, dict[str, Any]] = {
     # QK-norm, which lowered val bits/byte by 0.012 at the pipeline's 1,200 steps for 6% of the speed.
     "qwen3-mini": dict(arch="qwen3", hidden_size=128, intermediate_size=384, num_hidden_layers=4,
                        num_attention_heads=4, num_key_value_heads=4),
-    # qwen3-mini without QK-norm: the default before docs/speedrun.md row 47.
+    # qwen3-mini without QK-norm (docs/speedrun.md compares the two).
     "llama-mini": dict(arch="llama", hidden_size=128, intermediate_size=384, num_hidden_layers=4,
                        num_attention_heads=4, num_key_value_heads=4),
     # Twice as wide: for longer runs (the default before the speedrun).

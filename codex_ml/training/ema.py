@@ -1,9 +1,8 @@
 """An exponential moving average of the trained weights: what the train stage saves and validates.
 
 The last iterates of a run at a finite learning rate scatter around the minimum the schedule is
-descending into; their average sits nearer it. In the speedrun probe at the default's schedule an
-average with decay 0.99 scored 1.0056 val bits/byte against 1.0156 for the final weights, the same
-steps and time (docs/speedrun.md, row 50), for one lerp over the parameters per step.
+descending into; their average sits nearer it, for one lerp over the parameters per step
+(docs/speedrun.md measures the gain at the default's schedule).
 
 The decay warms up as `min(decay, (1 + step) / (10 + step))` (TensorFlow's ExponentialMovingAverage
 with `num_updates`): a short run averages over its own steps rather than its initialisation, and a

@@ -51,8 +51,8 @@ class Muon(torch.optim.Muon):
     """torch.optim.Muon with its Newton-Schulz iteration in float32 off CUDA.
 
     torch runs the iteration in bfloat16 everywhere. On a CPU without native bfloat16 matmul (AVX2,
-    and AVX-512 without BF16/AMX) that is emulated: on llama-mini it made Muon two thirds of a training
-    step, and float32 made the whole step 2.8x faster (docs/speedrun.md, row 21). On CUDA the
+    and AVX-512 without BF16/AMX) that is emulated and slow (docs/speedrun.md has the measurement),
+    so off CUDA the iteration runs in float32. On CUDA the
     iteration stays in bfloat16 as in torch, and the result is the same, bit for bit
     (tests/train/test_optim.py); the update rule, hyperparameters and state are torch's.
     """
