@@ -22,7 +22,8 @@ from datasketch import MinHash
 from datasketch.hashfunc import sha1_hash32
 
 from codex_ml.data.near_dedup import SCHEME, NearDedupIndex, shingles, signature
-from codex_ml.data.prepare import SPLITS, Tally, kept_documents, processed_in_order
+from codex_ml.data.prepare import SPLITS, Tally, kept_documents
+from codex_ml.data.process import processed_in_order
 from codex_ml.data.sources import iter_documents
 from codex_ml.params import DataParams, NearDedupParams
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from codex_ml.data.filters import REJECT_REASONS, is_generated, reject_reason
+from codex_ml.data.process import Processed, processed_in_order
 from codex_ml.data.near_dedup import NearDedupIndex, signature
 from codex_ml.data.secrets import KINDS, redact
 from codex_ml.data.sources import RawDocument, describe_source, iter_documents
@@ -38,8 +39,6 @@ from codex_ml.shards import SPLITS, PreparedWriter
 
 # Source bytes per batch handed to a worker: large enough that pickling is a small share of the work,
 # small enough that a few batches in flight stay a few MiB.
-BATCH_BYTES = 4 << 20
-BATCH_DOCS = 512
 
 
 def split_of(path: str, val_fraction: float, test_fraction: float) -> str:
@@ -51,81 +50,6 @@ def split_of(path: str, val_fraction: float, test_fraction: float) -> str:
     if u < test_fraction + val_fraction:
         return "val"
     return "train"
-
-
-@dataclass(frozen=True)
-class Processed:
-    """One document after the per-document work, which depends on nothing but the document."""
-
-    path: str
-    rejected: str | None = None  # a source or content reason; the fields below are then unset
-    digest: bytes = b""  # sha256 of the source bytes: exact duplicates
-    generated: bool = False
-    record: dict[str, Any] = field(default_factory=dict)
-    redactions: dict[str, int] = field(default_factory=dict)
-    signature: np.ndarray | None = None  # MinHash of the kept text, when data.near_dedup.enabled
-
-
-def process(doc: RawDocument, params: DataParams) -> Processed:
-    if doc.data is None:
-        return Processed(doc.path, rejected=str(doc.rejected))
-    reason = reject_reason(doc.data)
-    if reason is not None:
-        return Processed(doc.path, rejected=reason)
-    digest = hashlib.sha256(doc.data).digest()
-    text = doc.data.decode("utf-8")
-    generated = params.drop_generated and is_generated(text)
-    counts: dict[str, int] = {}
-    if params.redact_secrets and not generated:
-        text, found = redact(text, doc.path, pii_too=params.redact_pii)
-        counts = {k: v for k, v in found.items() if v}
-    encoded = text.encode("utf-8")
-    record = {"path": doc.path, "text": text, "sha256": hashlib.sha256(encoded).hexdigest(),
-              "bytes": len(encoded)}
-    sig = signature(text, params.near_dedup) if params.near_dedup.enabled and not generated else None
-    return Processed(doc.path, digest=digest, generated=generated, record=record,
-                     redactions=counts, signature=sig)
-
-
-def process_batch(params: DataParams, docs: list[RawDocument]) -> list[Processed]:
-    return [process(doc, params) for doc in docs]
-
-
-def batches(docs: Iterable[RawDocument]) -> Iterator[list[RawDocument]]:
-    batch: list[RawDocument] = []
-    size = 0
-    for doc in docs:
-        batch.append(doc)
-        size += len(doc.data or b"")
-        if size >= BATCH_BYTES or len(batch) >= BATCH_DOCS:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
-def processed_in_order(params: DataParams, docs: Iterable[RawDocument], workers: int) -> Iterator[Processed]:
-    """`process` over `docs`, in source order, on `workers` processes (1: in this one). At most two
-    batches per worker are in flight, so memory does not grow with the corpus."""
-    if workers <= 1:
-        for batch in batches(docs):
-            yield from process_batch(params, batch)
-        return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                          else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield from _ordered(pool, process_batch, params, batches(docs), 2 * workers)
-
-
-def _ordered(pool: Executor, fn: Callable[[DataParams, list[RawDocument]], list[Processed]],
-             params: DataParams, work: Iterator[list[RawDocument]], in_flight: int) -> Iterator[Processed]:
-    window: deque[Future[list[Processed]]] = deque()
-    for batch in work:
-        window.append(pool.submit(fn, params, batch))
-        if len(window) >= in_flight:
-            yield from window.popleft().result()
-    while window:
-        yield from window.popleft().result()
 
 
 @dataclass

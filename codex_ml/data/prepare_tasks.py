@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-from codex_ml.data.prepare import BATCH_DOCS, Processed, processed_in_order
+from codex_ml.data.process import BATCH_DOCS, Processed, processed_in_order
 from codex_ml.data.sources import iter_documents
 from codex_ml.executors import Task, absolute, check_executor, cpus_per_task, run_tasks, work_folder
 from codex_ml.params import DataParams
