@@ -37,7 +37,7 @@ def workload(wrong_problems: int) -> tuple[list[Problem], list[str]]:
 
 def sandbox(problems: list[Problem], completions: list[str], limits: Limits, workers: int) -> list[bool]:
     runs = execute(problems, [[c] for c in completions], limits, workers)
-    return [r[0][0] == "passed" for r in runs]
+    return [r[0].passed for r in runs]
 
 
 def human_eval_runner(problems: list[Problem], completions: list[str], timeout: float) -> list[bool]:

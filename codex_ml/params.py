@@ -328,6 +328,9 @@ class HumanEvalParams(Section):
     timeout: float = 3.0  # wall-clock seconds per program in the sandbox (CPU seconds too)
     workers: int = 0  # programs run at once; 0 = one per core
     limit: int = 0  # the first `limit` problems only; 0 = all 164
+    # Each program's error message (redacted, 200 characters) in metrics/eval/humaneval.ndjson, which
+    # git tracks; false: in logs/eval/humaneval_messages.ndjson, git-ignored.
+    keep_messages: bool = False
 
     def check(self) -> None:
         _require(self.n >= 0, "eval.humaneval.n", "an integer >= 0 (0 = greedy only)", self.n)
