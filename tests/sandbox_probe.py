@@ -72,7 +72,8 @@ def probe(secret_path: str, secret: str, expected: list[str], env_keys: list[str
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 raise AssertionError(f"/proc/{pid}/cmdline: {f.read()[:80]!r}")
     assert not os.path.exists("/proc/sys") and not os.path.exists("/proc/kcore"), "kernel files in /proc"
-    # Environment variables.
+    # The machine's name, environment variables.
+    assert os.uname().nodename == "sandbox", os.uname().nodename
     assert sorted(os.environ) == env_keys, sorted(os.environ)
     assert all(secret not in value for value in os.environ.values()), "the secret is in the environment"
     try:  # unreadable where the program is not dumpable (after its setuid)

@@ -122,7 +122,7 @@ def test_ordinary_programs_run_and_see_only_their_own_folder() -> None:
     assert network.kind == "exception" and network.error_type == "OSError" and "Errno" in network.error
     stdin = run_program("import sys\nassert sys.stdin.read() == ''\n", LIMITS)
     assert stdin.passed, stdin
-    assert ok.isolation == ("" if os.getuid() == 0 else "user,") + "net,pid,mnt,proc"
+    assert ok.isolation == ("" if os.getuid() == 0 else "user,") + "net,pid,mnt,ipc,uts,cgroup,proc"
 
 
 @pytest.fixture
@@ -209,7 +209,7 @@ def test_as_an_unprivileged_user_the_probes_find_nothing_either(secret_file: Pat
     if kind == "unavailable":
         pytest.skip(f"the kernel refuses an unprivileged user namespace here: {error}")
     assert (kind, error_type, error) == ("passed", "", ""), (kind, error_type, error)
-    assert isolation == "user,net,pid,mnt,proc"
+    assert isolation == "user,net,pid,mnt,ipc,uts,cgroup,proc"
 
 
 def test_the_child_protocol_round_trips() -> None:

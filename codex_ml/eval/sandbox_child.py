@@ -5,8 +5,9 @@ imports would cost more than the rest of the setup).
 stdin: the setup (nonce, uid/gid, rlimits, the filesystem plan, the result pipe) as a decimal length
 line and a `marshal` blob, then the program's source. On the result pipe it writes lines of
 space-separated fields, the nonce first, then a tag and hex-encoded text (`report`). What it does:
-1. Asks for new network, PID and mount namespaces (as a non-root user inside a new user namespace,
-   mapping only its own uid and gid). Refused: it reports the kernel's error and the parent raises.
+1. Asks for new network, PID, mount, IPC (no System V objects of the host), UTS (hostname
+   "sandbox") and cgroup namespaces; as a non-root user inside a new user namespace, mapping only its
+   own uid and gid. Refused: it reports the kernel's error and the parent raises.
 2. Builds the program's filesystem in a fresh tmpfs from the plan (directories, symlinks, read-only
    bind mounts of the standard library, its shared libraries, /dev/null and /dev/urandom; empty
    read-only tmpfs over site-packages; the program's directory, writable), makes it the root
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 
 # Kernel interface numbers Python 3.11's `os` does not name, from the Linux UAPI headers.
 CLONE_NEWNS = 0x00020000  # <linux/sched.h>
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
@@ -104,6 +108,9 @@ class Kernel:
             raise OSError(0, f"pivot_root: system call number unknown on {os.uname().machine}")
         self._check(self.libc.syscall(number, new_root.encode(), put_old.encode()), "pivot_root")
 
+    def sethostname(self, name: str) -> None:
+        self._check(self.libc.sethostname(name.encode(), len(name)), "sethostname")
+
     def prctl(self, option: int, value: int) -> None:
         self._check(self.libc.prctl(option, value, 0, 0, 0), f"prctl({option})")
 
@@ -146,16 +153,18 @@ def parse_reports(data: bytes, nonce: str) -> dict[str, list[str]]:
 
 
 def enter_namespaces(kernel: Kernel, as_root: bool) -> list[str]:
-    """New net, PID and mount namespaces (and a user namespace when not root); their names."""
+    """New net, PID, mount, IPC, UTS and cgroup namespaces (and a user namespace when not root);
+    their names."""
     uid, gid = os.getuid(), os.getgid()
-    flags = CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS
+    flags = CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
     kernel.unshare(flags if as_root else flags | CLONE_NEWUSER)
     if not as_root:  # map only this user: the sandbox's files and processes keep their owner
         maps = (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1"))
         for name, text in maps:
             with open(f"/proc/self/{name}", "w") as f:
                 f.write(text)
-    return ([] if as_root else ["user"]) + ["net", "pid", "mnt"]
+    kernel.sethostname("sandbox")  # not the machine's name
+    return ([] if as_root else ["user"]) + ["net", "pid", "mnt", "ipc", "uts", "cgroup"]
 
 
 def kept_flags(path: str) -> int:
