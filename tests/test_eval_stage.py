@@ -199,3 +199,8 @@ def test_stage_with_humaneval_enabled_writes_its_rows_and_metrics(workspace: Pat
     assert [(t["task_id"], t["passed"], t["kind"]) for t in table] == [
         (r["task_id"], str(int(r["passed"])), r["kind"]) for r in rows]
     assert json.loads((ws / "metrics/eval/settings.json").read_text())["humaneval"]["limit"] == 3
+    # Error messages stay out of the git-tracked rows: the stage logs them under logs/ (git-ignored).
+    assert all("message" not in r and "error_type" in r for r in rows)
+    log = ws / "logs/eval/humaneval_messages.ndjson"
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(x["task_id"], x["kind"]) for x in logged] == [(r["task_id"], r["kind"]) for r in rows]

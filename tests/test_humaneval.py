@@ -11,7 +11,16 @@ import pytest
 from typer.testing import CliRunner
 
 from codex_ml.cli import app
-from codex_ml.eval.humaneval import execute, load_problems, pass_at_k, truncate_at_stop
+from codex_ml.eval.humaneval import (
+    MESSAGE_CHARS,
+    execute,
+    load_problems,
+    pass_at_k,
+    recorded_message,
+    recorded_type,
+    score,
+    truncate_at_stop,
+)
 from codex_ml.eval.sandbox import Limits
 from codex_ml.params import EvalParams, ParamsError
 from tests.evalkit import one_thread, shared_workspace  # noqa: F401  (one_thread: a fixture)
@@ -21,21 +30,49 @@ def test_every_canonical_solution_passes_and_wrong_ones_fail_with_their_kind() -
     problems = load_problems()
     assert len(problems) == 164 and problems[0].task_id == "HumanEval/0"
     runs = execute(problems, [[p.canonical_solution] for p in problems], Limits(timeout=10, cpu_seconds=10))
-    failed = [(p.task_id, r[0]) for p, r in zip(problems, runs, strict=True) if r[0][0] != "passed"]
+    failed = [(p.task_id, r[0]) for p, r in zip(problems, runs, strict=True) if not r[0].passed]
     assert failed == []
     wrong = {"    return None\n": "assertion", "    return 1 / 0\n": "exception", "    return (\n": "syntax",
              "    while True:\n        pass\n": "timeout", "    import os\n    os._exit(0)\n": "killed"}
     runs = execute(problems[:1] * len(wrong), [[c] for c in wrong], Limits(timeout=1.5, cpu_seconds=2))
-    assert [r[0][0] for r in runs] == list(wrong.values())
+    assert [r[0].kind for r in runs] == list(wrong.values())
+    assert [r[0].error_type for r in runs] == ["AssertionError", "ZeroDivisionError", "SyntaxError", "", ""]
+
+
+def test_no_text_a_program_chose_reaches_the_rows_unredacted() -> None:
+    """A program that reads something and raises it: the rows (git-tracked) get the kind and a
+    built-in type name only; the message is redacted and short, and in the rows only when asked."""
+    problems = load_problems(2)
+    leak = ("    class Exfiltrated_4f9a(Exception):\n        pass\n"
+            "    raise Exfiltrated_4f9a('mail ops@codex-internal.net key AKIAIOSFODNN7EXAMPLE '\n"
+            "                           + 'x' * 500)\n")
+    greedy = [[leak], ["    raise ValueError('token = \"ghp_' + 'a1B2' * 9 + '\"')\n"]]
+    runs = execute(problems, greedy, Limits(timeout=5, cpu_seconds=5))
+    for keep in (False, True):
+        _, rows, messages = score(problems, greedy, runs, None, None, resamples=0, seed=0,
+                                  keep_messages=keep)
+        assert [(r["kind"], r["error_type"]) for r in rows] == [("exception", "other"),
+                                                                ("exception", "ValueError")]
+        kept = [r["message"] for r in rows] if keep else [m["message"] for m in messages]
+        assert ("message" in rows[0]) == keep and (messages == []) == keep
+        assert all(len(m) <= MESSAGE_CHARS for m in kept)
+        assert "codex-internal.net" not in kept[0] and "AKIAIOSFODNN7EXAMPLE" not in kept[0]
+        assert "<EMAIL>" in kept[0] and "<SECRET:" in kept[0], kept[0]
+        assert "ghp_" not in kept[1] and "<SECRET:" in kept[1], kept[1]
+        # The completion is the model's text, written before anything ran; the rest is the harness's.
+        recorded = [{k: v for k, v in r.items() if k != "completion"} for r in rows]
+        assert "Exfiltrated" not in json.dumps(recorded)
+    assert (recorded_type("KeyError"), recorded_type(""), recorded_type("Leak")) == ("KeyError", "", "other")
+    assert recorded_message("plain") == "plain"
 
 
 def test_pass_at_k_is_the_unbiased_estimator() -> None:
     for n in (1, 5, 20):
-        for c in range(n + 1):
-            for k in range(1, n + 1):
-                assert pass_at_k(n, c, k) == pytest.approx(1 - comb(n - c, k) / comb(n, k))
+        for k in range(1, n + 1):
+            got = pass_at_k(n, list(range(n + 1)), k)
+            assert got.tolist() == pytest.approx([1 - comb(n - c, k) / comb(n, k) for c in range(n + 1)])
     with pytest.raises(ValueError, match="k"):
-        pass_at_k(3, 1, 5)
+        pass_at_k(3, [1], 5)
     assert truncate_at_stop("    return x\n\ndef other():\n") == "    return x\n"
     assert truncate_at_stop("    return x\n    # fine\n") == "    return x\n    # fine\n"
 

@@ -93,12 +93,19 @@ def test_humaneval_section_shows_pass_at_k_outcomes_and_examples(evaluated: Path
     greedy = [[wrong.get(i, p.canonical_solution)] for i, p in enumerate(problems)]
     sampled = [[p.canonical_solution] * i + ["    return None\n"] * (10 - i) for i, p in enumerate(problems)]
     limits = Limits(timeout=5, cpu_seconds=5)
-    metrics, rows = score(problems, greedy, execute(problems, greedy, limits), sampled,
-                          execute(problems, sampled, limits), resamples=200, seed=0)
+    metrics, rows, messages = score(problems, greedy, execute(problems, greedy, limits), sampled,
+                                    execute(problems, sampled, limits), resamples=200, seed=0)
     metrics["max_new_tokens"] = 128
     ws = tmp_path / "ws"
-    write_outputs({"humaneval": metrics}, [SplitResult("humaneval", metrics, rows)], {},
-                  ws / "metrics/eval.json", ws / "metrics/eval")
+    write_outputs({"humaneval": metrics}, [SplitResult("humaneval", metrics, rows, messages=messages)], {},
+                  ws / "metrics/eval.json", ws / "metrics/eval", ws / "logs/eval/humaneval_messages.ndjson")
+    # The rows (git) hold kinds and built-in exception types; the messages are in the log only.
+    assert [(r["kind"], r["error_type"]) for r in rows] == [("passed", ""), ("passed", ""),
+                                                            ("assertion", "AssertionError"),
+                                                            ("exception", "ZeroDivisionError")]
+    assert all("message" not in r for r in rows)
+    logged = (ws / "logs/eval/humaneval_messages.ndjson").read_text().splitlines()
+    assert json.loads(logged[3])["message"] == "division by zero"
     md = to_markdown(build(ReportParams(), Paths(root=ws)).blocks)
     section = md.split("## HumanEval")[1].split("\n## ")[0]
     low, high = metrics["pass@1_ci"]
@@ -110,7 +117,7 @@ def test_humaneval_section_shows_pass_at_k_outcomes_and_examples(evaluated: Path
     assert f"| 10 | {s['pass@10']:.4f} \\[{s['pass@10_ci'][0]:.4f}, {s['pass@10_ci'][1]:.4f}\\] |" in section
     assert "| passed | 2 |" in section and "| assertion | 1 |" in section and "| exception | 1 |" in section
     for task, kind in [("HumanEval/0", "passed"), ("HumanEval/1", "passed"), ("HumanEval/2", "assertion"),
-                       ("HumanEval/3", "exception: ZeroDivisionError")]:
+                       ("HumanEval/3", "exception (ZeroDivisionError)")]:
         assert f"`{task}` — {kind}" in section, task
     assert problems[0].canonical_solution.strip().splitlines()[0] in section
 

@@ -1,26 +1,39 @@
 """The sandbox against hostile programs: each is contained, recorded with its kind, and nothing
-outside its directory changes (checked on files the test plants, the repository and /tmp)."""
+outside its directory changes (checked on files the test plants, the repository and /tmp); an
+attacker's probes (tests/sandbox_probe.py) find nothing outside the allowlist, as root and as an
+unprivileged user."""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from codex_ml.eval import sandbox_child
 from codex_ml.eval.sandbox import (
     SLOTS_PER_PROCESS,
     Limits,
-    hidden_paths,
+    filesystem_plan,
     run_many,
     run_program,
     slot_uid,
 )
+from tests.sandbox_probe import probe_program
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = Limits(timeout=2.0, cpu_seconds=2)
+SECRET = "codex-probe-secret-7f3a9c"
+UNPRIVILEGED_UID = 3_000_001  # no account: nothing on the machine belongs to it
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -98,18 +111,124 @@ def test_hostile_programs_are_contained_and_recorded(canary: Path, tmp_path: Pat
 
 
 def test_ordinary_programs_run_and_see_only_their_own_folder() -> None:
-    ok = run_program("import math, hashlib, collections, re, os\n"
+    ok = run_program("import math, hashlib, collections, re, os, json, decimal, sqlite3, zlib, ctypes\n"
                      "open('scratch.txt', 'w').write('x')\n"
                      "assert os.listdir('.') == ['scratch.txt']\n"
                      "assert os.environ['HOME'] == os.getcwd()\n", LIMITS)
     assert ok.passed, ok
     hidden = run_program(f"import os\nassert not os.path.exists({str(ROOT / 'README.md')!r})\n", LIMITS)
     assert hidden.passed, hidden
-    assert str(ROOT) in " ".join(hidden_paths()) or any(str(ROOT).startswith(p) for p in hidden_paths())
     network = run_program("import socket\ns = socket.socket()\ns.connect(('127.0.0.1', 22))\n", LIMITS)
-    assert network.kind == "exception" and "Errno" in network.error
+    assert network.kind == "exception" and network.error_type == "OSError" and "Errno" in network.error
     stdin = run_program("import sys\nassert sys.stdin.read() == ''\n", LIMITS)
     assert stdin.passed, stdin
+    assert ok.isolation == ("" if os.getuid() == 0 else "user,") + "net,pid,mnt,ipc,uts,cgroup,proc"
+
+
+@pytest.fixture
+def secret_file() -> Iterator[Path]:
+    """A world-readable file with a known secret outside the repository and outside pytest's own
+    (private) temporary folder: readable by any user on the machine."""
+    folder = Path(tempfile.mkdtemp(prefix="codex-probe-"))
+    try:
+        folder.chmod(0o755)
+        path = folder / "secret.txt"
+        path.write_text(SECRET + "\n")
+        path.chmod(0o644)
+        yield path
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_the_program_sees_only_its_allowlist(secret_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probes: a secret file by absolute path, / and /etc, /proc and other processes' command
+    lines, environment variables, /proc/self/root and symlinks out, and a walk of everything visible
+    against the allowlist. The same probe fails (and so can fail) when a hole is planted."""
+    monkeypatch.setenv("CODEX_PROBE_SECRET", SECRET)
+    limits = Limits(timeout=30, cpu_seconds=30)
+    outcome = run_program(probe_program(str(secret_file), SECRET), limits)
+    assert outcome.passed, outcome
+    # The probe itself can fail: outside the sandbox (plain python) it sees the secret at once.
+    plain = subprocess.run([sys.executable, "-I", "-S", "-"], input=probe_program(str(secret_file), SECRET),
+                           capture_output=True, text=True, cwd=secret_file.parent)
+    assert plain.returncode != 0 and "AssertionError" in plain.stderr
+
+
+def test_the_allowlist_is_the_standard_library_and_its_libraries() -> None:
+    """Every mount in the plan is the standard library, a shared library, /dev/null or /dev/urandom;
+    nothing of the repository, /etc, home folders or site-packages."""
+    stdlib = os.path.dirname(os.__file__)
+    for op, path, _ in filesystem_plan():
+        if op == "ro":
+            inside = os.path.realpath(path).startswith(os.path.realpath(stdlib))
+            assert inside or ".so" in Path(path).name, path
+        elif op == "dev":
+            assert path in ("/dev/null", "/dev/urandom")
+        elif op == "empty":
+            assert Path(path).name in ("site-packages", "dist-packages")
+        if op != "link":
+            assert not path.startswith(("/etc", "/home", str(ROOT))), path
+
+
+def unprivileged_python() -> str | None:
+    """An interpreter (3.11+) the unprivileged uid may run: this one, else the system's."""
+    for candidate in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        check = subprocess.run(["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}",
+                                "--clear-groups", candidate, "-I", "-S", "-c",
+                                "import os, sys; assert sys.version_info >= (3, 11) "
+                                "and os.access(sys.executable, os.X_OK)"], capture_output=True,
+                               cwd="/")
+        if check.returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(os.getuid() != 0 or shutil.which("setpriv") is None,
+                    reason="as root, setpriv drops to an unprivileged uid; as a user, the test above "
+                           "already runs the user-namespace path")
+def test_as_an_unprivileged_user_the_probes_find_nothing_either(secret_file: Path) -> None:
+    """The user-namespace path: the same probes, run by an unprivileged uid (setpriv, no groups)."""
+    python = unprivileged_python()
+    if python is None:
+        pytest.skip(f"no Python 3.11+ here is executable by uid {UNPRIVILEGED_UID}")
+    script = (f"import sys, json\nsys.path[:0] = [{str(ROOT)!r}]\n"
+              "from tests.sandbox_probe import probe_program\n"
+              "from codex_ml.eval.sandbox import Limits, run_program, SandboxUnavailable\n"
+              "try:\n"
+              f"    o = run_program(probe_program({str(secret_file)!r}, {SECRET!r}), Limits(timeout=30, "
+              "cpu_seconds=30))\n"
+              "    print(json.dumps([o.kind, o.error_type, o.error, o.isolation]))\n"
+              "except SandboxUnavailable as exc:\n"
+              "    print(json.dumps(['unavailable', '', str(exc), '']))\n")
+    env = {"PATH": "/usr/bin:/bin", "CODEX_PROBE_SECRET": SECRET}
+    done = subprocess.run(["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}",
+                           "--clear-groups", python, "-I", "-c", script], capture_output=True, text=True,
+                          cwd="/", env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    kind, error_type, error, isolation = json.loads(done.stdout.splitlines()[-1])
+    if kind == "unavailable":
+        pytest.skip(f"the kernel refuses an unprivileged user namespace here: {error}")
+    assert (kind, error_type, error) == ("passed", "", ""), (kind, error_type, error)
+    assert isolation == "user,net,pid,mnt,ipc,uts,cgroup,proc"
+
+
+def test_the_child_protocol_round_trips() -> None:
+    """What the parent writes to the child's stdin, and the child's report lines, read back; lines
+    without this run's nonce and malformed ones are ignored."""
+    setup = {"nonce": "n1", "plan": [("ro", "/usr/lib", "")], "limits": {"cpu": 3}}
+    got, source = sandbox_child.read_input(io.BytesIO(sandbox_child.encode_input(setup, b"print(1)\n\x00")))
+    assert got == {"nonce": "n1", "plan": [("ro", "/usr/lib", "")], "limits": {"cpu": 3}}
+    assert source == b"print(1)\n\x00"
+    read_end, write_end = os.pipe()
+    sandbox_child.report(write_end, "n1", "outcome", "exception", "ValueError", "bad \n value é")
+    sandbox_child.report(write_end, "forged", "outcome", "passed", "", "")
+    os.write(write_end, b"n1 outcome zz\n")
+    os.close(write_end)
+    data = os.read(read_end, 4096)
+    os.close(read_end)
+    reports = sandbox_child.parse_reports(data, "n1")
+    assert reports == {"outcome": ["exception", "ValueError", "bad \n value é"]}
+    assert sandbox_child.kept_flags("/") & sandbox_child.MS_RDONLY == 0
 
 
 def test_each_evaluating_process_has_its_own_slot_uids() -> None:

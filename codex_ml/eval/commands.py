@@ -70,7 +70,7 @@ def eval_command(
     """Evaluate a model on the val/test split, or on any corpus (--data): bits per byte with the
     compressors beside it, loss, accuracy, line completion; or HumanEval (--humaneval)."""
     from codex_ml.eval.data import SPLITS
-    from codex_ml.eval.evaluate import EvalInputs, run_eval, summary_line
+    from codex_ml.eval.evaluate import EvalInputs, run_eval, summary_line, write_messages
     from codex_ml.io import write_json
     from codex_ml.params import EvalParams, load_params
 
@@ -123,6 +123,7 @@ def eval_command(
         print(summary_line(name, m))
     if out is not None:
         write_json(out, metrics)
+    write_messages(results)
     if rows is not None:
         from codex_ml.eval.evaluate import ndjson
         from codex_ml.io import atomic_open

@@ -55,7 +55,7 @@ from codex_ml.eval.model import (
     special_ids,
 )
 from codex_ml.eval.score import DocScores, score_documents
-from codex_ml.io import atomic_dir, write_json
+from codex_ml.io import atomic_dir, write_json, write_text
 from codex_ml.params import EvalParams
 from codex_ml.runtime import StageError
 from codex_ml.shards import open_stream
@@ -72,6 +72,7 @@ class SplitResult:
     metrics: dict[str, Any]
     rows: list[dict[str, Any]]
     completions: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)  # HumanEval's, kept out of git
 
 
 @dataclass(frozen=True)
@@ -262,10 +263,10 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = S
     if params.humaneval.enabled:
         from codex_ml.eval.humaneval import run_humaneval
 
-        he_metrics, he_rows = run_humaneval(model, tokenizer, params.humaneval, window=window,
-                                            batch_size=params.batch_size, eos_id=eos_id, pad_id=pad_id,
-                                            device=dev, resamples=params.bootstrap, seed=params.seed)
-        results.append(SplitResult("humaneval", he_metrics, he_rows))
+        he_metrics, he_rows, he_messages = run_humaneval(
+            model, tokenizer, params.humaneval, window=window, batch_size=params.batch_size, eos_id=eos_id,
+            pad_id=pad_id, device=dev, resamples=params.bootstrap, seed=params.seed)
+        results.append(SplitResult("humaneval", he_metrics, he_rows, messages=he_messages))
     settings = {
         "model": str(inputs.model_dir), "architecture": type(model).__name__,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -282,8 +283,9 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = S
 
 
 def write_outputs(metrics: dict[str, Any], results: list[SplitResult], settings: dict[str, Any],
-                  metrics_path: Path, out_dir: Path) -> None:
-    """Rows first (one atomic folder swap), metrics last: metrics never describe missing rows."""
+                  metrics_path: Path, out_dir: Path, messages_path: Path | None = None) -> None:
+    """Rows first (one atomic folder swap), metrics last: metrics never describe missing rows.
+    HumanEval's messages go to `messages_path` (None: humaneval.MESSAGES, under the working folder)."""
     with atomic_dir(out_dir) as tmp:
         for r in results:
             (tmp / f"{r.name}.ndjson").write_text(ndjson(r.rows), encoding="utf-8")
@@ -296,6 +298,16 @@ def write_outputs(metrics: dict[str, Any], results: list[SplitResult], settings:
         (tmp / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n",
                                            encoding="utf-8")
     write_json(metrics_path, metrics)
+    write_messages(results, messages_path)
+
+
+def write_messages(results: list[SplitResult], path: Path | None = None) -> None:
+    """HumanEval's error messages, when kept out of the rows, to their git-ignored log."""
+    for r in results:
+        if r.messages:
+            from codex_ml.eval.humaneval import MESSAGES
+
+            write_text(path or MESSAGES, ndjson(r.messages))
 
 
 def summary_line(name: str, m: dict[str, Any]) -> str:

@@ -1,31 +1,28 @@
 """A sandbox for generated code: each program runs in its own process, contained, and its outcome is
-one of a few kinds. docs/sandbox.md says what it protects against and what it does not.
+one of a few kinds. docs/humaneval.md says what it protects against and what it does not.
 
 How one program runs (`run_program`):
-1. The parent makes a fresh directory (0700) and starts the interpreter (`python -I -S`: no
-   environment variables, no site-packages) in it as cwd and HOME, with a minimal environment, in a
-   new session (its own process group), stdin a pipe that carries the program and is then closed.
-2. The child (`_RUNNER`) reads the program, replaces stdin with /dev/null and asks the kernel for new
-   network, PID and mount namespaces (as root directly; otherwise inside a new user namespace). With
-   a mount namespace it covers the repository, the working directory, the home directories and /root
-   with empty read-only tmpfs mounts, re-exposing only the interpreter's own prefix read-only.
-3. It forks: the grandchild is PID 1 of the new PID namespace (when the kernel gave one), dies with
-   its parent (PR_SET_PDEATHSIG), sets rlimits (CPU seconds, address space, file size, open files,
-   processes, no core files), drops to an unprivileged uid/gid of its slot when started as root,
-   compiles and executes the program, and reports its outcome on a pipe, with a nonce.
-4. The parent reads output up to a cap (over it: killed), kills the whole process group at the
+1. The parent makes a fresh directory (the program's cwd, HOME and TMPDIR, 0700) and starts
+   sandbox_child.py by path (`python -I -S`: no PYTHON* variables, no site-packages) with a minimal
+   environment, in a new session (its own process group); stdin carries the setup (one JSON line:
+   the filesystem plan, limits, uid, nonce) and the program, and is then closed.
+2. The child enters new network, PID and mount namespaces (a user namespace too when not root),
+   pivots into a fresh root that holds only the plan's paths (`filesystem_plan`: the standard library
+   and its shared libraries read-only, /dev/null, /dev/urandom) and the program's directory, and runs
+   the program under PID 1 of its namespace with a fresh /proc, rlimits and no privileges.
+3. The parent reads output up to a cap (over it: killed), kills the whole process group at the
    wall-clock limit or at the end (and with it, via the PID namespace, every process the program
    started, even ones that left the group), and removes the directory.
 
-Kinds: passed, assertion (AssertionError), exception (any other exception, MemoryError included),
-syntax (the program does not compile), timeout (wall clock or CPU limit), killed (a signal, an exit
-without a report — os._exit, sys.exit — or output over the cap).
+Kinds: passed, assertion (AssertionError), exception (any other exception: MemoryError, SystemExit
+and PermissionError included), syntax (the program does not compile), timeout (wall clock or CPU
+limit), killed (a signal, an exit without a report such as os._exit, or output over the cap).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import os
 import secrets
 import selectors
@@ -33,10 +30,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from codex_ml.eval.sandbox_child import encode_input, parse_reports
 
 KINDS = ("passed", "assertion", "exception", "syntax", "timeout", "killed")
 UID_BASE = 2_000_000  # slot uids, far above any real account: each parallel slot its own user
@@ -65,7 +65,8 @@ class Limits:
 @dataclass(frozen=True)
 class Outcome:
     kind: str  # one of KINDS
-    error: str  # the exception's last line, the signal, or "" when passed
+    error_type: str  # the exception's class name ("" when passed, timed out or killed)
+    error: str  # the exception's text, the signal or limit, or "" when passed
     seconds: float
     isolation: str  # which namespaces the kernel gave: "net,pid,mnt" or a subset, "" for none
 
@@ -74,104 +75,83 @@ class Outcome:
         return self.kind == "passed"
 
 
-# The child's program. It runs as `python -I -S -c _RUNNER uid gid result_fd cpu as fsize nofile nproc
-# hide...`; everything it needs is imported before the mounts change and privileges drop.
-_RUNNER = r'''
-import ctypes, json, os, resource, signal, sys
-uid, gid, fd, cpu, mem, fsize, nofile, nproc = (int(a) for a in sys.argv[1:9])
-hide = sys.argv[9:]
-data = sys.stdin.buffer.read()
-nonce, _, source = data.partition(b"\n")
-null = os.open("/dev/null", os.O_RDONLY)
-os.dup2(null, 0)
-os.close(null)
-libc = ctypes.CDLL(None, use_errno=True)
-NET, PID, MNT, USER = 0x40000000, 0x20000000, 0x00020000, 0x10000000
-got = []
-for flags, names in ((NET | PID | MNT, ["net", "pid", "mnt"]), (NET | MNT, ["net", "mnt"]), (NET, ["net"])):
-    if libc.unshare(flags | (0 if os.getuid() == 0 else USER)) == 0:
-        got = names
-        break
-def mount(src, dst, fstype, flags, opts):
-    if libc.mount(src, dst.encode(), fstype, flags, opts) != 0:
-        raise OSError(ctypes.get_errno(), "mount " + dst)
-RDONLY, NOSUID, NODEV, REMOUNT, BIND, REC, PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
-work = os.getcwd()
-if "mnt" in got:
-    mount(None, "/", None, REC | PRIVATE, None)
-    keeps = [(sys.base_prefix, True), (work, False)]  # (path, read-only): seen through the covers
-    fds = {k: os.open(k, os.O_PATH | os.O_DIRECTORY) for k, _ in keeps}
-    for path in hide:
-        mount(b"tmpfs", path, b"tmpfs", NOSUID | NODEV, b"size=64k,mode=0755")
-        for keep, ro in keeps:
-            if keep.startswith(path.rstrip("/") + "/"):
-                os.makedirs(keep, exist_ok=True)
-                mount(f"/proc/self/fd/{fds[keep]}".encode(), keep, None, BIND | REC, None)
-                if ro:
-                    mount(None, keep, None, REMOUNT | BIND | RDONLY | NOSUID | NODEV, None)
-        mount(None, path, None, REMOUNT | RDONLY | NOSUID | NODEV, None)
-    for f in fds.values():
-        os.close(f)
-    os.chdir(work)
-    try:  # the root mount itself read-only (its other mounts, /proc and /dev among them, keep theirs)
-        mount(None, "/", None, REMOUNT | BIND | RDONLY, None)
-    except OSError:
-        got.append("rw-root")
-os.write(fd, (json.dumps({"nonce": nonce.decode(), "isolation": got}) + "\n").encode())
-def wait_and_exit(pid):
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-        os.kill(os.getpid(), os.WTERMSIG(status))
-    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
-pid = os.fork()
-if pid:
-    wait_and_exit(pid)
-libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the runner above (PID 1 of the namespace)
-pid = os.fork()  # the program is PID 2: its parent is a root-owned reaper it cannot signal
-if pid:
-    wait_and_exit(pid)
-libc.prctl(1, signal.SIGKILL)
-R = resource
-for res, value in ((R.RLIMIT_CPU, cpu), (R.RLIMIT_AS, mem), (R.RLIMIT_FSIZE, fsize),
-                   (R.RLIMIT_NOFILE, nofile), (R.RLIMIT_NPROC, nproc), (R.RLIMIT_CORE, 0)):
-    resource.setrlimit(res, (value, value))
-if os.getuid() == 0:
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
-def report(kind, error=""):
-    os.write(fd, (json.dumps({"nonce": nonce.decode(), "kind": kind, "error": error[-300:]}) + "\n").encode())
-    os._exit(0)
-try:
-    code = compile(source, "<program>", "exec")
-except (SyntaxError, ValueError) as exc:
-    report("syntax", f"{type(exc).__name__}: {exc}")
-del data, source
-try:
-    exec(code, {"__name__": "__main__"})
-except AssertionError as exc:
-    report("assertion", f"AssertionError: {exc}")
-except BaseException as exc:
-    report("exception", f"{type(exc).__name__}: {exc}")
-report("passed")
-'''
+CHILD = Path(__file__).with_name("sandbox_child.py")
+DEVICES = ("/dev/null", "/dev/urandom")
+# Extension modules for a display, a terminal or a system service: their libraries (X11, Tk, curses,
+# NIS with Kerberos, OSS audio, shadow passwords) stay out, and importing them fails in the sandbox.
+NO_LIBRARIES_FOR = ("_tkinter", "_curses", "_curses_panel", "readline", "nis", "ossaudiodev", "spwd")
 
 
-def project_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+class SandboxUnavailable(OSError):
+    """The sandbox cannot start here (a kernel that refuses the namespaces, a missing tool)."""
 
 
-def hidden_paths() -> list[str]:
-    """Folders covered by empty tmpfs mounts in the sandbox: the repository, the working directory,
-    the home directories. Existing folders only, outermost first, no duplicates."""
-    candidates = [project_root(), Path.cwd(), Path.home(), Path("/root"), Path("/home"), Path("/tmp"),
-                  Path("/var/tmp"), Path("/dev/shm"), Path(tempfile.gettempdir())]
-    out: list[str] = []
-    for p in sorted({str(c.resolve()) for c in candidates if c.is_dir() and str(c) != "/"}, key=len):
-        if not any(p == o or p.startswith(o.rstrip("/") + "/") for o in out):
-            out.append(p)
-    return out
+def shared_libraries(files: list[str]) -> list[str]:
+    """The shared libraries the dynamic loader resolves for `files` (ldd's answer), sorted."""
+    try:
+        out = subprocess.run(["ldd", *files], capture_output=True, text=True, env={"LC_ALL": "C"},
+                             check=False).stdout
+    except FileNotFoundError:
+        raise SandboxUnavailable("ldd not found: the sandbox lists the interpreter's shared libraries "
+                                 "with it (Debian package libc-bin)") from None
+    libs = set()
+    for line in out.splitlines():
+        line = line.strip()
+        if line.endswith(":") or "not found" in line:
+            continue  # a file's header line; a library the loader cannot find
+        path = line.split("=>")[-1].strip().split(" (")[0]
+        if path.startswith("/"):
+            libs.add(path)
+    return sorted(libs)
+
+
+def _mirror(path: str, plan: list[tuple[str, str, str]], made: set[str]) -> str:
+    """Plan the directories and symlinks that make `path` resolve inside the sandbox as it does
+    outside; its real path (where the bind mount goes)."""
+    parts, real, hops = [p for p in path.split("/") if p], "", 0
+    while parts:
+        here = f"{real}/{parts.pop(0)}"
+        if os.path.islink(here):
+            hops += 1
+            if hops > 40:
+                raise SandboxUnavailable(f"{path}: too many symlinks")
+            target = os.readlink(here)
+            if here not in made:
+                made.add(here)
+                plan.append(("link", here, target))
+            base = target if target.startswith("/") else f"{real}/{target}"
+            parts, real = [p for p in os.path.normpath(base).split("/") if p] + parts, ""
+        else:
+            if parts and here not in made:
+                made.add(here)
+                plan.append(("dir", here, ""))
+            real = here
+    return real or "/"
+
+
+@functools.cache
+def filesystem_plan() -> tuple[tuple[str, str, str], ...]:
+    """What the program sees besides its own directory and /proc: the standard library (read-only,
+    its site-packages covered by an empty tmpfs), the shared libraries its extension modules and the
+    interpreter load, /dev/null and /dev/urandom. Steps (op, path, arg) for sandbox_child.build_root."""
+    paths = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+    stdlib = sorted({os.path.realpath(paths["stdlib"]), os.path.realpath(paths["platstdlib"])})
+    dynload = Path(sysconfig.get_config_var("DESTSHARED") or Path(stdlib[0]) / "lib-dynload")
+    modules = sorted(str(p) for p in dynload.glob("*.so") if p.name.split(".")[0] not in NO_LIBRARIES_FOR)
+    plan: list[tuple[str, str, str]] = []
+    made: set[str] = set()
+    for path, op in ([(p, "ro") for p in stdlib] + [(str(dynload), "ro")]
+                     + [(lib, "ro") for lib in shared_libraries([os.path.realpath(sys.executable), *modules])]
+                     + [(d, "dev") for d in DEVICES]):
+        real = _mirror(path, plan, made)
+        if real not in made and not any(real.startswith(f"{s}/") for s in stdlib):
+            made.add(real)
+            plan.append((op, real, ""))
+    for root in stdlib:
+        for name in ("site-packages", "dist-packages"):
+            if os.path.isdir(f"{root}/{name}"):
+                plan.append(("empty", f"{root}/{name}", ""))
+    return tuple(plan)
 
 
 def _env(home: str) -> dict[str, str]:
@@ -181,28 +161,34 @@ def _env(home: str) -> dict[str, str]:
 
 def run_program(program: str, limits: Limits = Limits(), slot: int = 0) -> Outcome:
     """Run `program` (Python source) in the sandbox; its outcome. Never raises for what the program
-    does; raises OSError only when the sandbox itself cannot start."""
+    does; raises SandboxUnavailable when the sandbox itself cannot start."""
     start = time.monotonic()
     root = os.getuid() == 0
-    uid = gid = slot_uid(slot)
-    work = tempfile.mkdtemp(prefix="codex-sandbox-")
+    uid = gid = slot_uid(slot) if root else os.getuid()
+    box = tempfile.mkdtemp(prefix="codex-sandbox-")  # its stage (the new root's mount point) and work
+    work, stage = f"{box}/work", f"{box}/root"
     nonce = secrets.token_hex(16)
-    hide = hidden_paths()
     read_end, write_end = os.pipe()
     try:
-        os.chmod(work, 0o700)
+        os.mkdir(stage)
+        os.mkdir(work, 0o700)
         if root:
             os.chown(work, uid, gid)
-        args = [sys.executable, "-I", "-S", "-c", _RUNNER, str(uid), str(gid), str(write_end),
-                str(limits.cpu_seconds), str(limits.memory_bytes), str(limits.file_bytes),
-                str(limits.open_files), str(limits.processes), *hide]
-        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                cwd=work, env=_env(work), start_new_session=True, pass_fds=(write_end,))
+        plan: list[tuple[str, str, str]] = list(filesystem_plan())
+        _mirror(work, plan, set())
+        plan.append(("rw", work, ""))
+        setup = {"nonce": nonce, "uid": uid, "gid": gid, "result_fd": write_end, "stage": stage, "work": work,
+                 "plan": plan, "limits": {"cpu": limits.cpu_seconds, "memory": limits.memory_bytes,
+                                          "fsize": limits.file_bytes, "nofile": limits.open_files,
+                                          "nproc": limits.processes}}
+        proc = subprocess.Popen([sys.executable, "-I", "-S", str(CHILD)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=work, env=_env(work),
+                                start_new_session=True, pass_fds=(write_end,))
         os.close(write_end)
         write_end = -1
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            proc.stdin.write(nonce.encode() + b"\n" + program.encode("utf-8", "surrogatepass"))
+            proc.stdin.write(encode_input(setup, program.encode("utf-8", "surrogatepass")))
             proc.stdin.close()
         except BrokenPipeError:
             pass
@@ -213,22 +199,28 @@ def run_program(program: str, limits: Limits = Limits(), slot: int = 0) -> Outco
         if write_end >= 0:
             os.close(write_end)
         os.close(read_end)
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(box, ignore_errors=True)
+    if "setup_error" in report:
+        raise SandboxUnavailable(f"the sandbox cannot start: {report['setup_error'][0]}" + (
+            "" if root else " (as a non-root user it needs unprivileged user namespaces: "
+            "sysctl user.max_user_namespaces > 0, and kernel.unprivileged_userns_clone = 1 or "
+            "kernel.apparmor_restrict_unprivileged_userns = 0 where those exist)"))
     seconds = time.monotonic() - start
-    isolation = ",".join(str(n) for n in report.get("isolation", []))  # type: ignore[attr-defined]
+    isolation = report.get("isolation", [""])[0]
     if why:
-        return Outcome(why[0], why[1], seconds, isolation)
-    if report.get("kind") in KINDS:
-        return Outcome(str(report["kind"]), str(report.get("error", "")), seconds, isolation)
+        return Outcome(why[0], "", why[1], seconds, isolation)
+    kind, error_type, error = [*report.get("outcome", []), "", "", ""][:3]
+    if kind in KINDS:
+        return Outcome(kind, error_type, error, seconds, isolation)
     if status < 0:
         sig = signal.Signals(-status)
         kind = "timeout" if sig == signal.SIGXCPU else "killed"
-        return Outcome(kind, f"signal {sig.name}", seconds, isolation)
-    return Outcome("killed", f"exited with status {status} without a report", seconds, isolation)
+        return Outcome(kind, "", f"signal {sig.name}", seconds, isolation)
+    return Outcome("killed", "", f"exited with status {status} without a report", seconds, isolation)
 
 
 def _collect(proc: subprocess.Popen[bytes], result_fd: int, limits: Limits, start: float, nonce: str
-             ) -> tuple[dict[str, object], tuple[str, str] | None]:
+             ) -> tuple[dict[str, list[str]], tuple[str, str] | None]:
     """Read output (counted, discarded) and the report until both pipes close, the deadline passes
     or the output cap is crossed; (the report, or None; (kind, error) when the parent stopped it)."""
     assert proc.stdout is not None
@@ -241,7 +233,7 @@ def _collect(proc: subprocess.Popen[bytes], result_fd: int, limits: Limits, star
         while open_pipes:
             left = limits.timeout - (time.monotonic() - start)
             if left <= 0:
-                return _parse(result, nonce), ("timeout", f"wall clock over {limits.timeout:g} s")
+                return parse_reports(result, nonce), ("timeout", f"wall clock over {limits.timeout:g} s")
             for key, _ in sel.select(timeout=left):
                 fd = key.fileobj if isinstance(key.fileobj, int) else key.fileobj.fileno()
                 chunk = os.read(fd, 65536)
@@ -251,25 +243,13 @@ def _collect(proc: subprocess.Popen[bytes], result_fd: int, limits: Limits, star
                 elif key.data == "out":
                     output += len(chunk)
                     if output > limits.output_bytes:
-                        return _parse(result, nonce), ("killed", f"output over {limits.output_bytes} bytes")
+                        why = ("killed", f"output over {limits.output_bytes} bytes")
+                        return parse_reports(result, nonce), why
                 elif len(result) < 65536:
                     result += chunk
     finally:
         sel.close()
-    return _parse(result, nonce), None
-
-
-def _parse(result: bytes, nonce: str) -> dict[str, object]:
-    """The runner's lines with this run's nonce, merged (isolation first, then the outcome)."""
-    out: dict[str, object] = {}
-    for line in result.decode("utf-8", "replace").splitlines():
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(item, dict) and item.get("nonce") == nonce:
-            out.update(item)
-    return out
+    return parse_reports(result, nonce), None
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -31,6 +31,8 @@ class HumanEvalParams(Section):
     timeout: PositiveNumber = setting(3.0, "wall-clock (and CPU) seconds per program in the sandbox")
     workers: Cores = setting(0, "programs run at once")
     limit: Annotated[int, Field(ge=0), Hint("0 = all 164")] = setting(0, "the first `limit` problems only")
+    keep_messages: bool = setting(False, "each program's redacted error message (200 characters) in the "
+                                         "git-tracked rows; false: in logs/eval/, git-ignored")
 
 
 class EvalParams(Section):

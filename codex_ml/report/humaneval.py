@@ -62,7 +62,8 @@ def examples(r: Report, paths: Paths) -> None:
     if not solved:
         r.add(Para(["No problem was solved."]))
     for x in solved + failed:
-        error = f": {x['error']}" if x.get("error") else ""
-        r.add(Para([Code(str(x.get("task_id"))), f" — {x.get('kind')}{error}"]))
+        error = f" ({x['error_type']})" if x.get("error_type") else ""
+        message = f": {x['message']}" if x.get("message") else ""  # with eval.humaneval.keep_messages
+        r.add(Para([Code(str(x.get("task_id"))), f" — {x.get('kind')}{error}{message}"]))
         wrote = str(x.get("completion", ""))
         r.add(CodeBlock(wrote if wrote.strip() else "# (the model wrote nothing)"))
