@@ -6,6 +6,10 @@ the same files, measured in this one command (the machines are noisy: compare ra
 Redaction's budget (issue 17): prepare with redaction at most 1.5x the time of prepare before the
 detect-secrets rules. Before them (bd45ef0, eight hand-written regexes) this command measured 1.60 s
 with redaction and 0.51 s without on the stdlib: a ratio of 3.14, printed below as the reference.
+
+Held-out hygiene's budget: prepare + tokenize with benchmark decontamination and near-duplicate
+clusters kept in one split (the default) at most 1.15x the time of both without them
+(`data.decontaminate: []`, `data.held_out.near_dup_threshold: null`), interleaved, best of 3.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import TypeVar
 
 from codex_ml.data.prepare import prepare
 from codex_ml.data.sources import iter_documents
-from codex_ml.params import DataParams
+from codex_ml.params import DataParams, HeldOutParams, TokenizerParams
+from codex_ml.runtime import log
+from codex_ml.tokenization.stage import tokenize
 
 T = TypeVar("T")
 
@@ -44,6 +50,33 @@ def best_of(n: int, fn: Callable[..., T], *args: object) -> tuple[float, T]:
         result = fn(*args)
         times.append(time.perf_counter() - t)
     return min(times), result
+
+
+def prepare_and_tokenize(params: DataParams, out: Path) -> dict:
+    metrics = prepare(params, out / "prepared", out / "prepare.json")
+    tokenize(TokenizerParams(), out / "prepared", out / "tokenizer", out / "tokens", out / "tokenize.json",
+             data=params)
+    return metrics
+
+
+def held_out_budget(runs: int = 3) -> None:
+    """prepare + tokenize with and without decontamination and the cluster rule, interleaved."""
+    log.setLevel("WARNING")
+    plain = DataParams(decontaminate=[], held_out=HeldOutParams(near_dup_threshold=None))
+    times: dict[str, list[float]] = {"without": [], "with": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(runs):
+            for name, params in (("without", plain), ("with", DataParams())):
+                t = time.perf_counter()
+                m = prepare_and_tokenize(params, Path(tmp) / name)
+                times[name].append(time.perf_counter() - t)
+    before, after = min(times["without"]), min(times["with"])
+    print(f"prepare+tokenize without decontamination and clusters: {before:6.2f} s (runs: "
+          + ", ".join(f"{t:.2f}" for t in times["without"]) + ")")
+    print(f"prepare+tokenize with them (the default)              : {after:6.2f} s (runs: "
+          + ", ".join(f"{t:.2f}" for t in times["with"]) + ")")
+    print(f"held-out hygiene: {after / before:.3f}x (budget 1.15x); decontaminated {m['decontaminated']}, "
+          f"cross-split near-duplicates {m['cross_split_near_duplicates']}")
 
 
 def main() -> None:
@@ -71,3 +104,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    held_out_budget()

@@ -73,6 +73,28 @@ class NearDedupParams(Section):
                  self.num_perm)
 
 
+class HeldOutParams(Section):
+    key = "data.held_out"
+
+    # Near-duplicate clusters never straddle splits: a val or test document whose estimated Jaccard
+    # similarity (data.near_dedup's shingles, permutations and seed) with a document of another split is
+    # >= this joins that split's cluster, train first (docs/scaling.md); null: splits by path hash only
+    near_dup_threshold: float | None = 0.6
+    # val and test each hold at least this many documents and bytes where the corpus allows (the next
+    # documents in path-hash order); 0: their fraction alone. A corpus whose train would keep less than
+    # half of its documents or bytes to meet them is refused as too small.
+    min_documents: int = 0
+    min_bytes: int = 0
+
+    def check(self) -> None:
+        if self.near_dup_threshold is not None:
+            _require(0.0 < self.near_dup_threshold <= 1.0, "data.held_out.near_dup_threshold",
+                     "a number in (0, 1], or null (off)", self.near_dup_threshold)
+        _require(self.min_documents >= 0, "data.held_out.min_documents", "an integer >= 0",
+                 self.min_documents)
+        _require(self.min_bytes >= 0, "data.held_out.min_bytes", "an integer >= 0", self.min_bytes)
+
+
 class SlurmParams(Section):
     key = "data.slurm"
 
@@ -124,6 +146,10 @@ class DataParams(Section):
     drop_generated: bool = True  # reject files whose first 5 lines say they were generated
     respect_gitignore: bool = True  # dir: skip what the corpus's own .gitignore files ignore
     near_dedup: NearDedupParams = Field(default_factory=NearDedupParams)
+    held_out: HeldOutParams = Field(default_factory=HeldOutParams)
+    # benchmarks whose problems (prompt or canonical solution) no document may contain: removed from
+    # every split, counted and listed (data/prepared/decontaminated.ndjson); [] = none
+    decontaminate: list[Literal["humaneval"]] = Field(default_factory=lambda: ["humaneval"])
     workers: int = 0  # processes that filter, redact and hash; 0 = all cores (outputs never depend on it)
     shard_mb: int = 64  # prepared shards close past this many MiB of text (data/prepared/{split}-NNNNN)
     engine: Literal["local", "datatrove"] = "local"  # datatrove: tasks on its executor (docs/scaling.md)
@@ -151,6 +177,9 @@ class DataParams(Section):
         _require(total < 1.0, "data.val_fraction + data.test_fraction",
                  "a sum < 1 (something must be left for train)", total)
         self.near_dedup.check()
+        self.held_out.check()
+        _require(len(set(self.decontaminate)) == len(self.decontaminate), "data.decontaminate",
+                 "each benchmark once", self.decontaminate)
         _require(self.workers >= 0, "data.workers", "an integer >= 0 (0 = all cores)", self.workers)
         _require(self.shard_mb >= 1, "data.shard_mb", "an integer >= 1 (MiB)", self.shard_mb)
         _require(self.tasks >= 0, "data.tasks", "an integer >= 0 (0 = data.workers)", self.tasks)
@@ -351,6 +380,9 @@ class EvalParams(Section):
     stride: int = 0  # sliding-window step in tokens; 0 = window // 2
     seed: int = 1337
     threads: int = 0  # torch intra-op threads; 0 = torch's default (all cores)
+    # val and test documents with a near-duplicate in train (MinHash, Jaccard >= 0.7), counted under
+    # `leak` per split (eval/leak.py); it reads the train text once
+    leak_audit: bool = True
     humaneval: HumanEvalParams = Field(default_factory=HumanEvalParams)
 
     # The settings that follow the window, in one place for eval and for the checks here.
