@@ -73,6 +73,10 @@ class NearDedupParams(Section):
                  self.num_perm)
 
 
+def _default_benchmarks() -> list[Literal["humaneval"]]:
+    return ["humaneval"]
+
+
 class HeldOutParams(Section):
     key = "data.held_out"
 
@@ -149,7 +153,7 @@ class DataParams(Section):
     held_out: HeldOutParams = Field(default_factory=HeldOutParams)
     # benchmarks whose problems (prompt or canonical solution) no document may contain: removed from
     # every split, counted and listed (data/prepared/decontaminated.ndjson); [] = none
-    decontaminate: list[Literal["humaneval"]] = Field(default_factory=lambda: ["humaneval"])
+    decontaminate: list[Literal["humaneval"]] = Field(default_factory=_default_benchmarks)
     workers: int = 0  # processes that filter, redact and hash; 0 = all cores (outputs never depend on it)
     shard_mb: int = 64  # prepared shards close past this many MiB of text (data/prepared/{split}-NNNNN)
     engine: Literal["local", "datatrove"] = "local"  # datatrove: tasks on its executor (docs/scaling.md)

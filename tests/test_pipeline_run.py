@@ -32,6 +32,8 @@ def quick_params(tmp_path: Path, corpus: Path) -> dict[str, Any]:
     out = compose(tmp_path, ["model=micro", "train=quick", "data=dir", f"data.path={corpus}",
                              # the sample modules under 14 kB (the rest are rejected as too large: fast)
                              "data.max_file_bytes=14100", "data.val_fraction=0.2", "data.test_fraction=0.2",
+                             # 22 files: below the dir profile's floors for val and test
+                             "data.held_out.min_documents=0", "data.held_out.min_bytes=0",
                              "tokenizer.vocab_size=512", "tokenizer.workers=1",
                              "train.threads=1", "eval.bootstrap=50", "eval.completion_samples=4",
                              "eval.completion_max_tokens=16", "eval.threads=1"], name="quick.yaml")

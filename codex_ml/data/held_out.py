@@ -104,8 +104,8 @@ def _clusters(codes: np.ndarray, signature: Callable[[int], np.ndarray], params:
     if threshold is None or not len(held):
         return codes
     index = CrossIndex(params.near_dedup, threshold)
-    for i in held:
-        index.add(int(i), signature(int(i)))
+    for h in held.tolist():
+        index.add(h, signature(h))
     parent: dict[int, int] = {}
 
     def root(i: int) -> int:

@@ -87,9 +87,9 @@ def process(doc: RawDocument, params: DataParams) -> Processed:
     # one shingle list serves both: decontamination's prefilter and the MinHash signature
     size = params.near_dedup.shingle_size
     sh = shingles(text, size) if needs_signature(params) or params.decontaminate else []
-    found = contamination(text, tuple(params.decontaminate), sh if size == PREFILTER_SHINGLE else None)
-    if found is not None:
-        return Processed(doc.path, digest=digest, record=record, contaminated=found)
+    holds = contamination(text, tuple(params.decontaminate), sh if size == PREFILTER_SHINGLE else None)
+    if holds is not None:
+        return Processed(doc.path, digest=digest, record=record, contaminated=holds)
     sig = signature_of(sh, params.near_dedup) if needs_signature(params) else None
     return Processed(doc.path, digest=digest, record=record, redactions=counts, signature=sig)
 
