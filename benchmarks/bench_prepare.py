@@ -1,16 +1,23 @@
 """prepare on the default corpus (the stdlib), as MB/s and as a ratio against a plain read-and-hash of
 the same files, measured in this one command (the machines are noisy: compare ratios, not seconds).
 
-    .venv/bin/python benchmarks/bench_prepare.py
+    .venv/bin/python benchmarks/bench_prepare.py                    # both measurements
+    .venv/bin/python benchmarks/bench_prepare.py --held-out-only    # the held-out budget alone
 
 Redaction's budget: prepare with redaction at most 1.5x the time of prepare before the
 detect-secrets rules. Before them (bd45ef0, eight hand-written regexes) this command measured 1.60 s
 with redaction and 0.51 s without on the stdlib: a ratio of 3.14, printed below as the reference.
+
+Held-out hygiene's budget: prepare + tokenize with benchmark decontamination and near-duplicate
+clusters kept in one split (the default) at most 1.15x the time of both without them
+(`data.decontaminate: []`, `data.held_out.near_dup_threshold: null`), interleaved, best of 3.
 """
 
 from __future__ import annotations
 
 import hashlib
+import resource
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,7 +26,9 @@ from typing import TypeVar
 
 from codex_ml.data.prepare import prepare
 from codex_ml.data.sources import iter_documents
-from codex_ml.params import DataParams
+from codex_ml.params import DataParams, HeldOutParams, TokenizerParams
+from codex_ml.runtime import log
+from codex_ml.tokenization.stage import tokenize
 
 T = TypeVar("T")
 
@@ -46,6 +55,46 @@ def best_of(n: int, fn: Callable[..., T], *args: object) -> tuple[float, T]:
     return min(times), result
 
 
+def prepare_and_tokenize(params: DataParams, out: Path) -> dict:
+    metrics = prepare(params, out / "prepared", out / "prepare.json")
+    tokenize(TokenizerParams(), out / "prepared", out / "tokenizer", out / "tokens", out / "tokenize.json",
+             data=params)
+    return metrics
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (every thread) and of its ended children (prepare's workers)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def held_out_budget(runs: int = 3) -> None:
+    """prepare + tokenize with and without decontamination and the cluster rule, interleaved: wall
+    time (what the budget is about) and CPU time (steadier on a machine shared with other work)."""
+    log.setLevel("WARNING")
+    plain = DataParams(decontaminate=[], held_out=HeldOutParams(near_dup_threshold=None))
+    wall: dict[str, list[float]] = {"without": [], "with": []}
+    cpu: dict[str, list[float]] = {"without": [], "with": []}
+    m: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(runs):
+            for name, params in (("without", plain), ("with", DataParams())):
+                t, c = time.perf_counter(), cpu_seconds()
+                m = prepare_and_tokenize(params, Path(tmp) / name)
+                wall[name].append(time.perf_counter() - t)
+                cpu[name].append(cpu_seconds() - c)
+    labels = {"without": "without decontamination and clusters", "with": "with them (the default)"}
+    for name, label in labels.items():
+        runs_text = (f"wall {', '.join(f'{t:.2f}' for t in wall[name])}; "
+                     f"cpu {', '.join(f'{t:.2f}' for t in cpu[name])}")
+        print(f"prepare+tokenize {label:37s}: wall {min(wall[name]):6.2f} s, cpu {min(cpu[name]):6.2f} s "
+              f"(runs: {runs_text})")
+    print(f"held-out hygiene: wall {min(wall['with']) / min(wall['without']):.3f}x, cpu "
+          f"{min(cpu['with']) / min(cpu['without']):.3f}x (budget 1.15x); "
+          f"decontaminated {m['decontaminated']}, "
+          f"cross-split near-duplicates {m['cross_split_near_duplicates']}")
+
+
 def main() -> None:
     params = DataParams()
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,4 +119,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if "--held-out-only" not in sys.argv:
+        main()
+    held_out_budget()

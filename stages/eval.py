@@ -19,6 +19,9 @@ def main() -> None:
     log.info("eval: window %d, stride %d, %s", settings["window"], settings["stride"], settings["device"])
     for name, m in metrics.items():
         log.info("eval %s", summary_line(name, m))
+        if m.get("leak"):
+            log.info("eval %s: %d documents (%.2f%% of bytes) with a near-duplicate in train",
+                     name, m["leak"]["near_duplicate_documents"], 100 * m["leak"]["bytes_fraction"])
 
 
 if __name__ == "__main__":

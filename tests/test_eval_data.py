@@ -67,6 +67,7 @@ def test_a_folder_scores_every_document_as_the_pipeline_would(ws: Path) -> None:
     text = "".join(r["text"] for r in docs).encode()
     assert d["baselines"] == {"gzip_bpb": baselines.gzip_bpb(text), "xz_bpb": baselines.xz_bpb(text),
                               "unigram_bpb": None}
+    assert d["leak"] is None  # no train split to leak from
     low, high = d["bits_per_byte_ci"]
     assert low <= d["bits_per_byte"] <= high
     # The same model on the same documents through the pipeline's token files: the same total bits.
@@ -87,6 +88,7 @@ def test_a_split_of_the_corpus_gives_the_pipelines_numbers_with_the_unigram(ws: 
     normal, _, _ = run_eval(EvalParams(bootstrap=50, completion_samples=0, batch_size=16),
                             EvalInputs(model_dir=ws / "models/model"), splits=("val",), train_seq_len=64)
     assert m == normal  # the corpus's own split, unigram from its own train split: identical
+    assert m["val"]["leak"]["near_duplicate_documents"] == 0 and m["val"]["leak"]["bytes_fraction"] == 0.0
 
 
 def test_a_jsonl_corpus_is_filtered_deduplicated_and_redacted(ws: Path, tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codex_ml.data.filters import is_generated, reject_reason
-from codex_ml.data.prepare import prepare, split_of
+from codex_ml.data.held_out import split_of
+from codex_ml.data.prepare import prepare
 from codex_ml.data.secrets import KINDS, placeholder, redact
 from codex_ml.data.sources import include_spec, iter_documents, stdlib_root
 from codex_ml.params import DataParams

@@ -28,6 +28,8 @@ def test_dvc_exp_run_with_the_pretrained_profile_trains_on_the_models_own_ids(
                 "-S", "train=quick", "-S", "train.lr=0.003", "-S", "train.threads=1",
                 "-S", "data=dir", "-S", f"data.path={stdlib_sample}", "-S", "data.max_file_bytes=14100",
                 "-S", "data.val_fraction=0.2", "-S", "data.test_fraction=0.2",
+                # 22 files: below the dir profile's floors for val and test
+                "-S", "data.held_out.min_documents=0", "-S", "data.held_out.min_bytes=0",
                 "-S", "eval.bootstrap=50", "-S", "eval.completion_samples=4", "-S", "eval.threads=1"], repo)
     log = proc.stdout + proc.stderr
     assert "encoding with its own tokenizer" in log and "nothing is trained" in log

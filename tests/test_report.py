@@ -65,6 +65,13 @@ def test_report_shows_every_input_and_says_what_is_missing(evaluated: Path, tmp_
     low, high = ev["test"]["bits_per_byte_ci"]
     assert f"{ev['test']['bits_per_byte']:.4f} \\[{low:.4f}, {high:.4f}\\]" in md
     assert f"| val | {prep['documents']['val']:,} | {prep['bytes']['val']:,} |" in md
+    # held-out hygiene from metrics/prepare.json, and eval's leak audit per split
+    removed = prep["decontaminated"]["humaneval"]
+    assert f"| holds a humaneval problem: removed from every split | {removed:,} |" in md
+    assert ("| near-duplicate of another split's document: moved to its split (Jaccard \\>= 0.6) | "
+            f"{prep['cross_split_near_duplicates']:,} |") in md
+    assert "Leak audit: held-out documents with a near-duplicate in train (MinHash, Jaccard \\>= 0.7)" in md
+    assert f"| test | {ev['test']['leak']['near_duplicate_documents']:,} | 0.00% | none |" in md
     # training curves from the dvclive files; what was not logged is said, not drawn
     names = sorted(p.name for p in (tmp_path / "reports/figures").iterdir())
     assert names == ["eval_bits_per_byte.svg", "train_cpu.svg", "train_learning_rate.svg", "train_loss.svg",

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import multiprocessing
 import os
+import pickle
+import shutil
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -27,9 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from codex_ml.data.decontaminate import PREFILTER_SHINGLE, contamination
 from codex_ml.data.filters import REJECT_REASONS, is_generated, reject_reason
-from codex_ml.data.process import Processed, processed_in_order
-from codex_ml.data.near_dedup import NearDedupIndex, signature
+from codex_ml.data.process import BATCH_DOCS, Processed, processed_in_order
+from codex_ml.data.held_out import SPLIT_CODES, assign, hash_unit, split_of
+from codex_ml.data.near_dedup import NearDedupIndex, shingles, signature_of
 from codex_ml.data.secrets import KINDS, redact
 from codex_ml.data.sources import RawDocument, describe_source, iter_documents
 from codex_ml.io import atomic_dir, write_json
@@ -37,19 +42,7 @@ from codex_ml.params import DataParams
 from codex_ml.runtime import StageError, log, progress, resolve_cores
 from codex_ml.shards import SPLITS, PreparedWriter
 
-# Source bytes per batch handed to a worker: large enough that pickling is a small share of the work,
-# small enough that a few batches in flight stay a few MiB.
-
-
-def split_of(path: str, val_fraction: float, test_fraction: float) -> str:
-    """The split a document belongs to, from a stable hash of its path alone: adding or removing
-    other documents never moves it."""
-    u = int.from_bytes(hashlib.sha256(path.encode("utf-8")).digest()[:8], "big") / 2**64
-    if u < test_fraction:
-        return "test"
-    if u < test_fraction + val_fraction:
-        return "val"
-    return "train"
+DECONTAMINATED = "decontaminated.ndjson"  # beside the shards: every document decontamination removed
 
 
 @dataclass
@@ -61,6 +54,11 @@ class Tally:
     redactions: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     near_duplicates: int = 0
+    decontaminated: Counter[str] = field(default_factory=Counter)  # per benchmark
+    removed: list[dict[str, Any]] = field(default_factory=list)  # the decontaminated documents
+    cross_split: int = 0  # documents data/held_out.py moved to keep a near-duplicate cluster together
+    cross_split_bytes: int = 0
+    floor_documents: dict[str, int] = field(default_factory=dict)
     documents: Counter[str] = field(default_factory=Counter)
     bytes: Counter[str] = field(default_factory=Counter)
 
@@ -80,10 +78,9 @@ def processed_in(params: DataParams, scratch: Path) -> contextlib.AbstractContex
     return contextlib.nullcontext(processed_documents(params))
 
 
-def kept_documents(params: DataParams, tally: Tally,
-                   processed: Iterable[Processed]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(split, record) of every document kept, in source order; counts everything else in `tally`.
-    The one place that decides what is kept: `prepare` and `prepare_all` both read it."""
+def kept_documents(params: DataParams, tally: Tally, processed: Iterable[Processed]) -> Iterator[Processed]:
+    """Every document kept, in source order; counts everything else in `tally`. The one place that
+    decides what is kept: `prepare` and `prepare_all` both read it."""
     seen_digests: set[bytes] = set()
     near = NearDedupIndex(params.near_dedup) if params.near_dedup.enabled else None
     for p in progress(processed, desc="prepare", unit="file"):
@@ -98,6 +95,13 @@ def kept_documents(params: DataParams, tally: Tally,
         if p.generated:
             tally.rejected["generated"] += 1
             continue
+        if p.contaminated is not None:
+            benchmark, task, rule = p.contaminated
+            tally.decontaminated[benchmark] += 1
+            tally.removed.append({"path": p.path, "benchmark": benchmark, "task_id": task, "rule": rule,
+                                  "bytes": p.record["bytes"],
+                                  "split": split_of(p.path, params.val_fraction, params.test_fraction)})
+            continue
         if near is not None and p.signature is not None:
             # keyed by position too: a jsonl or hf corpus may reuse an identity for other text
             kept = near.match(f"{tally.seen}:{p.path}", p.signature)
@@ -106,10 +110,59 @@ def kept_documents(params: DataParams, tally: Tally,
                 log.debug("prepare: %s is a near-duplicate of %s", p.path, kept.split(":", 1)[1])
                 continue
         tally.redactions.update(p.redactions)
-        split = split_of(p.path, params.val_fraction, params.test_fraction)
-        tally.documents[split] += 1
-        tally.bytes[split] += p.record["bytes"]
-        yield split, p.record
+        yield p
+
+
+class Spool:
+    """The kept documents, in source order, in files of the output folder until their splits are
+    known: records as pickled batches, signatures as one uint32 array; in memory, per document, its
+    path-hash unit and byte count."""
+
+    def __init__(self, folder: Path, num_perm: int) -> None:
+        folder.mkdir()
+        self.folder, self.num_perm = folder, num_perm
+        self.units: list[float] = []
+        self.nbytes: list[int] = []
+        self._records = open(folder / "records.pickle", "wb")  # noqa: SIM115
+        self._sigs = open(folder / "signatures.u32", "wb")  # noqa: SIM115
+        self._batch: list[dict[str, Any]] = []
+        self._signatures: np.ndarray | None = None
+
+    def add(self, p: Processed) -> None:
+        self.units.append(hash_unit(p.path))
+        self.nbytes.append(p.record["bytes"])
+        self._batch.append(p.record)
+        if len(self._batch) >= BATCH_DOCS:
+            self._flush()
+        if p.signature is not None:
+            self._sigs.write(p.signature.astype(np.uint32).tobytes())
+
+    def _flush(self) -> None:
+        pickle.dump(self._batch, self._records, protocol=pickle.HIGHEST_PROTOCOL)
+        self._batch = []
+
+    def close(self) -> None:
+        self._flush()
+        self._records.close()
+        self._sigs.close()
+
+    def signature(self, i: int) -> np.ndarray:
+        if self._signatures is None:
+            path = self.folder / "signatures.u32"
+            self._signatures = np.memmap(path, dtype=np.uint32, mode="r").reshape(-1, self.num_perm)
+        return np.asarray(self._signatures[i])
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        with open(self.folder / "records.pickle", "rb") as f:  # written by this run, in its own folder
+            while True:
+                try:
+                    yield from pickle.load(f)
+                except EOFError:
+                    return
+
+    def remove(self) -> None:
+        self._signatures = None
+        shutil.rmtree(self.folder)
 
 
 def metrics_of(tally: Tally, params: DataParams, shards: dict[str, int] | None = None) -> dict[str, Any]:
@@ -122,6 +175,13 @@ def metrics_of(tally: Tally, params: DataParams, shards: dict[str, int] | None =
         "duplicates": tally.duplicates,
         "near_duplicates": tally.near_duplicates,  # 0 unless data.near_dedup.enabled
         "near_dedup": params.near_dedup.enabled,
+        "decontaminated": {b: tally.decontaminated.get(b, 0) for b in params.decontaminate},
+        "decontaminated_bytes": sum(r["bytes"] for r in tally.removed),
+        "decontaminate": list(params.decontaminate),
+        "cross_split_near_duplicates": tally.cross_split,
+        "cross_split_near_duplicate_bytes": tally.cross_split_bytes,
+        "cross_split_threshold": params.held_out.near_dup_threshold,  # null: the rule is off
+        "split_floor_documents": {s: tally.floor_documents.get(s, 0) for s in ("val", "test")},
         "redactions": {k: tally.redactions.get(k, 0) for k in KINDS},
         "redact_secrets": params.redact_secrets,
         "redact_pii": params.redact_secrets and params.redact_pii,
@@ -156,11 +216,30 @@ def prepare(params: DataParams, out_dir: Path, metrics_path: Path) -> dict[str, 
     check_source(params)
     tally = Tally()
     with atomic_dir(out_dir) as tmp:
-        writers = {split: PreparedWriter(tmp, split, params.shard_mb << 20) for split in SPLITS}
+        spool = Spool(tmp / ".spool", params.near_dedup.num_perm)
         with processed_in(params, tmp) as processed:
-            for split, record in kept_documents(params, tally, processed):
-                writers[split].write(record)
-        shards = {split: len(writer.close()) for split, writer in writers.items()}
+            for p in kept_documents(params, tally, processed):
+                spool.add(p)
+        spool.close()
+        units, nbytes = np.asarray(spool.units, dtype=np.float64), np.asarray(spool.nbytes, dtype=np.int64)
+        split = assign(units, nbytes, spool.signature, params)
+        names = {code: name for name, code in SPLIT_CODES.items()}
+        writers = {name: PreparedWriter(tmp, name, params.shard_mb << 20) for name in SPLITS}
+        moved = set(split.moved)
+        for i, record in enumerate(spool.records()):
+            name = names[int(split.codes[i])]
+            writers[name].write(record)
+            tally.documents[name] += 1
+            tally.bytes[name] += record["bytes"]
+            if i in moved:
+                log.info("prepare: %s goes to %s with its near-duplicates", record["path"], name)
+        spool.remove()
+        shards = {name: len(writer.close()) for name, writer in writers.items()}
+        tally.cross_split = len(moved)
+        tally.cross_split_bytes = int(nbytes[split.moved].sum()) if split.moved else 0
+        tally.floor_documents = split.floor_documents
+        with open(tmp / DECONTAMINATED, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in tally.removed)
         if not tally.documents["train"]:
             raise _nothing_kept(params, tally, "the train split")
     metrics = metrics_of(tally, params, shards)
@@ -175,8 +254,10 @@ def prepare_all(params: DataParams, out_dir: Path, split: str) -> dict[str, Any]
     check_source(params)
     tally = Tally()
     writer = PreparedWriter(out_dir, split, params.shard_mb << 20)
-    for _, record in kept_documents(params, tally, processed_documents(params)):
-        writer.write(record)
+    for p in kept_documents(params, tally, processed_documents(params)):
+        writer.write(p.record)
+        tally.documents[split] += 1
+        tally.bytes[split] += p.record["bytes"]
     writer.close()
     if not sum(tally.documents.values()):
         raise _nothing_kept(params, tally, "the corpus")

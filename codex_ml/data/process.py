@@ -1,11 +1,11 @@
-"""prepare's per-document work (filters, hashes, redaction), in source order on a pool of processes:
-the part the local path and the datatrove tasks (prepare_tasks.py) share, one floor below both."""
+"""prepare's per-document work (filters, hashes, decontamination, redaction, MinHash), in source order
+on a pool of processes: the part the local path and the datatrove tasks (prepare_tasks.py) share, one
+floor below both."""
 
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -14,12 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from codex_ml.data.decontaminate import PREFILTER_SHINGLE, contamination
 from codex_ml.data.documents import RawDocument
 from codex_ml.data.filters import is_generated, reject_reason
-from codex_ml.data.near_dedup import signature
+from codex_ml.data.near_dedup import shingles, signature_of
 from codex_ml.data.secrets import redact
 from codex_ml.params import DataParams
 
+# Source bytes per batch handed to a worker: large enough that pickling is a small share of the work,
+# small enough that a few batches in flight stay a few MiB.
 BATCH_BYTES = 4 << 20
 BATCH_DOCS = 512
 
@@ -34,7 +37,12 @@ class Processed:
     generated: bool = False
     record: dict[str, Any] = field(default_factory=dict)
     redactions: dict[str, int] = field(default_factory=dict)
-    signature: np.ndarray | None = None  # MinHash of the kept text, when data.near_dedup.enabled
+    signature: np.ndarray | None = None  # MinHash of the kept text (near-dedup, held-out clusters)
+    contaminated: tuple[str, str, str] | None = None  # (benchmark, task id, rule) it holds
+
+
+def needs_signature(params: DataParams) -> bool:
+    return params.near_dedup.enabled or params.held_out.near_dup_threshold is not None
 
 
 def process(doc: RawDocument, params: DataParams) -> Processed:
@@ -53,9 +61,16 @@ def process(doc: RawDocument, params: DataParams) -> Processed:
     encoded = text.encode("utf-8")
     record = {"path": doc.path, "text": text, "sha256": hashlib.sha256(encoded).hexdigest(),
               "bytes": len(encoded)}
-    sig = signature(text, params.near_dedup) if params.near_dedup.enabled and not generated else None
-    return Processed(doc.path, digest=digest, generated=generated, record=record,
-                     redactions=counts, signature=sig)
+    if generated:
+        return Processed(doc.path, digest=digest, generated=True)
+    # one shingle list serves both: decontamination's prefilter and the MinHash signature
+    size = params.near_dedup.shingle_size
+    sh = shingles(text, size) if needs_signature(params) or params.decontaminate else []
+    holds = contamination(text, tuple(params.decontaminate), sh if size == PREFILTER_SHINGLE else None)
+    if holds is not None:
+        return Processed(doc.path, digest=digest, record=record, contaminated=holds)
+    sig = signature_of(sh, params.near_dedup) if needs_signature(params) else None
+    return Processed(doc.path, digest=digest, record=record, redactions=counts, signature=sig)
 
 
 def process_batch(params: DataParams, docs: list[RawDocument]) -> list[Processed]:
@@ -97,5 +112,3 @@ def _ordered(pool: Executor, fn: Callable[[DataParams, list[RawDocument]], list[
             yield from window.popleft().result()
     while window:
         yield from window.popleft().result()
-
-

@@ -7,13 +7,16 @@ null when `eval.bootstrap` is 0 or no interval is defined):
     {"val": {"loss", "loss_ci", "perplexity", "perplexity_ci", "bits_per_byte", "bits_per_byte_ci",
              "accuracy", "accuracy_ci", "completion_exact_match", "completion_exact_match_ci",
              "completion_samples", "documents", "tokens", "bytes",
-             "baselines": {"gzip_bpb", "xz_bpb", "unigram_bpb", "base_model_bpb"}},
+             "baselines": {"gzip_bpb", "xz_bpb", "unigram_bpb", "base_model_bpb"},
+             "leak": {"near_duplicate_documents", "bytes_fraction", "threshold", "examples"} or null},
      "test": {... the same ...}}
 
 Baselines sit inside each split because they are numbers *of that split's text*: a reader compares
 `val.bits_per_byte` with `val.baselines.xz_bpb`, and `dvc metrics show` prints them side by side.
 `base_model_bpb` is there when models/model was fine-tuned from a pretrained model: that base model,
 scored by the same scorer on the same tokens and windows, so "did fine-tuning help?" is one number.
+`leak` (eval/leak.py) counts the split's documents with a near-duplicate in train; null without a train
+split (`codex eval --data` scoring a whole corpus) or with `eval.leak_audit` false.
 `loss` is nats per token; bits per byte is the total NLL in bits over all UTF-8 bytes of the split's
 documents, so it compares across tokenizers and with the compressors.
 """
@@ -46,6 +49,7 @@ from codex_ml.eval.data import (
     load_prepared,
     load_token_split,
 )
+from codex_ml.eval.leak import leak_audit
 from codex_ml.eval.model import (
     context_window,
     load_base_model,
@@ -254,12 +258,19 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = S
     params.check_window(window, f"the model's window ({window} tokens)")
     unigram_log2p = baselines.unigram_log2_probs(train_ids(inputs, tokenizer, eos_id), unigram_vocab) \
         if splits and inputs.train_split else None
-    results = []
+    results: list[SplitResult] = []
+    held_out: dict[str, list[tuple[str, str]]] = {}
     for split in splits:
         docs, texts = load_documents(inputs, split, tokenizer, eos_id)
         results.append(evaluate_split(model, tokenizer, split, docs, texts, unigram_log2p, params,
                                       window=window, stride=stride, eos_id=eos_id, pad_id=pad_id,
                                       device=dev, base=base))
+        if split != "train":  # scored against itself, train would leak everywhere
+            held_out[split] = [(d.path, t) for d, t in zip(docs, texts, strict=True)]
+    leaks = leak_audit(inputs.prepared_dir, held_out) if params.leak_audit and inputs.train_split \
+        and held_out else {}
+    for r in results:
+        r.metrics["leak"] = leaks.get(r.name)
     if params.humaneval.enabled:
         from codex_ml.eval.humaneval import run_humaneval
 

@@ -20,13 +20,37 @@ import yaml
 from pydantic import BaseModel, ValidationError, model_validator
 
 from codex_ml.params.base import ParamsError, Section, error_line, fail, setting
-from codex_ml.params.data import DataParams, NearDedupParams, RayParams, SlurmParams, TokenizerParams
+from codex_ml.params.data import (
+    DataParams,
+    HeldOutParams,
+    NearDedupParams,
+    RayParams,
+    SlurmParams,
+    TokenizerParams,
+)
 from codex_ml.params.eval import EvalParams, HumanEvalParams, ReportParams
 from codex_ml.params.train import LoraParams, ModelParams, TrainParams
 
-__all__ = ["DataParams", "EvalParams", "HumanEvalParams", "LoraParams", "ModelParams", "NearDedupParams",
-           "Params", "ParamsError", "RayParams", "ReportParams", "Section", "SlurmParams", "TokenizerParams",
-           "TrainParams", "load_params", "parse_params", "to_dict"]
+__all__ = [
+    "DataParams",
+    "EvalParams",
+    "HeldOutParams",
+    "HumanEvalParams",
+    "LoraParams",
+    "ModelParams",
+    "NearDedupParams",
+    "Params",
+    "ParamsError",
+    "RayParams",
+    "ReportParams",
+    "Section",
+    "SlurmParams",
+    "TokenizerParams",
+    "TrainParams",
+    "load_params",
+    "parse_params",
+    "to_dict",
+]
 
 
 class Params(Section):

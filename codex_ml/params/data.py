@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from codex_ml.params.base import (
     AtLeast1,
     Cores,
+    Count,
     Fraction,
     Hint,
     Mib,
@@ -30,6 +31,24 @@ class NearDedupParams(Section):
     shingle_size: AtLeast1 = setting(5, "words per shingle")
     num_perm: Annotated[int, Field(ge=16, le=1024)] = setting(128, "MinHash permutations")
     seed: int = setting(1, "seed of the MinHash permutations")
+
+
+class HeldOutParams(Section):
+    key = "data.held_out"
+
+    near_dup_threshold: float | None = setting(
+        0.6, "a val or test document this similar (estimated Jaccard) to a document of another split joins "
+             "that split, train first, so near-duplicate clusters never straddle splits; null: off")
+    min_documents: Count = setting(0, "val and test each hold at least this many documents where the corpus "
+                                      "allows (the next in path-hash order)")
+    min_bytes: Count = setting(0, "val and test each hold at least this many bytes where the corpus allows")
+
+    @field_validator("near_dup_threshold")
+    @classmethod
+    def _threshold(cls, value: float | None) -> float | None:
+        if value is not None and not 0 < value <= 1:
+            raise fail("data.held_out.near_dup_threshold", "a number in (0, 1], or null (off)", value)
+        return value
 
 
 class SlurmParams(Section):
@@ -82,6 +101,10 @@ class DataParams(Section):
     drop_generated: bool = setting(True, "reject files whose first 5 lines say they were generated")
     respect_gitignore: bool = setting(True, "dir: skip what the corpus's own .gitignore files ignore")
     near_dedup: NearDedupParams = setting(NearDedupParams, "near-duplicate removal")
+    held_out: HeldOutParams = setting(HeldOutParams, "val and test that mean something (docs/scaling.md)")
+    decontaminate: list[Literal["humaneval"]] = setting(
+        lambda: ["humaneval"], "benchmarks whose problems no document may contain: removed from every split, "
+                               "counted and listed in data/prepared/decontaminated.ndjson")
     workers: Cores = setting(0, "processes that filter, redact and hash (outputs never depend on it)")
     shard_mb: Mib = setting(64, "prepared shards close past this many MiB of text")
     engine: Literal["local", "datatrove"] = setting(
@@ -92,6 +115,13 @@ class DataParams(Section):
         "local", "where datatrove's tasks run, for prepare and tokenize alike")
     slurm: SlurmParams = setting(SlurmParams, "executor slurm: one job array")
     ray: RayParams = setting(RayParams, "executor ray: tasks on a Ray cluster")
+
+    @field_validator("decontaminate")
+    @classmethod
+    def _once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise fail("data.decontaminate", "each benchmark once", value)
+        return value
 
     @field_validator("include")
     @classmethod

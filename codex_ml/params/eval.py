@@ -48,6 +48,8 @@ class EvalParams(Section):
     stride: Annotated[int, Field(ge=0), Hint("0 = window // 2")] = setting(0, "sliding-window step in tokens")
     seed: int = setting(1337, "seed of the bootstrap and of the sampled lines")
     threads: Cores = setting(0, "torch intra-op threads")
+    leak_audit: bool = setting(True, "count val/test documents with a near-duplicate in train (Jaccard >= "
+                                     "0.7): `leak` per split in metrics/eval.json")
     humaneval: HumanEvalParams = setting(HumanEvalParams, "functional correctness in the sandbox")
 
     @field_validator("window")

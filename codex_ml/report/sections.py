@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from codex_ml.params import ReportParams
-from codex_ml.report import provenance
+from codex_ml.report import held_out, provenance
 from codex_ml.report.document import Code, CodeBlock, Figure, Heading, Note, Para, Report, Table
 from codex_ml.report.format import diff_value, flatten, missing, num, percent, with_ci
 from codex_ml.report.inputs import Paths, get, read_json, read_ndjson, read_tsv_series
@@ -69,6 +69,7 @@ def data_section(r: Report, paths: Paths) -> None:
                 + [["duplicate (exact content)", num(m.get("duplicates"))]]
                 + ([["near-duplicate (MinHash LSH)", num(m.get("near_duplicates"))]] if m.get("near_dedup")
                    else []), [False, True]))
+    r.add(*held_out.prepare_blocks(m))
     red = m.get("redactions")
     if m.get("redact_secrets") is False:
         r.add(Note("Secret redaction was off (data.redact_secrets: false): no redaction counts."))
@@ -175,6 +176,7 @@ def eval_section(r: Report, paths: Paths, ev: Any) -> None:
                        *((("base_model_bpb", "base model, before fine-tuning"),) if tuned_from else ())):
         base_rows.append([label, *(num(get(ev, s, "baselines", key), 4) for s in splits)])
     r.add(Table(["baseline, bits per byte", *splits], base_rows, [False] + [True] * len(splits)))
+    r.add(*held_out.leak_blocks(ev, splits))
     bars = []
     for s in splits:
         m = ev[s]
