@@ -73,6 +73,28 @@ class NearDedupParams(Section):
                  self.num_perm)
 
 
+class QualityParams(Section):
+    key = "data.quality"
+
+    # Code-quality filters of code datasets (data/filters.py, thresholds from The Stack and StarCoder:
+    # docs/sources.md). Off for the stdlib default (its curated code loses 5% of its bytes, nearly all
+    # codec tables: docs/sources.md); on for your own corpora (conf/data/dir|jsonl|hf.yaml).
+    enabled: bool = False
+    max_line_length: int = 1000  # characters in the longest line
+    mean_line_length: float = 100.0  # characters per line on average
+    min_alphanumeric_fraction: float = 0.25  # letters and digits over all characters
+    max_data_fraction: float = 0.5  # non-blank lines made of literals only (data tables written as code)
+
+    def check(self) -> None:
+        _require(self.max_line_length >= 1, "data.quality.max_line_length", "an integer >= 1",
+                 self.max_line_length)
+        _require(self.mean_line_length > 0, "data.quality.mean_line_length", "a number > 0",
+                 self.mean_line_length)
+        for name in ("min_alphanumeric_fraction", "max_data_fraction"):
+            _require(0.0 <= getattr(self, name) <= 1.0, f"data.quality.{name}", "a number in [0, 1]",
+                     getattr(self, name))
+
+
 class SlurmParams(Section):
     key = "data.slurm"
 
@@ -124,6 +146,7 @@ class DataParams(Section):
     drop_generated: bool = True  # reject files whose first 5 lines say they were generated
     respect_gitignore: bool = True  # dir: skip what the corpus's own .gitignore files ignore
     near_dedup: NearDedupParams = Field(default_factory=NearDedupParams)
+    quality: QualityParams = Field(default_factory=QualityParams)
     workers: int = 0  # processes that filter, redact and hash; 0 = all cores (outputs never depend on it)
     shard_mb: int = 64  # prepared shards close past this many MiB of text (data/prepared/{split}-NNNNN)
     engine: Literal["local", "datatrove"] = "local"  # datatrove: tasks on its executor (docs/scaling.md)
@@ -151,6 +174,7 @@ class DataParams(Section):
         _require(total < 1.0, "data.val_fraction + data.test_fraction",
                  "a sum < 1 (something must be left for train)", total)
         self.near_dedup.check()
+        self.quality.check()
         _require(self.workers >= 0, "data.workers", "an integer >= 0 (0 = all cores)", self.workers)
         _require(self.shard_mb >= 1, "data.shard_mb", "an integer >= 1 (MiB)", self.shard_mb)
         _require(self.tasks >= 0, "data.tasks", "an integer >= 0 (0 = data.workers)", self.tasks)
@@ -257,6 +281,12 @@ class TrainParams(Section):
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0 disables clipping
     max_steps: int = 1200  # about 7.5 minutes of qwen3-mini on 2 CPU cores
+    # passes over the train tokens at most: training ends at whichever of max_steps and max_epochs
+    # comes first, and a shorter run scales warmup, eval and checkpoint steps with it
+    # (training/budget.py); null = max_steps alone
+    max_epochs: float | None = None
+    ship: Literal["best", "last"] = "best"  # models/model: the checkpoint of lowest val loss | the last step
+    early_stopping_patience: int = 0  # stop after this many val losses in a row without a new best; 0 = never
     # the saved (and validated) weights are an exponential moving average of the trained ones with
     # this decay (warmed up: training/ema.py); 0 = the last step's weights
     ema_decay: float = 0.99
@@ -311,6 +341,10 @@ class TrainParams(Section):
                      getattr(self, name))
         _require(self.grad_clip >= 0, "train.grad_clip", "a number >= 0 (0 disables)", self.grad_clip)
         _require(self.keep_best >= 1, "train.keep_best", "an integer >= 1", self.keep_best)
+        if self.max_epochs is not None:
+            _require(self.max_epochs > 0, "train.max_epochs", "a number > 0 or null", self.max_epochs)
+        _require(self.early_stopping_patience >= 0, "train.early_stopping_patience",
+                 "an integer >= 0 (0 = never stop early)", self.early_stopping_patience)
         _require(self.threads >= 0, "train.threads", "an integer >= 0 (0 = all cores)", self.threads)
         # No device is near 100,000 TFLOP/s: a larger value is FLOP/s given where TFLOP/s is meant.
         _require(0 <= self.peak_tflops <= 100_000, "train.peak_tflops",

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from codex_ml.data.filters import REJECT_REASONS, is_generated, reject_reason
+from codex_ml.data.filters import REJECT_REASONS, is_generated, quality_reason, reject_reason
 from codex_ml.data.near_dedup import NearDedupIndex, signature
 from codex_ml.data.secrets import KINDS, redact
 from codex_ml.data.sources import RawDocument, describe_source, iter_documents
@@ -61,6 +61,7 @@ class Processed:
     rejected: str | None = None  # a source or content reason; the fields below are then unset
     digest: bytes = b""  # sha256 of the source bytes: exact duplicates
     generated: bool = False
+    quality: str | None = None  # the data.quality filter it fails, when enabled
     record: dict[str, Any] = field(default_factory=dict)
     redactions: dict[str, int] = field(default_factory=dict)
     signature: np.ndarray | None = None  # MinHash of the kept text, when data.near_dedup.enabled
@@ -75,6 +76,9 @@ def process(doc: RawDocument, params: DataParams) -> Processed:
     digest = hashlib.sha256(doc.data).digest()
     text = doc.data.decode("utf-8")
     generated = params.drop_generated and is_generated(text)
+    q = params.quality
+    quality = (quality_reason(text, q.max_line_length, q.mean_line_length, q.min_alphanumeric_fraction,
+                              q.max_data_fraction) if q.enabled and not generated else None)
     counts: dict[str, int] = {}
     if params.redact_secrets and not generated:
         text, found = redact(text, doc.path, pii_too=params.redact_pii)
@@ -83,7 +87,7 @@ def process(doc: RawDocument, params: DataParams) -> Processed:
     record = {"path": doc.path, "text": text, "sha256": hashlib.sha256(encoded).hexdigest(),
               "bytes": len(encoded)}
     sig = signature(text, params.near_dedup) if params.near_dedup.enabled and not generated else None
-    return Processed(doc.path, digest=digest, generated=generated, record=record,
+    return Processed(doc.path, digest=digest, generated=generated, quality=quality, record=record,
                      redactions=counts, signature=sig)
 
 
@@ -174,6 +178,9 @@ def kept_documents(params: DataParams, tally: Tally,
         if p.generated:
             tally.rejected["generated"] += 1
             continue
+        if p.quality is not None:
+            tally.rejected[p.quality] += 1
+            continue
         if near is not None and p.signature is not None:
             # keyed by position too: a jsonl or hf corpus may reuse an identity for other text
             kept = near.match(f"{tally.seen}:{p.path}", p.signature)
@@ -202,6 +209,7 @@ def metrics_of(tally: Tally, params: DataParams, shards: dict[str, int] | None =
         "redact_secrets": params.redact_secrets,
         "redact_pii": params.redact_secrets and params.redact_pii,
         "drop_generated": params.drop_generated,
+        "quality": params.quality.enabled,  # its rejections: rejected.{max_line_length, ..., data_file}
     }
     if shards is not None:
         metrics["shards"] = shards
