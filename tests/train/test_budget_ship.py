@@ -102,7 +102,7 @@ def test_max_epochs_ends_the_run_in_passes_and_scales_its_schedule(
     assert 5 < steps < 1000
     assert summary["train/steps"] == summary["train/planned_steps"] == steps
     assert 2 - 512 / train_tokens(root) < summary["train/passes"] <= 2
-    assert any(r.levelno == logging.INFO and f"(train.max_epochs=2 ends it before train.max_steps=1000)"
+    assert any(r.levelno == logging.INFO and "(train.max_epochs=2 ends it before train.max_steps=1000)"
                in r.message for r in caplog.records)
     # the schedule shrinks with the steps: validated and checkpointed every 200/1000 of the run
     every = round(200 * steps / 1000)
