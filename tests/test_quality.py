@@ -6,6 +6,7 @@ import json
 import shutil
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +81,6 @@ def test_prepare_drops_a_data_table_and_a_minified_file_and_counts_each(tmp_path
 
 @pytest.mark.parametrize(("key", "value"), [("max_line_length", 0), ("mean_line_length", 0.0),
                                             ("min_alphanumeric_fraction", 1.5), ("max_data_fraction", -0.1)])
-def test_bad_thresholds_name_the_key(key: str, value: float) -> None:
+def test_bad_thresholds_name_the_key(key: str, value: Any) -> None:
     with pytest.raises(ParamsError, match=f"data.quality.{key}: expected"):
         DataParams(quality=QualityParams(**{key: value})).check()
