@@ -49,7 +49,8 @@ def fresh_copy(dst: Path) -> None:
             shutil.copy2(ROOT / rel, dst / rel)
     (dst / ".venv").symlink_to(VENV_BIN.parent)
     who = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", *who, "commit", "-qm", "copy"]):
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
+                ["git", *who, "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dst, check=True, capture_output=True)
 
 
