@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from codex_ml.eval import baselines
-from codex_ml.eval.bootstrap import ratio_interval, resample_counts
+from codex_ml.eval.bootstrap import WIDE_RATIO, ratio_interval, resample_counts, too_wide
 from codex_ml.eval.evaluate import split_metrics
 from codex_ml.eval.score import DocScores, score_documents
 from tests.evalkit import EOS, PAD, VOCAB, one_thread, tiny_llama  # noqa: F401  (one_thread: a fixture)
@@ -110,6 +110,26 @@ def test_split_metrics_ratios_and_intervals() -> None:
         assert low <= m[key] <= high, key
     assert m["perplexity_ci"] == pytest.approx([math.exp(x) for x in m["loss_ci"]])
     assert m == split_metrics(scores, nbytes, np.array([1.0, 0.0, 2.0]), np.array([2.0, 0.0, 2.0]), 500, [7])
+
+
+def test_a_split_dominated_by_one_unlike_document_is_flagged_too_wide_to_rank() -> None:
+    # 30 documents at ~1 bit/byte, then one large data table at 5: as a 140 kB table did in a 2-document val
+    rng = np.random.default_rng(3)
+    nbytes = np.append(rng.uniform(1000, 3000, 30), 40_000.0)
+    bits = np.append(nbytes[:30] * rng.uniform(0.9, 1.1, 30), nbytes[30] * 5)
+    tokens = (nbytes // 3).astype(np.int64)
+    nothing = np.zeros(len(nbytes))
+
+    def metrics(keep: slice) -> dict:
+        scores = DocScores(nll=bits[keep] * math.log(2), tokens=tokens[keep], correct=tokens[keep] // 2)
+        return split_metrics(scores, nbytes[keep], nothing[keep], nothing[keep], resamples=500, seed=[1])
+
+    uneven, even = metrics(slice(None)), metrics(slice(0, 30))
+    low, high = uneven["bits_per_byte_ci"]
+    assert high > WIDE_RATIO * low and uneven["bits_per_byte_ci_too_wide"] is True
+    low, high = even["bits_per_byte_ci"]
+    assert high < WIDE_RATIO * low and even["bits_per_byte_ci_too_wide"] is False
+    assert not too_wide(None) and too_wide([1.0, 1.51]) and not too_wide([1.0, 1.5])
 
 
 def test_bootstrap_is_seeded_and_exact_when_every_document_agrees() -> None:

@@ -79,3 +79,23 @@ def test_summary_before_any_run_says_what_is_missing(tmp_path: Path) -> None:
     out = run([str(VENV_BIN / "codex"), "summary"], tmp_path).stdout
     assert "prepare has not run" in out and "train has not run" in out and "eval has not run" in out
     assert not any(ch.isdigit() for line in out.splitlines()[1:] for ch in line.split("no ", 1)[0]), out
+
+
+def test_summary_flags_a_split_too_wide_to_rank_and_names_the_shipped_step(tmp_path: Path) -> None:
+    (tmp_path / "metrics/train").mkdir(parents=True)
+    (tmp_path / "metrics/train/metrics.json").write_text(json.dumps({
+        "step": 400, "model": {"parameters": 1_400_000}, "val": {"loss": 7.26, "shipped_loss": 5.61},
+        "train": {"tokens_seen": 819_200, "wall_time_s": 100.0, "passes": 3.97, "shipped_step": 300},
+    }))
+    split = {"bits_per_byte": 4.67, "baselines": {"xz_bpb": 1.27, "gzip_bpb": 1.5, "unigram_bpb": 4.0},
+             "completion_exact_match": 0.1}
+    (tmp_path / "metrics/eval.json").write_text(json.dumps({
+        "val": {**split, "bits_per_byte_ci": [1.20, 5.31], "bits_per_byte_ci_too_wide": True},
+        "test": {**split, "bits_per_byte_ci": [1.30, 1.36], "bits_per_byte_ci_too_wide": False},
+    }))
+    lines = summary_lines(Paths(root=tmp_path))
+    train = next(x for x in lines if x.startswith("train"))
+    assert "400 steps (3.97 passes)" in train
+    assert "val loss 5.610 nats/token at step 300, the model shipped" in train
+    wide = [x for x in lines if "too wide to rank models" in x]
+    assert len(wide) == 1 and wide[0].split()[0] == "val:"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # Control bytes that do not occur in ordinary text (tab, LF, VT, FF, CR and ESC are allowed).
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13, 27)) + b"\x7f"
 BINARY_CONTROL_SHARE = 0.10
@@ -44,5 +46,63 @@ def is_generated(text: str) -> bool:
 # Every reason a document can be rejected for, so metrics always list all of them (zeros included).
 # malformed_jsonl: a JSONL line that is not an object with a string text; malformed_row: a dataset row
 # (data.source hf) whose text is null or not a string.
-REJECT_REASONS = ("binary", "empty", "generated", "gitignored", "invalid_utf8", "malformed_jsonl",
-                  "malformed_row", "symlink_loop", "symlink_outside_root", "too_large", "unreadable")
+# The data.quality reasons (below) are counted here too, 0 while it is off.
+REJECT_REASONS = ("alphanumeric_fraction", "binary", "data_file", "empty", "generated", "gitignored",
+                  "invalid_utf8", "malformed_jsonl", "malformed_row", "max_line_length",
+                  "mean_line_length", "symlink_loop", "symlink_outside_root", "too_large", "unreadable")
+
+
+# --------------------------------------------------------------------------------------------
+# Code-quality filters (data.quality): the line-length and alphanumeric thresholds The Stack and
+# StarCoder's training data were filtered with, and a data-file check by content (docs/sources.md).
+# --------------------------------------------------------------------------------------------
+
+QUALITY_REASONS = ("max_line_length", "mean_line_length", "alphanumeric_fraction", "data_file")
+
+# A string literal (either quote, backslash escapes), a number (decimal, hex, float, exponent), or a
+# comment to the end of the line (# or //). What is left of a data line once they are removed is only
+# punctuation that separates literals.
+_LITERAL = re.compile(r"""b?"(?:[^"\\\n]|\\.)*"|b?'(?:[^'\\\n]|\\.)*'"""
+                      r"|[-+]?\b(?:0[xXoObB][0-9a-fA-F_]+|\d[\d_]*(?:\.\d*)?(?:[eE][-+]?\d+)?)[jJlLuU]*\b")
+_COMMENT = re.compile(r"(?:#|//).*")
+_SEPARATORS = re.compile(r"[\s,;:=(){}\[\]]*")
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+
+
+def data_line_fraction(lines: list[str]) -> float:
+    """The share of non-blank lines made of literals only (strings, numbers, and the commas, colons and
+    brackets between them, comments aside): the rows of a table written as code, such as
+    `"thumbs_up": "\\U0001f44d",` or `0x00: 0x0000,  # NULL`. Code lines name things; data lines do not."""
+    nonblank = data = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        nonblank += 1
+        rest, found = _LITERAL.subn("", line)
+        if found and _SEPARATORS.fullmatch(_COMMENT.sub("", rest)):
+            data += 1
+    return data / nonblank if nonblank else 0.0
+
+
+def quality_reason(text: str, max_line_length: int, mean_line_length: float,
+                   min_alphanumeric_fraction: float, max_data_fraction: float) -> str | None:
+    """The first code-quality filter `text` fails (a name of QUALITY_REASONS), or None.
+
+    - max_line_length: a line longer than this many characters (minified or embedded data)
+    - mean_line_length: lines longer than this on average
+    - alphanumeric_fraction: fewer letters and digits than this share of all characters
+    - data_file: more than `max_data_fraction` of the non-blank lines are literals only
+    """
+    lines = text.splitlines()
+    if not lines:
+        return None
+    lengths = [len(line) for line in lines]
+    if max(lengths) > max_line_length:
+        return "max_line_length"
+    if sum(lengths) / len(lengths) > mean_line_length:
+        return "mean_line_length"
+    if len(_LETTER_OR_DIGIT.findall(text)) < min_alphanumeric_fraction * len(text):
+        return "alphanumeric_fraction"
+    if data_line_fraction(lines) > max_data_fraction:
+        return "data_file"
+    return None

@@ -95,6 +95,9 @@ def kept_documents(params: DataParams, tally: Tally, processed: Iterable[Process
         if p.generated:
             tally.rejected["generated"] += 1
             continue
+        if p.quality is not None:
+            tally.rejected[p.quality] += 1
+            continue
         if p.contaminated is not None:
             benchmark, task, rule = p.contaminated
             tally.decontaminated[benchmark] += 1
@@ -186,6 +189,7 @@ def metrics_of(tally: Tally, params: DataParams, shards: dict[str, int] | None =
         "redact_secrets": params.redact_secrets,
         "redact_pii": params.redact_secrets and params.redact_pii,
         "drop_generated": params.drop_generated,
+        "quality": params.quality.enabled,  # its rejections: rejected.{max_line_length, ..., data_file}
     }
     if shards is not None:
         metrics["shards"] = shards

@@ -16,7 +16,7 @@ import numpy as np
 
 from codex_ml.data.decontaminate import PREFILTER_SHINGLE, contamination
 from codex_ml.data.documents import RawDocument
-from codex_ml.data.filters import is_generated, reject_reason
+from codex_ml.data.filters import is_generated, quality_reason, reject_reason
 from codex_ml.data.near_dedup import shingles, signature_of
 from codex_ml.data.secrets import redact
 from codex_ml.params import DataParams
@@ -35,6 +35,7 @@ class Processed:
     rejected: str | None = None  # a source or content reason; the fields below are then unset
     digest: bytes = b""  # sha256 of the source bytes: exact duplicates
     generated: bool = False
+    quality: str | None = None  # the data.quality filter it fails, when enabled
     record: dict[str, Any] = field(default_factory=dict)
     redactions: dict[str, int] = field(default_factory=dict)
     signature: np.ndarray | None = None  # MinHash of the kept text (near-dedup, held-out clusters)
@@ -63,6 +64,10 @@ def process(doc: RawDocument, params: DataParams) -> Processed:
               "bytes": len(encoded)}
     if generated:
         return Processed(doc.path, digest=digest, generated=True)
+    q = params.quality
+    if q.enabled and (failed := quality_reason(text, q.max_line_length, q.mean_line_length,
+                                                q.min_alphanumeric_fraction, q.max_data_fraction)):
+        return Processed(doc.path, digest=digest, quality=failed)
     # one shingle list serves both: decontamination's prefilter and the MinHash signature
     size = params.near_dedup.shingle_size
     sh = shingles(text, size) if needs_signature(params) or params.decontaminate else []

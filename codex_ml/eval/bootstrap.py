@@ -41,3 +41,16 @@ def ratio_interval(numer: np.ndarray, denom: np.ndarray, counts: np.ndarray,
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(np.concatenate(stats), [alpha, 1.0 - alpha])
     return float(low), float(high)
+
+
+# A split's bits/byte interval is too wide to rank models when its upper end is more than WIDE_RATIO
+# times its lower end. Then the split's number says more about which files fell into it (few of them,
+# or one unlike the rest, such as a data table) than about the model: it cannot even tell a trained
+# model from xz, which on the stdlib default are 1.4-1.6x apart (the stdlib's val and test intervals
+# are 1.35x and 1.18x). Eval and the summary flag such a split instead of letting it rank anything.
+WIDE_RATIO = 1.5
+
+
+def too_wide(ci: list[float] | tuple[float, float] | None) -> bool:
+    """Whether a bits/byte interval is too wide to rank models (WIDE_RATIO); False without one."""
+    return ci is not None and ci[0] > 0 and ci[1] > WIDE_RATIO * ci[0]

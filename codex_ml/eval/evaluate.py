@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from codex_ml.eval import baselines
-from codex_ml.eval.bootstrap import ratio_interval, resample_counts
+from codex_ml.eval.bootstrap import WIDE_RATIO, ratio_interval, resample_counts, too_wide
 from codex_ml.eval.completion import LineSample, complete_lines, is_match, sample_lines
 from codex_ml.eval.data import (
     SPLITS,
@@ -116,13 +116,16 @@ def split_metrics(scores: DocScores, nbytes: np.ndarray, matches: np.ndarray, sa
     # Line completion resamples the documents that had lines sampled (the others have nothing to
     # contribute): its own draws, from its own seeded stream.
     em_counts = resample_counts(int(with_samples.sum()), resamples, [*seed, 2])
+    bpb_ci = _interval(ratio_interval(nll / LN2, nbytes, counts))
     out: dict[str, Any] = {
         "loss": loss,
         "loss_ci": _interval(loss_ci),
         "perplexity": math.exp(loss),
         "perplexity_ci": _interval(loss_ci, math.exp),  # exp is monotone: the loss interval maps over
         "bits_per_byte": float(nll.sum() / LN2 / nbytes.sum()),
-        "bits_per_byte_ci": _interval(ratio_interval(nll / LN2, nbytes, counts)),
+        "bits_per_byte_ci": bpb_ci,
+        # upper end over WIDE_RATIO x the lower (eval/bootstrap.py): too few or too uneven documents
+        "bits_per_byte_ci_too_wide": too_wide(bpb_ci),
         "accuracy": float(correct.sum() / tokens.sum()),
         "accuracy_ci": _interval(ratio_interval(correct, tokens, counts)),
         "completion_samples": int(samples.sum()),
@@ -328,6 +331,9 @@ def summary_line(name: str, m: dict[str, Any]) -> str:
         return humaneval_line(m)
     ci = m["bits_per_byte_ci"]
     ci_text = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+    if m.get("bits_per_byte_ci_too_wide"):
+        ci_text += (f" (interval too wide to rank models: its upper end is over {WIDE_RATIO:g}x its lower; "
+                    f"few or uneven documents)")
     b = m["baselines"]
     em = m["completion_exact_match"]
     base = f"base model {b['base_model_bpb']:.4f}, " if "base_model_bpb" in b else ""

@@ -16,7 +16,9 @@ from codex_ml.params.base import (
     Mib,
     ParamsError,
     Positive,
+    PositiveNumber,
     Section,
+    Share,
     fail,
     setting,
 )
@@ -49,6 +51,16 @@ class HeldOutParams(Section):
         if value is not None and not 0 < value <= 1:
             raise fail("data.held_out.near_dup_threshold", "a number in (0, 1], or null (off)", value)
         return value
+
+
+class QualityParams(Section):
+    key = "data.quality"
+
+    enabled: bool = setting(False, "code-quality filters as code datasets use them (docs/sources.md)")
+    max_line_length: AtLeast1 = setting(1000, "drop a file with a longer line (characters)")
+    mean_line_length: PositiveNumber = setting(100.0, "drop a file with longer lines than this on average")
+    min_alphanumeric_fraction: Share = setting(0.25, "drop a file with a smaller share of letters and digits")
+    max_data_fraction: Share = setting(0.5, "drop a file with more literal-only lines than this share")
 
 
 class SlurmParams(Section):
@@ -101,6 +113,7 @@ class DataParams(Section):
     drop_generated: bool = setting(True, "reject files whose first 5 lines say they were generated")
     respect_gitignore: bool = setting(True, "dir: skip what the corpus's own .gitignore files ignore")
     near_dedup: NearDedupParams = setting(NearDedupParams, "near-duplicate removal")
+    quality: QualityParams = setting(QualityParams, "code-quality filters")
     held_out: HeldOutParams = setting(HeldOutParams, "val and test that mean something (docs/scaling.md)")
     decontaminate: list[Literal["humaneval"]] = setting(
         lambda: ["humaneval"], "benchmarks whose problems no document may contain: removed from every split, "

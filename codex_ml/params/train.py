@@ -86,6 +86,13 @@ class TrainParams(Section):
     beta2: Fraction = setting(0.95, "AdamW's beta2")
     grad_clip: Annotated[float, Field(ge=0), Hint("0 disables")] = setting(1.0, "gradient norm clip")
     max_steps: Positive = setting(1200, "optimizer steps")
+    max_epochs: PositiveNumber | None = setting(
+        None, "passes over the train tokens at most: training ends at whichever of max_steps and max_epochs "
+              "comes first, and a shorter run scales warmup, eval and checkpoint steps with it; null: steps")
+    ship: Literal["best", "last"] = setting(
+        "best", "models/model: the checkpoint (its average) with the lowest val loss, or the last step")
+    early_stopping_patience: Annotated[int, Field(ge=0), Hint("0 = never stop early")] = setting(
+        0, "stop after this many val losses in a row without a new best")
     ema_decay: Annotated[float, Field(ge=0, lt=1), Hint("0 = no average")] = setting(
         0.99, "the saved (and validated) weights are a moving average with this decay; 0 = the last step's")
     eval_every: Positive = setting(100, "val loss every N steps (and at every checkpoint and the last step)")

@@ -46,7 +46,9 @@ def summary_section(r: Report, ev: Any) -> None:
     r.add(Para([f"Validation bits per byte: {with_ci(val.get('bits_per_byte'), val.get('bits_per_byte_ci'))} "
                 f"(95% bootstrap interval over documents) against xz -9e {num(b.get('xz_bpb'), 4)}, "
                 f"gzip -9 {num(b.get('gzip_bpb'), 4)} and a unigram model {num(b.get('unigram_bpb'), 4)} "
-                f"on the same text{base}. Lower is better."]))
+                f"on the same text{base}. Lower is better."
+                + (" The interval is too wide to rank models (its upper end over 1.5x its lower): too few "
+                   "or too uneven validation documents." if val.get("bits_per_byte_ci_too_wide") else "")]))
 
 
 def data_section(r: Report, paths: Paths) -> None:

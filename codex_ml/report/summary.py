@@ -48,9 +48,16 @@ def _train_line(train: Any) -> str:
     rate += f" ({_percent(mfu)} MFU)" if isinstance(mfu, (int, float)) else ""
     size = f"{params / 1e6:.1f}M parameters" if params else "? parameters"
     took = _minutes(wall) if wall else "-"
-    val = get(train, "val", "loss")
+    passes = get(train, "train", "passes")
+    steps_text = f"{steps or 0:,} steps"
+    steps_text += f" ({passes:.2f} passes)" if isinstance(passes, (int, float)) else ""
+    val = get(train, "val", "shipped_loss")
+    val = val if isinstance(val, (int, float)) else get(train, "val", "loss")
     val_loss = f"; val loss {val:.3f} nats/token" if isinstance(val, (int, float)) else ""
-    return f"train   {size}: {steps or 0:,} steps, {seen or 0:,} tokens, {rate}, {took}{val_loss}"
+    shipped = get(train, "train", "shipped_step")
+    if isinstance(shipped, int) and shipped != steps:  # the best val checkpoint, before the last step
+        val_loss += f" at step {shipped:,}, the model shipped"
+    return f"train   {size}: {steps_text}, {seen or 0:,} tokens, {rate}, {took}{val_loss}"
 
 
 def _eval_lines(ev: Any) -> list[str]:
@@ -69,6 +76,10 @@ def _eval_lines(ev: Any) -> list[str]:
                f"{_bpb(b.get('gzip_bpb')):>7}{_bpb(b.get('unigram_bpb')):>9}")
         row += f"{_bpb(b.get('base_model_bpb')):>7}" if base else ""
         lines.append(row + f"  {_percent(m.get('completion_exact_match'))}")
+    wide = [s for s in SPLITS if get(ev, s, "bits_per_byte_ci_too_wide")]
+    if wide:  # eval/bootstrap.py says what too wide is
+        lines.append(f"{' and '.join(wide)}: interval too wide to rank models (its upper end over 1.5x its "
+                     f"lower): too few or too uneven documents")
     return lines
 
 

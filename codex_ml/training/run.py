@@ -3,9 +3,12 @@
 1. check inputs and params (nothing is written before this succeeds)
 2. build the model (registry or pretrained), wrap it in LoRA if asked; on CPU fuse its loss into the head
 3. fingerprint the run; resume the newest verifying checkpoint of the same fingerprint
-4. train with CodexTrainer, logging to dvclive (MFU too, where the device's peak is known: mfu.py)
-5. write models/model/ (a plain HF folder, LoRA merged, tokenizer included), atomically: the
-   weights' moving average (train.ema_decay, training/ema.py), or the last step's
+4. plan the steps (train.max_steps, train.max_epochs: budget.py) and say how many passes they make
+5. train with CodexTrainer, logging to dvclive (MFU too, where the device's peak is known: mfu.py),
+   stopping early on val if train.early_stopping_patience says so
+6. write models/model/ (a plain HF folder, LoRA merged, tokenizer included), atomically: the
+   checkpoint with the lowest val loss or the last step's (train.ship: ship.py), as its weights'
+   moving average (train.ema_decay, training/ema.py) where there is one
 
 The same code runs as one process or under `torchrun --nproc_per_node N`: process 0 writes
 checkpoints, metrics and the model; the others only train.
@@ -34,6 +37,8 @@ from codex_ml.models.head import fuse_loss
 from codex_ml.models.registry import quantization_config
 from codex_ml.params import Params, to_dict
 from codex_ml.runtime import StageError, progress_enabled
+from codex_ml.training import budget as budgets
+from codex_ml.training import ship
 from codex_ml.training.checkpoint import (
     FORMAT,
     choose_resume,
@@ -85,8 +90,9 @@ def fingerprint_inputs(params: Params, data_fingerprint: str, processes: int) ->
     import transformers
 
     packages = [Path(codex_ml.training.__file__).parent, Path(codex_ml.models.__file__).parent]
-    # train.peak_tflops only labels telemetry: changing it must not throw a trained run's checkpoints away
-    train = {k: v for k, v in to_dict(params.train).items() if k != "peak_tflops"}
+    # train.peak_tflops only labels telemetry and train.ship picks among the checkpoints after training:
+    # changing either must not throw a trained run's checkpoints away
+    train = {k: v for k, v in to_dict(params.train).items() if k not in ("peak_tflops", "ship")}
     return {
         "format": FORMAT,
         "model": to_dict(params.model),
@@ -112,6 +118,8 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
         raise StageError(f"{paths.tokenizer} holds no Hugging Face tokenizer: run the tokenize stage first")
     data = load_token_data(paths.tokens)
     check_made_by(data, paths.tokenizer, base)
+    budget = budgets.plan(params.train, len(data.train))
+    tp = budgets.scaled(tp, budget)  # as this run takes them: max_steps and the intervals to the budget
 
     configure_torch(tp.threads)
     model = build_model(mp, Vocab.from_meta(data.meta), tp.context, tp.seed)
@@ -138,6 +146,7 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     barrier()  # every process has chosen before process 0 deletes anything
     if main:
         report_and_clean(choice, inputs)
+        log.log(*budgets.describe(params.train, budget))
     barrier()
 
     live = open_live(paths.metrics) if main else None
@@ -156,7 +165,9 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
         logger.replay(state["log_history"])
     trainer = CodexTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
-        data_collator=join_windows, callbacks=[logger, EvalOnSave(), Progress(), *callbacks],
+        data_collator=join_windows, callbacks=[logger, EvalOnSave(), Progress(), *callbacks,
+                                               *([ship.EarlyStopping(tp.early_stopping_patience)]
+                                                 if tp.early_stopping_patience else [])],
         checkpoint_meta={"format": FORMAT, "fingerprint": fingerprint, "fingerprint_inputs": inputs,
                          "sampler": {"seed": tp.seed, "windows_per_step": windows_per_step}},
         keep_best=tp.keep_best, muon_lr=tp.muon_lr if tp.optimizer == "muon" else None)
@@ -172,9 +183,13 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     trainer.train(resume_from_checkpoint=str(choice.resume.path) if choice.resume else None)
 
     summary: dict[str, Any] = {}
+    last_step = trainer.state.global_step
     if trainer.average is not None:
         trainer.average.copy_to()  # the saved model is the average
     if main:
+        shipped = ship.choose(tp.ship, last_step, trainer.state.log_history, paths.checkpoints, fingerprint)
+        ship.load_shipped(trainer, shipped)
+        log.info("train: models/model is step %d: %s", shipped.step, shipped.reason)
         save_model_folder(trainer.accelerator.unwrap_model(trainer.model), paths.tokenizer, paths.model,
                           base=data.meta.get("base_model"), base_dir=base.folder if base else None)
         vals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
@@ -184,12 +199,18 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
             "data/train_tokens": len(data.train),
             "data/val_tokens": len(data.val),
             "data/unigram_entropy": unigram_entropy(data.train, data.meta["vocab_size"]),
-            "train/tokens_seen": tp.max_steps * windows_per_step * tp.seq_len,
+            "train/tokens_seen": last_step * windows_per_step * tp.seq_len,
+            "train/planned_steps": budget.steps,
+            "train/steps": last_step,  # fewer than planned when stopped early on val
+            "train/passes": budget.passes_at(last_step),  # over the train tokens
+            "train/shipped_step": shipped.step,
+            "train/shipped": shipped.reason,
             "train/processes": processes,
             "train/resumed_from_step": choice.resume.step if choice.resume else 0,
             "train/wall_time_s": time.perf_counter() - started,
             "val/best_loss": min(vals) if vals else float("nan"),
             "val/final_loss": vals[-1] if vals else float("nan"),
+            "val/shipped_loss": shipped.val_loss if shipped.val_loss is not None else float("nan"),
         }
         if (median := logger.mfu_median()) is not None and peak:
             # not train/peak_tflops: DVC would confuse the metric with the param of that name
@@ -199,7 +220,7 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
             live.log_metric(name, value, plot=False)
         close_live(live)
         log.info("train: %d steps, val loss %.4f (unigram entropy %.4f nats), %s parameters -> %s",
-                 tp.max_steps, summary["val/final_loss"], summary["data/unigram_entropy"],
+                 last_step, summary["val/shipped_loss"], summary["data/unigram_entropy"],
                  summary["model/parameters"], paths.model)
     barrier()
     return summary
