@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -131,3 +131,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: the rest keep their order
+
+
+# Real services past one machine (tests/clusters.py), each started once per test session, on loopback.
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    from tests.clusters import ray_cluster
+
+    with ray_cluster() as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+def slurm_env() -> Iterator[dict[str, str]]:
+    from tests.clusters import slurm_cluster
+
+    with slurm_cluster() as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def s3_env() -> Iterator[dict[str, str]]:
+    from tests.clusters import moto_s3
+
+    with moto_s3() as env:
+        yield env
