@@ -268,6 +268,10 @@ class TrainParams(Section):
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on CUDA that supports it
     threads: int = 0  # torch intra-op threads; 0 = all cores
+    # Under torchrun: ddp (every process holds the whole model) or fsdp (Trainer's FSDP2: parameters,
+    # gradients and optimizer state sharded across processes; docs/scaling.md). One process: ignored.
+    parallel: Literal["ddp", "fsdp"] = "ddp"
+    fsdp_cpu_offload: bool = False  # fsdp: sharded parameters and optimizer state kept in CPU memory
     # dense peak TFLOP/s of one process's device, for MFU (train/mfu); 0 = the table of known GPUs
     # (training/mfu.py), and no MFU where the device is not in it (a CPU). Telemetry only: not part of
     # a checkpoint's fingerprint.

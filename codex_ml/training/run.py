@@ -52,7 +52,7 @@ from codex_ml.training.data import (
 from codex_ml.training.ema import AverageWeights, WeightAverage
 from codex_ml.training.mfu import flops_per_token, resolve_peak
 from codex_ml.training.telemetry import LiveLogger, Progress, close_live, open_live
-from codex_ml.training.trainer import CodexTrainer, EvalOnSave, barrier, training_arguments, use_bf16
+from codex_ml.training.trainer import CodexTrainer, EvalOnSave, barrier, fsdp, training_arguments, use_bf16
 
 log = logging.getLogger("codex_ml.train")
 
@@ -180,9 +180,12 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     summary: dict[str, Any] = {}
     if trainer.average is not None:
         trainer.average.copy_to()  # the saved model is the average
+    # FSDP: every process takes part in gathering the shards into one full state dict (process 0's)
+    full = trainer.accelerator.get_state_dict(trainer.model) if fsdp(tp, processes) else None
     if main:
         save_model_folder(trainer.accelerator.unwrap_model(trainer.model), paths.tokenizer, paths.model,
-                          base=data.meta.get("base_model"), base_dir=base.folder if base else None)
+                          base=data.meta.get("base_model"), base_dir=base.folder if base else None,
+                          state_dict=full)
         vals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
         summary = {
             "model/parameters": parameters[0],

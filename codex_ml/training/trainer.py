@@ -40,6 +40,10 @@ def fused_adamw() -> bool:
     return torch.cuda.is_available()
 
 
+def fsdp(params: TrainParams, processes: int) -> bool:
+    return params.parallel == "fsdp" and processes > 1
+
+
 def training_arguments(params: TrainParams, output_dir: Path, processes: int, quiet: bool) -> Any:
     cuda = torch.cuda.is_available()
     return TrainingArguments(
@@ -79,6 +83,11 @@ def training_arguments(params: TrainParams, output_dir: Path, processes: int, qu
         activation_checkpointing=params.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if params.gradient_checkpointing else None,
         ddp_backend="gloo" if processes > 1 and not cuda else None,  # NCCL is the default on GPUs
+        # FSDP2 through accelerate: each decoder layer a shard unit (the model's _no_split_modules);
+        # checkpoints hold the full state dict, so they resume on any number of processes' shards.
+        fsdp=fsdp(params, processes) or None,
+        fsdp_config={"version": 2, "state_dict_type": "FULL_STATE_DICT",
+                     "cpu_offload": params.fsdp_cpu_offload} if fsdp(params, processes) else None,
         # Every item key reaches the collator: TrainWindows' "join" (how many pieces make one final
         # window) is no model input, and Trainer would drop it before join_windows could read it.
         remove_unused_columns=False,
