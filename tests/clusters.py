@@ -253,9 +253,11 @@ def engine_repo(root: Path, corpus: Path) -> Path:
                            "tokenizer": {"vocab_size": 600}})
 
 
-def repro_on(repo: Path, executor: str, env: dict[str, str], **data: object) -> tuple[dict[str, str], dict[str, bytes]]:
+def repro_on(repo: Path, executor: str, env: dict[str, str],
+             **data: object) -> tuple[dict[str, str], dict[str, bytes]]:
     """`dvc repro tokenize` with prepare and tokenize as 3 datatrove tasks on `executor`; returns the
-    md5 of each output as dvc.lock records it, and every output file's bytes."""
+    md5 of each output as dvc.lock records it, and every output file's bytes. Prints the wall time
+    (`pytest -s` shows it: docs/scaling.md's costs)."""
     import yaml
 
     from tests.conftest import merge, run
@@ -265,7 +267,9 @@ def repro_on(repo: Path, executor: str, env: dict[str, str], **data: object) -> 
                                      **data},
                             "tokenizer": {"engine": "datatrove"}})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    started = time.perf_counter()
     ran = run(["dvc", "repro", "tokenize"], repo, **env).stdout
+    print(f"dvc repro tokenize, data.executor {executor}: {time.perf_counter() - started:.1f} s")
     assert "Running stage 'prepare'" in ran and "Running stage 'tokenize'" in ran, ran
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert lock["prepare"]["params"]["params.yaml"]["data"]["executor"] == executor

@@ -176,6 +176,11 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
             trainer.average.load(choice.resume.path)
         trainer.add_callback(AverageWeights(trainer.average))
     trainer.train(resume_from_checkpoint=str(choice.resume.path) if choice.resume else None)
+    if fsdp(tp, processes):
+        assert trainer.model is not None
+        held = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in trainer.model.parameters())
+        log.info("train: FSDP: process %d of %d held %d of the model's %d parameter values", args.process_index,
+                 processes, held, sum(p.numel() for p in trainer.model.parameters()))
 
     summary: dict[str, Any] = {}
     if trainer.average is not None:

@@ -5,6 +5,7 @@ plain Hugging Face folder. bf16 and CPU offload need CUDA: tested where there is
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -22,7 +23,8 @@ from tests.train.test_train_run import folder_hashes
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 STAGE = str(ROOT / "stages" / "train.py")
-# AdamW, no weight average: FSDP shards every parameter, and both run unchanged on the shards.
+# AdamW (Muon's orthogonalisation needs whole matrices, not FSDP's row shards); the weight average
+# (train.ema_decay) runs on the shards as it does on whole tensors.
 FSDP = {"train": {"max_steps": 20, "eval_every": 10, "checkpoint_every": 10, "optimizer": "adamw",
                   "parallel": "fsdp"}}
 # Gloo's all-reduce and reduce-scatter sum in another order than one process's backward: the same
@@ -30,16 +32,21 @@ FSDP = {"train": {"max_steps": 20, "eval_every": 10, "checkpoint_every": 10, "op
 REL = 1e-4
 
 
-def torchrun(folder: Path, nproc: int = 2) -> None:
-    run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), STAGE],
-        folder)
+def torchrun(folder: Path, nproc: int = 2) -> str:
+    return run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+                STAGE], folder).stderr
 
 
 def test_fsdp_on_two_processes_follows_one_process_and_resumes_exactly(workdir: Callable[..., Path]) -> None:
     one = workdir(FSDP, name="one")
     run_training(load_params("params.yaml"))  # one process: train.parallel does not apply
     two = workdir(FSDP, name="two")
-    torchrun(two)
+    log = torchrun(two)
+    # Sharded for real: each process held about half of the parameter values (its DTensor shards).
+    held = {int(r): (int(h), int(n)) for r, h, n in
+            re.findall(r"FSDP: process (\d) of 2 held (\d+) of the model's (\d+) parameter values", log)}
+    assert sorted(held) == [0, 1], log
+    assert all(h < 0.6 * n for h, n in held.values()) and sum(h for h, _ in held.values()) == held[0][1]
     for name in ("train/loss", "val/loss"):
         a, b = loss_curve(one, name), loss_curve(two, name)
         assert [s for s, _ in a] == [s for s, _ in b]
