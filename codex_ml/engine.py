@@ -80,7 +80,8 @@ def check_executor(data: DataParams) -> None:
                              "stage on a Slurm login node), or set data.executor: local")
     elif data.executor == "ray" and importlib.util.find_spec("ray") is None:
         raise StageError("data.executor: 'ray' needs the ray package, here and on every node of the "
-                         "cluster: pip install 'ray[default]' (or set data.executor: local)")
+                         "cluster: pip install 'ray==2.60.0' (in the project's dev extra), or set "
+                         "data.executor: local")
 
 
 def cpus_per_task(data: DataParams, local: int) -> int:

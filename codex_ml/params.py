@@ -316,6 +316,9 @@ class TrainParams(Section):
         _require(self.grad_clip >= 0, "train.grad_clip", "a number >= 0 (0 disables)", self.grad_clip)
         _require(self.keep_best >= 1, "train.keep_best", "an integer >= 1", self.keep_best)
         _require(self.threads >= 0, "train.threads", "an integer >= 0 (0 = all cores)", self.threads)
+        if self.fsdp_cpu_offload and self.parallel != "fsdp":
+            raise ParamsError("train.fsdp_cpu_offload: true needs train.parallel: fsdp, got train.parallel: "
+                              f"{self.parallel}")
         # No device is near 100,000 TFLOP/s: a larger value is FLOP/s given where TFLOP/s is meant.
         _require(0 <= self.peak_tflops <= 100_000, "train.peak_tflops",
                  "a number in [0, 100000] (TFLOP/s; 0 = the table of known GPUs)", self.peak_tflops)
@@ -433,6 +436,9 @@ class Params(Section):
         if train.eval_every > train.max_steps:
             raise ParamsError(f"train.eval_every: expected <= train.max_steps ({train.max_steps}), "
                               f"got {train.eval_every}")
+        if train.parallel == "fsdp" and self.model.lora.enabled:
+            raise ParamsError("train.parallel: fsdp does not train LoRA adapters here (they are small: use "
+                              "ddp), got model.lora.enabled: true")
         context = "train.final_seq_len" if train.final_seq_len else "train.seq_len"
         if ev.window and not self.model.pretrained:
             _require(ev.window <= train.context, "eval.window", f"0 or <= {context}={train.context} "

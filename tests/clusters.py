@@ -27,7 +27,8 @@ from tests.conftest import ROOT, VENV_BIN, subprocess_env
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 SLURM_DAEMONS = ("munged", "slurmctld", "slurmd")
-SYSTEM_DEPS_HINT = "install them with `make system-deps` (Debian: apt-get install slurmctld slurmd slurm-client munge)"
+SYSTEM_DEPS_HINT = ("install them with `make system-deps` (Debian: apt-get install slurmctld slurmd "
+                    "slurm-client munge)")
 
 
 def free_port() -> int:
@@ -171,7 +172,8 @@ def slurm_cluster(cpus: int = 2, mem_mb: int = 8000) -> Iterator[dict[str, str]]
     environment a client needs (SLURM_CONF). Must run as root (slurmd starts jobs as their user)."""
     check_slurm_installed()
     if os.geteuid() != 0:
-        raise RuntimeError("slurmd must run as root to start jobs (CI runs as root); run the Slurm tests as root")
+        raise RuntimeError("slurmd must run as root to start jobs (CI runs as root): run the Slurm tests "
+                           "as root")
     root = Path(tempfile.mkdtemp(prefix="codex-slurm-", dir="/tmp"))
     for sub in ("state", "spool", "log", "munge"):
         (root / sub).mkdir(mode=0o700)
@@ -191,9 +193,10 @@ def slurm_cluster(cpus: int = 2, mem_mb: int = 8000) -> Iterator[dict[str, str]]
                             f"--key-file={key}", f"--pid-file={root}/munge/munged.pid",
                             f"--log-file={root}/log/munged.log", f"--seed-file={root}/munge/seed"],
                            root / "log" / "munged.out"))
-        wait_for(lambda: (root / "munge" / "munge.socket").exists(), "munged", 30, root / "log" / "munged.log")
-        procs.append(start([_sbin("slurmctld"), "-D", "-i", "-f", str(conf)], root / "log" / "slurmctld.out", **env))
-        procs.append(start([_sbin("slurmd"), "-D", "-N", "localnode", "-f", str(conf)], root / "log" / "slurmd.out",
+        log = root / "log"
+        wait_for(lambda: (root / "munge" / "munge.socket").exists(), "munged", 30, log / "munged.log")
+        procs.append(start([_sbin("slurmctld"), "-D", "-i", "-f", str(conf)], log / "slurmctld.out", **env))
+        procs.append(start([_sbin("slurmd"), "-D", "-N", "localnode", "-f", str(conf)], log / "slurmd.out",
                            **env))
         wait_for(lambda: _slurm_idle(env, procs), "Slurm's node localnode", 60, root / "log" / "slurmd.log")
         yield env
@@ -274,7 +277,7 @@ def repro_on(repo: Path, executor: str, env: dict[str, str],
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert lock["prepare"]["params"]["params.yaml"]["data"]["executor"] == executor
     md5 = {o["path"]: o["md5"] for s in ("prepare", "tokenize") for o in lock[s]["outs"]}
-    files = {p.relative_to(repo).as_posix(): p.read_bytes() for o in md5 for p in sorted((repo / o).rglob("*"))
-             if p.is_file()}
+    files = {p.relative_to(repo).as_posix(): p.read_bytes()
+             for o in md5 for p in sorted((repo / o).rglob("*")) if p.is_file()}
     files.update({o: (repo / o).read_bytes() for o in md5 if (repo / o).is_file()})
     return md5, files

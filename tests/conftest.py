@@ -122,7 +122,10 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
 # file per worker at a time, in this order; Makefile), so the longest files start at once, not last.
 LONGEST_FIRST = ("tests/test_docs.py", "tests/test_docs_guides.py", "tests/test_docs_readme_own.py",
                  "tests/test_pipeline_run.py", "tests/test_pretrained_dvc.py", "tests/test_pretrained.py",
-                 "tests/train/test_train_process.py")
+                 "tests/train/test_train_process.py",
+                 # past one machine: each starts its service once and runs two pipelines or trainings
+                 "tests/test_ray.py", "tests/test_slurm.py", "tests/train/test_fsdp.py",
+                 "tests/train/test_two_nodes.py", "tests/test_s3_remote.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

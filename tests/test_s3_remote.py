@@ -30,9 +30,10 @@ def test_push_clone_pull_and_nothing_to_repro_through_s3(s3_env: dict[str, str],
                                                          tmp_path: Path) -> None:
     import boto3
 
-    boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                 aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
-                 aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=BUCKET)
+    s3 = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"])
+    s3.create_bucket(Bucket=BUCKET)
     repo = new_repo(tmp_path, {"data": {"source": "dir", "path": str(stdlib_sample)}})
     run(["dvc", "repro", "prepare"], repo)
     commands = docs_s3_commands()
@@ -42,10 +43,7 @@ def test_push_clone_pull_and_nothing_to_repro_through_s3(s3_env: dict[str, str],
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "prepare, S3 remote"], repo)
 
-    import boto3 as _boto3  # the objects are in the bucket, under the remote's prefix
-    listed = _boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing").list_objects_v2(
-        Bucket=BUCKET)
+    listed = s3.list_objects_v2(Bucket=BUCKET)  # the objects are in the bucket, under the remote's prefix
     assert listed["KeyCount"] >= 3 and all(o["Key"].startswith("codex-ml/") for o in listed["Contents"])
 
     clone = tmp_path / "clone"
@@ -53,8 +51,9 @@ def test_push_clone_pull_and_nothing_to_repro_through_s3(s3_env: dict[str, str],
     assert not (clone / "data" / "prepared").exists()
     pulled = run(["dvc", "pull", "prepare"], clone, **s3_env).stdout
     assert re.search(r"\d+ files? (fetched|added)", pulled), pulled
-    files = sorted(p.relative_to(repo).as_posix() for p in (repo / "data" / "prepared").rglob("*") if p.is_file())
+    prepared = sorted((repo / "data/prepared").rglob("*"))
+    files = [p.relative_to(repo).as_posix() for p in prepared if p.is_file()]
     assert files and all((clone / f).read_bytes() == (repo / f).read_bytes() for f in files)
-    assert (clone / "metrics" / "prepare.json").read_bytes() == (repo / "metrics" / "prepare.json").read_bytes()
+    assert (clone / "metrics/prepare.json").read_bytes() == (repo / "metrics/prepare.json").read_bytes()
     status = run(["dvc", "repro", "prepare"], clone, **s3_env).stdout
     assert "Running stage" not in status and "up to date" in status, status

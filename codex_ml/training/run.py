@@ -56,6 +56,8 @@ from codex_ml.training.trainer import CodexTrainer, EvalOnSave, barrier, fsdp, t
 
 log = logging.getLogger("codex_ml.train")
 
+FSDP_KEYS = {"parallel": "ddp", "fsdp_cpu_offload": False}  # their defaults
+
 
 @dataclass(frozen=True)
 class TrainPaths:
@@ -85,8 +87,10 @@ def fingerprint_inputs(params: Params, data_fingerprint: str, processes: int) ->
     import transformers
 
     packages = [Path(codex_ml.training.__file__).parent, Path(codex_ml.models.__file__).parent]
-    # train.peak_tflops only labels telemetry: changing it must not throw a trained run's checkpoints away
-    train = {k: v for k, v in to_dict(params.train).items() if k != "peak_tflops"}
+    # train.peak_tflops only labels telemetry: changing it must not throw a trained run's checkpoints away.
+    # The FSDP keys count only when set: a DDP run's checkpoints keep the fingerprint they had before.
+    train = {k: v for k, v in to_dict(params.train).items()
+             if k != "peak_tflops" and not (k in FSDP_KEYS and v == FSDP_KEYS[k])}
     return {
         "format": FORMAT,
         "model": to_dict(params.model),
@@ -105,6 +109,10 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     started = time.perf_counter()
     mp, tp = params.model, params.train
     processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if fsdp(tp) and not torch.cuda.is_available():
+        # accelerate turns FSDP on for accelerator devices only: on CPU, Trainer would run DDP instead.
+        raise StageError("train.parallel: fsdp needs CUDA devices (accelerate runs FSDP on GPUs only; on "
+                         "CPU it would silently be DDP), got no CUDA device: set train.parallel: ddp")
     if tp.batch_size % processes:
         raise ParamsError(f"train.batch_size: expected a multiple of the {processes} processes, got "
                           f"{tp.batch_size} (it is the global batch, split across processes)")
@@ -176,17 +184,18 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
             trainer.average.load(choice.resume.path)
         trainer.add_callback(AverageWeights(trainer.average))
     trainer.train(resume_from_checkpoint=str(choice.resume.path) if choice.resume else None)
-    if fsdp(tp, processes):
+    if fsdp(tp):
         assert trainer.model is not None
-        held = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in trainer.model.parameters())
-        log.info("train: FSDP: process %d of %d held %d of the model's %d parameter values", args.process_index,
-                 processes, held, sum(p.numel() for p in trainer.model.parameters()))
+        weights = list(trainer.model.parameters())  # DTensors: each process holds its shard
+        held = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in weights)
+        log.info("train: FSDP: process %d of %d held %d of the model's %d parameter values",
+                 args.process_index, processes, held, sum(p.numel() for p in weights))
 
     summary: dict[str, Any] = {}
     if trainer.average is not None:
         trainer.average.copy_to()  # the saved model is the average
     # FSDP: every process takes part in gathering the shards into one full state dict (process 0's)
-    full = trainer.accelerator.get_state_dict(trainer.model) if fsdp(tp, processes) else None
+    full = trainer.accelerator.get_state_dict(trainer.model) if fsdp(tp) else None
     if main:
         save_model_folder(trainer.accelerator.unwrap_model(trainer.model), paths.tokenizer, paths.model,
                           base=data.meta.get("base_model"), base_dir=base.folder if base else None,

@@ -11,6 +11,7 @@ retention of the best `keep_best` by val loss plus the newest.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,10 @@ def fused_adamw() -> bool:
     return torch.cuda.is_available()
 
 
-def fsdp(params: TrainParams, processes: int) -> bool:
-    return params.parallel == "fsdp" and processes > 1
+def fsdp(params: TrainParams) -> bool:
+    """train.parallel: fsdp applies under torchrun (any number of processes, 1 included: CPU offload
+    and bf16 on one GPU); a plain `python stages/train.py` is one process without torch.distributed."""
+    return params.parallel == "fsdp" and "LOCAL_RANK" in os.environ
 
 
 def training_arguments(params: TrainParams, output_dir: Path, processes: int, quiet: bool) -> Any:
@@ -85,9 +88,9 @@ def training_arguments(params: TrainParams, output_dir: Path, processes: int, qu
         ddp_backend="gloo" if processes > 1 and not cuda else None,  # NCCL is the default on GPUs
         # FSDP2 through accelerate: each decoder layer a shard unit (the model's _no_split_modules);
         # checkpoints hold the full state dict, so they resume on any number of processes' shards.
-        fsdp=fsdp(params, processes) or None,
+        fsdp="full_shard" if fsdp(params) else None,  # (FSDP2: reshard after forward)
         fsdp_config={"version": 2, "state_dict_type": "FULL_STATE_DICT",
-                     "cpu_offload": params.fsdp_cpu_offload} if fsdp(params, processes) else None,
+                     "cpu_offload": params.fsdp_cpu_offload} if fsdp(params) else None,
         # Every item key reaches the collator: TrainWindows' "join" (how many pieces make one final
         # window) is no model input, and Trainer would drop it before join_windows could read it.
         remove_unused_columns=False,

@@ -39,7 +39,7 @@ def test_two_torchrun_nodes_on_loopback_train_the_one_process_model(workdir: Cal
                                ("<host>", "127.0.0.1"), ("<port>", str(free_port()))):
         assert placeholder in command, (placeholder, command)
         command = command.replace(placeholder, value)
-    command = command.replace("stages/train.py", str(ROOT / "stages" / "train.py"))  # the folder is no checkout
+    command = command.replace("stages/train.py", str(ROOT / "stages/train.py"))  # the folder is no checkout
     nodes = [subprocess.Popen(shlex.split(command), cwd=two, env=subprocess_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     try:
