@@ -47,7 +47,7 @@ def test_fsdp_on_cpu_is_one_error_not_silent_ddp(workdir: Callable[..., Path],
     assert not Path("models/model").exists()
 
 
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="FSDP over NCCL on 2 processes needs 2 CUDA devices")
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="FSDP on 2 processes needs 2 GPUs")
 def test_fsdp_on_two_gpus_follows_one_process_and_resumes_exactly(workdir: Callable[..., Path]) -> None:
     one = workdir(FSDP, name="one")
     run_training(load_params("params.yaml"))  # one process, no torchrun: plain training
