@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha25
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test lint typecheck pytest bench lock clean-venv params params-doc diff
+.PHONY: install system-deps repro test lint typecheck pytest bench lock clean-venv params params-doc diff
 
 install: $(STAMP)
 
@@ -19,6 +19,19 @@ $(STAMP):
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
 	rm -f $(VENV)/.installed*
 	touch $(STAMP)
+
+# Debian packages the tests run for real, installed once where missing (as root, or through sudo):
+# headless Chromium (the report test) and a single-node Slurm with munge (tests/test_slurm.py, which
+# starts and stops its own daemons on loopback; nothing here enables a system service).
+SYSTEM_DEPS := chromium:chromium slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge
+system-deps:
+	@missing=""; for dep in $(SYSTEM_DEPS); do cmd=$${dep%%:*}; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $${dep#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo="sudo"; fi; \
+	  echo "apt-get install$$missing"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 # The whole pipeline, then a short summary (every number: dvc metrics show; the page: reports/).
 repro: $(STAMP)
@@ -54,7 +67,7 @@ typecheck: $(STAMP)
 # and stage subprocesses run one torch thread each (tests/conftest.py). On 2 cores (CI, fresh clone):
 # 3 workers 712 s, against 845 s for 2 workers with all-core stages.
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
-pytest: $(STAMP)
+pytest: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint typecheck pytest

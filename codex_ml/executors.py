@@ -50,7 +50,9 @@ from datatrove.pipeline.base import PipelineStep
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError
 
-SLURM_POLL_SECONDS = 15
+# squeue is asked after 1 s, then twice as long each time up to 15 s: a short array is seen to end at
+# once, a long one costs the scheduler one query every 15 s.
+SLURM_POLL_SECONDS = (1.0, 15.0)
 
 
 class Task(PipelineStep):
@@ -78,7 +80,8 @@ def check_executor(data: DataParams) -> None:
                              "stage on a Slurm login node), or set data.executor: local")
     elif data.executor == "ray" and importlib.util.find_spec("ray") is None:
         raise StageError("data.executor: 'ray' needs the ray package, here and on every node of the "
-                         "cluster: pip install 'ray[default]' (or set data.executor: local)")
+                         "cluster: pip install 'ray==2.60.0' (in the project's dev extra), or set "
+                         "data.executor: local")
 
 
 def cpus_per_task(data: DataParams, local: int) -> int:
@@ -157,11 +160,13 @@ def _slurm(task: Task, tasks: int, logs: Path, data: DataParams, what: str) -> P
 
 def _wait_for_slurm(executor: Any) -> None:
     """Until every task has its completion mark, or the array has left the queue without them."""
+    wait, longest = SLURM_POLL_SECONDS
     while True:
         queued = _in_queue(str(executor.job_id))  # asked first: a task marks completion before it exits
         if not executor.get_incomplete_ranks(skip_completed=True) or not queued:
             return
-        time.sleep(SLURM_POLL_SECONDS)
+        time.sleep(wait)
+        wait = min(2 * wait, longest)
 
 
 def _in_queue(job_id: str) -> bool:

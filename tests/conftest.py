@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -122,7 +122,10 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
 # file per worker at a time, in this order; Makefile), so the longest files start at once, not last.
 LONGEST_FIRST = ("tests/test_docs.py", "tests/test_docs_guides.py", "tests/test_docs_readme_own.py",
                  "tests/test_pipeline_run.py", "tests/test_pretrained_dvc.py", "tests/test_pretrained.py",
-                 "tests/train/test_train_process.py")
+                 "tests/train/test_train_process.py",
+                 # past one machine: each starts its service once and runs two pipelines or trainings
+                 "tests/test_ray.py", "tests/test_slurm.py", "tests/train/test_fsdp.py",
+                 "tests/train/test_two_nodes.py", "tests/test_s3_remote.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -131,3 +134,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: the rest keep their order
+
+
+# Real services past one machine (tests/clusters.py), each started once per test session, on loopback.
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    from tests.clusters import ray_cluster
+
+    with ray_cluster() as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+def slurm_env() -> Iterator[dict[str, str]]:
+    from tests.clusters import slurm_cluster
+
+    with slurm_cluster() as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def s3_env() -> Iterator[dict[str, str]]:
+    from tests.clusters import moto_s3
+
+    with moto_s3() as env:
+        yield env

@@ -61,27 +61,33 @@ SKIP = {
     "torchrun --standalone --nproc_per_node 8 stages/train.py":
         "needs 8 GPUs; tests/train/test_train_process.py runs stages/train.py under torchrun with 2 CPU "
         "processes (gloo) against one process",
-    "torchrun --nnodes 2 --nproc_per_node 8 --rdzv_id run1 \\":
-        "needs two machines with 8 GPUs each",
-    "torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint MASTER:29500 stages/train.py":
-        "needs two machines with 8 GPUs each",
+    "torchrun --nnodes 2 --nproc_per_node <procs-per-machine> --rdzv_id <run-id> \\":
+        "needs two machines; tests/train/test_two_nodes.py runs this command as two torchrun processes "
+        "with its rendezvous on 127.0.0.1",
+    "torchrun --standalone --nproc_per_node 2 stages/train.py":
+        "train.parallel: fsdp needs 2 CUDA GPUs; tests/train/test_fsdp.py runs it where there are",
     "dvc exp run -S train=gpu -S model=small":
         "one large GPU's profile: 1.5e16 FLOPs, days at the ~50 GFLOP/s bf16 rate of 2 CPU cores; "
         "tests/train/test_gpu_profile.py runs its settings shrunk on CPU, tests/test_cuda.py at full "
         "size on a GPU",
     "python benchmarks/bench_train.py --device cuda --dtype bfloat16 --model llama-small \\":
         "needs a CUDA GPU (--device cuda stops on a CPU); bench_train.py without --device runs on CPUs",
-    "pip install 'dvc-s3==<version>'": "installs a cloud plugin; no cloud bucket or credentials here",
-    "dvc remote add -d -f shared s3://my-bucket/codex-ml": "an S3 bucket; none here",
-    "dvc remote modify --local shared access_key_id ...": "cloud credentials; none here",
+    ("dvc exp run -S data=hf -S data.path=<shared-corpus-folder> -S data.engine=datatrove "
+     "-S data.tasks=512 \\"):
+        "needs a Slurm cluster; tests/test_slurm.py runs prepare and tokenize as job arrays on a "
+        "single-node Slurm on 127.0.0.1",
 }
 # A whole block is skipped when its first command is here (the rest of it needs the same thing).
 SKIP_BLOCKS = {
     "CUDA_VISIBLE_DEVICES=0 dvc exp run --temp -S train.lr=0.001 &":
         "pins one GPU per run; on a CPU-only machine it is two more full runs (~40 s) in temporary "
         "workspaces, which the queue block above already runs",
-    "pip install 'dvc-s3==<version>'": "the S3 remote example: no bucket or credentials here; "
-                                       "tests/test_experiments.py pushes to and pulls from a local remote",
+    "dvc remote add -d -f shared s3://<bucket>/codex-ml":
+        "needs an S3 bucket, credentials and AWS_ENDPOINT_URL in the environment; tests/test_s3_remote.py "
+        "runs this block as written against moto's S3 server on 127.0.0.1",
+    "ray start --head --num-cpus 2 --port 6379 --include-dashboard false --disable-usage-stats":
+        "its `ray stop` would stop every Ray process of the machine, tests/test_ray.py's cluster among "
+        "them; tests/test_ray.py runs the same on its own `ray start --head` on 127.0.0.1",
 }
 
 # Placeholder -> what the test puts there ({corpus}, {jsonl} are filled in per run).

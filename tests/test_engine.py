@@ -5,9 +5,8 @@ behind, and DVC records the same output hashes whichever engine ran."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
-import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,15 +94,17 @@ def test_a_failing_tokenize_task_is_one_stage_error_and_leaves_nothing(tmp_path:
     assert list(out.iterdir()) == []
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed here")
-def test_an_executor_that_cannot_run_here_is_one_error_naming_the_param(tmp_path: Path,
-                                                                        stdlib_sample: Path) -> None:
+def test_an_executor_that_cannot_run_here_is_one_error_naming_the_param(
+        tmp_path: Path, stdlib_sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ray and Slurm's clients are installed here (the tests run them); take them away as a machine
+    # without them would be: no ray package to import, no sbatch or squeue on PATH.
+    monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(StageError, match=r"data\.executor: 'ray' needs the ray package.*pip install"):
         run_prepare(tmp_path, source="dir", path=str(stdlib_sample), engine="datatrove", executor="ray")
-    if shutil.which("sbatch") is None:
-        with pytest.raises(StageError, match=r"data\.executor: 'slurm' needs Slurm's sbatch"):
-            run_prepare(tmp_path, source="dir", path=str(stdlib_sample), engine="datatrove",
-                        executor="slurm", slurm={"partition": "cpu"})
+    monkeypatch.setenv("PATH", str(tmp_path / "no-slurm-here"))
+    with pytest.raises(StageError, match=r"data\.executor: 'slurm' needs Slurm's sbatch and squeue"):
+        run_prepare(tmp_path, source="dir", path=str(stdlib_sample), engine="datatrove",
+                    executor="slurm", slurm={"partition": "cpu"})
     assert list(tmp_path.iterdir()) == []
 
 

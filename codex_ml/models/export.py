@@ -13,13 +13,14 @@ MODEL_RECORD = "codex_model.json"  # the base model a fine-tuned folder came fro
 
 
 def save_model_folder(model: Any, tokenizer_dir: Path, out_dir: Path, base: dict[str, Any] | None = None,
-                      base_dir: Path | None = None) -> None:
+                      base_dir: Path | None = None, state_dict: dict[str, Any] | None = None) -> None:
     """Write `model` (LoRA merged; the adapter kept in adapter/) plus the tokenizer's files to `out_dir`;
     with `base` (the pretrained model it was tuned from, as meta.json records it), codex_model.json.
     A QLoRA model's adapter is merged into the base reloaded from `base_dir` in bf16, so models/model
     is a plain model, not 4-bit weights.
 
-    Merging modifies a peft model in place, so call this once, after training.
+    Merging modifies a peft model in place, so call this once, after training. `state_dict`: the
+    weights to write instead of the model's own (FSDP's gathered full state dict).
     """
     with atomic_dir(out_dir) as tmp:
         if base is not None:
@@ -30,7 +31,7 @@ def save_model_folder(model: Any, tokenizer_dir: Path, out_dir: Path, base: dict
                 model = _merge_into_full_precision(model, tmp / "adapter", base_dir)
             else:
                 model = model.merge_and_unload()
-        model.save_pretrained(tmp)  # config.json, generation_config.json, model.safetensors
+        model.save_pretrained(tmp, state_dict=state_dict)  # config.json, generation_config.json, model.safetensors
         for f in sorted(tokenizer_dir.iterdir()):
             if f.is_file():
                 if (tmp / f.name).exists():  # a tokenizer file named like a model file: a contract bug

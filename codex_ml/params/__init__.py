@@ -75,6 +75,9 @@ class Params(Section):
         if self.tokenizer.backend == "pretrained" and not self.model.pretrained:
             raise ParamsError("tokenizer.backend: pretrained needs model.pretrained (whose tokenizer it is), "
                               "got model.pretrained: null")
+        if train.parallel == "fsdp" and self.model.lora.enabled:
+            raise ParamsError("train.parallel: fsdp does not train LoRA adapters here (they are small: use "
+                              "ddp), got model.lora.enabled: true")
         context = "train.final_seq_len" if train.final_seq_len else "train.seq_len"
         if ev.window and not self.model.pretrained and ev.window > train.context:
             raise fail("eval.window", f"0 or <= {context}={train.context} (a model from the registry has "

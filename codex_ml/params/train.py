@@ -105,6 +105,10 @@ class TrainParams(Section):
     dtype: Literal["auto", "float32", "bfloat16"] = setting(
         "auto", "auto: bf16 on CUDA that supports it, else fp32")
     threads: Cores = setting(0, "torch intra-op threads")
+    parallel: Literal["ddp", "fsdp"] = setting(
+        "ddp", "under torchrun: ddp (each process holds the whole model) or fsdp (Trainer FSDP2, CUDA only: "
+               "parameters, gradients and optimizer state sharded); one process: ignored")
+    fsdp_cpu_offload: bool = setting(False, "fsdp: sharded parameters and optimizer state kept in CPU memory")
     # No device is near 100,000 TFLOP/s: a larger value is FLOP/s given where TFLOP/s is meant.
     peak_tflops: Annotated[float, Field(ge=0, le=100_000), Hint("TFLOP/s; 0 = the table of known GPUs")] = (
         setting(
@@ -136,6 +140,9 @@ class TrainParams(Section):
                         self.warmup_steps)
         if self.eval_every > self.max_steps:
             raise fail("train.eval_every", f"<= train.max_steps ({self.max_steps})", self.eval_every)
+        if self.fsdp_cpu_offload and self.parallel != "fsdp":
+            raise ParamsError("train.fsdp_cpu_offload: true needs train.parallel: fsdp, got train.parallel: "
+                              f"{self.parallel}")
         return self
 
     def check_processes(self, processes: int) -> None:

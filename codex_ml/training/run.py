@@ -57,9 +57,11 @@ from codex_ml.training.data import (
 from codex_ml.training.ema import AverageWeights, WeightAverage
 from codex_ml.training.mfu import flops_per_token, resolve_peak
 from codex_ml.training.telemetry import LiveLogger, Progress, close_live, open_live
-from codex_ml.training.trainer import CodexTrainer, EvalOnSave, barrier, training_arguments, use_bf16
+from codex_ml.training.trainer import CodexTrainer, EvalOnSave, barrier, fsdp, training_arguments, use_bf16
 
 log = logging.getLogger("codex_ml.train")
+
+FSDP_KEYS = {"parallel": "ddp", "fsdp_cpu_offload": False}  # their defaults
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,10 @@ def fingerprint_inputs(params: Params, data_fingerprint: str, processes: int) ->
 
     packages = [Path(codex_ml.training.__file__).parent, Path(codex_ml.models.__file__).parent]
     # train.peak_tflops only labels telemetry and train.ship picks among the checkpoints after training:
-    # changing either must not throw a trained run's checkpoints away
-    train = {k: v for k, v in to_dict(params.train).items() if k not in ("peak_tflops", "ship")}
+    # changing either must not throw a trained run's checkpoints away. The FSDP keys count only when set:
+    # a DDP run's checkpoints keep the fingerprint they had before.
+    train = {k: v for k, v in to_dict(params.train).items()
+             if k not in ("peak_tflops", "ship") and not (k in FSDP_KEYS and v == FSDP_KEYS[k])}
     return {
         "format": FORMAT,
         "model": to_dict(params.model),
@@ -111,6 +115,10 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     started = time.perf_counter()
     mp, tp = params.model, params.train
     processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if fsdp(tp) and not torch.cuda.is_available():
+        # accelerate turns FSDP on for accelerator devices only: on CPU, Trainer would run DDP instead.
+        raise StageError("train.parallel: fsdp needs CUDA devices (accelerate runs FSDP on GPUs only; on "
+                         "CPU it would silently be DDP), got no CUDA device: set train.parallel: ddp")
     tp.check_processes(processes)
     quantization_config(mp)  # QLoRA without CUDA or bitsandbytes: one error before anything is read
     base = base_of(mp)
@@ -181,17 +189,26 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
             trainer.average.load(choice.resume.path)
         trainer.add_callback(AverageWeights(trainer.average))
     trainer.train(resume_from_checkpoint=str(choice.resume.path) if choice.resume else None)
+    if fsdp(tp):
+        assert trainer.model is not None
+        weights = list(trainer.model.parameters())  # DTensors: each process holds its shard
+        held = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in weights)
+        log.info("train: FSDP: process %d of %d held %d of the model's %d parameter values",
+                 args.process_index, processes, held, sum(p.numel() for p in weights))
 
     summary: dict[str, Any] = {}
     last_step = trainer.state.global_step
     if trainer.average is not None:
         trainer.average.copy_to()  # the saved model is the average
+    # FSDP: every process takes part in gathering the shards into one full state dict (process 0's)
+    full = trainer.accelerator.get_state_dict(trainer.model) if fsdp(tp) else None
     if main:
         shipped = ship.choose(tp.ship, last_step, trainer.state.log_history, paths.checkpoints, fingerprint)
         ship.load_shipped(trainer, shipped)
         log.info("train: models/model is step %d: %s", shipped.step, shipped.reason)
         save_model_folder(trainer.accelerator.unwrap_model(trainer.model), paths.tokenizer, paths.model,
-                          base=data.meta.get("base_model"), base_dir=base.folder if base else None)
+                          base=data.meta.get("base_model"), base_dir=base.folder if base else None,
+                          state_dict=full)
         vals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
         summary = {
             "model/parameters": parameters[0],

@@ -11,6 +11,7 @@ retention of the best `keep_best` by val loss plus the newest.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,12 @@ def fused_adamw() -> bool:
     anyway. Not a param: there is no reason to turn it off. CPUs keep the default implementation, so
     CPU runs stay byte-identical to those before it."""
     return torch.cuda.is_available()
+
+
+def fsdp(params: TrainParams) -> bool:
+    """train.parallel: fsdp applies under torchrun (any number of processes, 1 included: CPU offload
+    and bf16 on one GPU); a plain `python stages/train.py` is one process without torch.distributed."""
+    return params.parallel == "fsdp" and "LOCAL_RANK" in os.environ
 
 
 def training_arguments(params: TrainParams, output_dir: Path, processes: int, quiet: bool) -> Any:
@@ -79,6 +86,11 @@ def training_arguments(params: TrainParams, output_dir: Path, processes: int, qu
         activation_checkpointing=params.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if params.gradient_checkpointing else None,
         ddp_backend="gloo" if processes > 1 and not cuda else None,  # NCCL is the default on GPUs
+        # FSDP2 through accelerate: each decoder layer a shard unit (the model's _no_split_modules);
+        # checkpoints hold the full state dict, so they resume on any number of processes' shards.
+        fsdp="full_shard" if fsdp(params) else None,  # (FSDP2: reshard after forward)
+        fsdp_config={"version": 2, "state_dict_type": "FULL_STATE_DICT",
+                     "cpu_offload": params.fsdp_cpu_offload} if fsdp(params) else None,
         # Every item key reaches the collator: TrainWindows' "join" (how many pieces make one final
         # window) is no model input, and Trainer would drop it before join_windows could read it.
         remove_unused_columns=False,
