@@ -17,12 +17,10 @@ from tests.conftest import ROOT, VENV_BIN, run
 # Every vega-embed container on the page, and what was drawn in it (vega's default renderer: a canvas).
 PROBE = """(() => {
   const charts = [...document.querySelectorAll('.vega-embed')].map(e => {
-    const c = e.querySelector('canvas');
-    if (!c) return {id: e.id, w: 0, h: 0, painted: 0};
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let painted = 0;  // pixels something was drawn on
-    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) painted++;
-    return {id: e.id, w: c.width, h: c.height, painted};
+    const svg = e.querySelector('svg.marks');  // the bundle's vega-embed renders SVG
+    if (!svg) return {id: e.id, w: 0, h: 0, marks: 0};
+    return {id: e.id, w: svg.width.baseVal.value, h: svg.height.baseVal.value,
+            marks: svg.querySelectorAll('path, line, rect').length};
   });
   return {charts, cdn: [...document.scripts].filter(s => s.src).map(s => s.src)};
 })()"""
@@ -64,9 +62,16 @@ def plots_repo(tmp_path: Path) -> Path:
     return repo
 
 
+# Warnings that are not failures: vega-embed's note that Vega-Lite 5 (the version DVC's specs declare)
+# compiles to a Vega 5 spec, run by the bundle's Vega 6; and Vega-Lite's note on the empty layers of
+# DVC's hover rules ("Infinite extent" of a field before the pointer selects anything).
+BENIGN = ("The compiled spec uses Vega v5, but current version is v6", "'WARN', 'Infinite extent for field",
+          "'WARN', 'Scale bindings are currently only supported")
+
+
 def drawn(page: Path) -> dict:
     result = open_page(file_url(page), PROBE, offline=True, settle=2.0)
-    assert result.errors() == []
+    assert [e for e in result.errors() if not any(b in e for b in BENIGN)] == []
     assert result.requests == [file_url(page)]  # nothing else was asked for
     return result.value
 
@@ -79,7 +84,7 @@ def test_plots_show_and_diff_draw_every_chart_offline(plots_repo: Path) -> None:
     # dvc.yaml's two top-level plots and the train stage's dvclive series: every one drawn
     snippets = (plots_repo / "dvc_plots/index.html").read_text().count("vegaEmbed('#")
     assert snippets >= 10 and len(show["charts"]) == snippets, show
-    assert all(c["w"] > 100 and c["h"] > 50 and c["painted"] > 100 for c in show["charts"]), show["charts"]
+    assert all(c["w"] > 100 and c["h"] > 50 and c["marks"] > 20 for c in show["charts"]), show["charts"]
 
     # Another run's numbers in the workspace: `dvc plots diff` draws both revisions.
     loss = plots_repo / "metrics/train/plots/metrics/train/loss.tsv"
@@ -90,7 +95,7 @@ def test_plots_show_and_diff_draw_every_chart_offline(plots_repo: Path) -> None:
     assert '"rev": "HEAD"' in page.read_text() or '"rev":"HEAD"' in page.read_text().replace(" ", "")
     diff = drawn(page)
     assert len(diff["charts"]) == len(show["charts"])
-    assert all(c["painted"] > 100 for c in diff["charts"]), diff["charts"]
+    assert all(c["marks"] > 20 for c in diff["charts"]), diff["charts"]
 
 
 @pytest.mark.skipif(chromium_binary() is None, reason="chromium not installed (.ci/run installs it)")
