@@ -51,7 +51,7 @@ def template() -> str:
 
     import vl_convert
 
-    bundle = vl_convert.javascript_bundle(vl_version=VEGA_LITE)
+    bundle = vl_convert.javascript_bundle(None, vl_version=VEGA_LITE)
     # Text that would end the <script> early, or that DVC would replace inside the libraries.
     for bad in ("</script", *PLACEHOLDERS):
         if bad in bundle:
