@@ -51,7 +51,8 @@ def template() -> str:
 
     import vl_convert
 
-    bundle = vl_convert.javascript_bundle(None, vl_version=VEGA_LITE)
+    # None: the libraries alone (the stub types snippet as str; the function takes None)
+    bundle = vl_convert.javascript_bundle(None, vl_version=VEGA_LITE)  # type: ignore[arg-type]
     # Text that would end the <script> early, or that DVC would replace inside the libraries.
     for bad in ("</script", *PLACEHOLDERS):
         if bad in bundle:
