@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 # mtimes: a fresh clone or a `git checkout` that leaves them unchanged does not reinstall.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
 
+# The page template of `dvc plots show` / `dvc plots diff`, chart libraries inline so it draws offline
+# (.dvc/config plots.html_template names it; codex_ml/report/plots_template.py).
+PLOTS_TEMPLATE := $(VENV)/share/codex-ml/dvc-plots.html
+
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install system-deps repro test lint typecheck pytest bench lock clean-venv params params-doc diff
@@ -17,6 +21,7 @@ $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m codex_ml.report.plots_template $(PLOTS_TEMPLATE)
 	rm -f $(VENV)/.installed*
 	touch $(STAMP)
 

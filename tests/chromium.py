@@ -124,9 +124,11 @@ def _high_fd(fd: int) -> int:
     return new
 
 
-def open_page(url: str, probe: str, timeout: float = 60.0, settle: float = 1.0) -> PageResult:
+def open_page(url: str, probe: str, timeout: float = 60.0, settle: float = 1.0,
+              offline: bool = False) -> PageResult:
     """Load `url`, wait for its load event, run the JavaScript expression `probe` (its JSON value is
-    returned in `value`), and collect everything the page reported on the way."""
+    returned in `value`), and collect everything the page reported on the way. offline=True cuts the
+    page's network first (DevTools' network emulation: every http(s) request fails, file: still loads)."""
     binary = chromium_binary()
     if binary is None:
         raise RuntimeError("chromium not found (Debian: apt-get install chromium)")
@@ -151,6 +153,9 @@ def open_page(url: str, probe: str, timeout: float = 60.0, settle: float = 1.0) 
             session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 pipe.call(f"{domain}.enable", session=session)
+            if offline:
+                conditions = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+                pipe.call("Network.emulateNetworkConditions", conditions, session=session)
             pipe.call("Page.navigate", {"url": url}, session=session)
             pipe.wait_event("Page.loadEventFired", timeout=timeout)
             pipe.drain(settle)

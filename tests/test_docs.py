@@ -12,14 +12,18 @@ model (OWN_COPY_SECTIONS, tests/test_docs_readme_own.py), docs/*.md by name
 (tests/test_docs_guides.py). Those sections and each guide therefore start from a fresh clone, as their
 reader may.
 
-What the test changes, and why (each is listed below, and a test fails when one goes stale):
+What the test changes, and why (each is listed below, and a test fails when one goes stale). The
+commands themselves are never edited: smaller data and fewer steps go in through the copy's params.
 - The quick profile is the copy's default. Its conf/ composes `model=micro` and `train=quick` by
   default, a 512-token vocabulary, a 50-resample bootstrap, 4 line completions, and the stdlib source
-  limited to a dozen modules, so `make repro` and each `dvc exp run` take seconds, not the
-  default's 7 minutes. The commands themselves are unchanged.
-- SUBSTITUTE: placeholders a user replaces (`/path/to/your/repo`, `<exp>`) become real paths/names
-  the test makes (a folder of real code with a .gitignore, a JSONL corpus, an experiment's name).
-- SKIP: commands that cannot run here, each with the reason and the test that covers it instead.
+  limited to a dozen modules, so each `dvc exp run` takes seconds. README.md's copy trains its
+  `make repro` for the default's 1,200 steps (REPRO_TRAIN, tiny windows), so the checkpoints a
+  default run keeps are there for its `codex eval` on one.
+- PLACEHOLDERS: what a user fills in, written `<like-this>` (`<your-repo>`, `<exp>`), becomes a real
+  path or name the test makes (a folder of real code with a .gitignore, a JSONL corpus, an
+  experiment's name). Any other `<...>` in a command fails the test.
+- Skipped: a command whose comment says it needs GPUs, machines, a cluster or a bucket (NEEDS), and a
+  whole block when its first command says so; and `make test` (SELF), which runs this test.
 - AFTER: checks added after a command, where exit status 0 alone would not show it did its job, and
   harness steps (waiting for the queue that `dvc queue start` leaves running in the background).
 
@@ -55,58 +59,28 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # The stdlib modules of the copy's default corpus (a subset of tests/conftest.py's sample).
 QUICK_MODULES = SAMPLE_MODULES[:14]
 
-# Commands that are not run: (the command's first line, up to any comment) -> why, and what covers it.
-SKIP = {
-    "make test": "the test suite itself, which runs this test (CI runs it as .ci/run)",
-    "torchrun --standalone --nproc_per_node 8 stages/train.py":
-        "needs 8 GPUs; tests/train/test_train_process.py runs stages/train.py under torchrun with 2 CPU "
-        "processes (gloo) against one process",
-    "torchrun --nnodes 2 --nproc_per_node <procs-per-machine> --rdzv_id <run-id> \\":
-        "needs two machines; tests/train/test_two_nodes.py runs this command as two torchrun processes "
-        "with its rendezvous on 127.0.0.1",
-    "torchrun --standalone --nproc_per_node 2 stages/train.py":
-        "train.parallel: fsdp needs 2 CUDA GPUs; tests/train/test_fsdp.py runs it where there are",
-    "dvc exp run -S train=gpu -S model=small":
-        "one large GPU's profile: 1.5e16 FLOPs, days at the ~50 GFLOP/s bf16 rate of 2 CPU cores; "
-        "tests/train/test_gpu_profile.py runs its settings shrunk on CPU, tests/test_cuda.py at full "
-        "size on a GPU",
-    "python benchmarks/bench_train.py --device cuda --dtype bfloat16 --model llama-small \\":
-        "needs a CUDA GPU (--device cuda stops on a CPU); bench_train.py without --device runs on CPUs",
-    ("dvc exp run -S data=hf -S data.path=<shared-corpus-folder> -S data.engine=datatrove "
-     "-S data.tasks=512 \\"):
-        "needs a Slurm cluster; tests/test_slurm.py runs prepare and tokenize as job arrays on a "
-        "single-node Slurm on 127.0.0.1",
-}
-# A whole block is skipped when its first command is here (the rest of it needs the same thing).
-SKIP_BLOCKS = {
-    "CUDA_VISIBLE_DEVICES=0 dvc exp run --temp -S train.lr=0.001 &":
-        "pins one GPU per run; on a CPU-only machine it is two more full runs (~40 s) in temporary "
-        "workspaces, which the queue block above already runs",
-    "dvc remote add -d -f shared s3://<bucket>/codex-ml":
-        "needs an S3 bucket, credentials and AWS_ENDPOINT_URL in the environment; tests/test_s3_remote.py "
-        "runs this block as written against moto's S3 server on 127.0.0.1",
-    "ray start --head --num-cpus 2 --port 6379 --include-dashboard false --disable-usage-stats":
-        "its `ray stop` would stop every Ray process of the machine, tests/test_ray.py's cluster among "
-        "them; tests/test_ray.py runs the same on its own `ray start --head` on 127.0.0.1",
-}
+# A command is not run when its comment says what it needs that this machine lacks: "# needs 8 GPUs",
+# "# needs 2 machines ...", "# needs an S3 bucket ...". A block whose first command says so is skipped
+# whole (the rest of it needs the same).
+NEEDS = re.compile(r"#\s*needs\b.*\b(GPUs?|machines?|cluster|bucket)\b", re.IGNORECASE)
+# The suite itself, which runs this test (CI runs it as .ci/run).
+SELF = "make test"
 
-# Placeholder -> what the test puts there ({corpus}, {jsonl} are filled in per run).
-SUBSTITUTE = {
-    "/path/to/your/repo": "{corpus}",
-    "/path/to/repo": "{corpus}",
-    "/path/to/corpus.jsonl": "{jsonl}",  # gzipped: the jsonl source decompresses by extension
-    "/path/to/parquet-shards": "{parquet}",
-    "/path/to/model-folder": "{pretrained}",
-    "path/to/other-model": "models/model",
-    "checkpoints/checkpoint-600": "checkpoints/checkpoint-30",  # the quick profile's last step is 30
-    "[files...]": "src.py",
+# Placeholder -> what the test puts there ({corpus}, {jsonl}, ... are filled in per run).
+PLACEHOLDERS = {
+    "<your-repo>": "{corpus}",
+    "<corpus.jsonl>": "{jsonl}",  # gzipped: the jsonl source decompresses by extension
+    "<parquet-folder>": "{parquet}",
+    "<model-folder>": "{pretrained}",
+    "<source.py>": "src.py",
     "<exp>": '"$(dvc exp list --name-only | head -n 1)"',
-    # llama-small's 30 quick steps and its eval take minutes on 2 cores; the group override is the same
-    "model=small": "model=micro",
-    # a sweep of one value (DVC's range includes its stop): the same queue and sweep syntax, one run
-    # instead of three
-    "range(0.001,0.004,0.001)": "range(0.001,0.0015,0.001)",
 }
+PLACEHOLDER = re.compile(r"<[a-z][a-z0-9.-]*>")
+
+# README.md's `make repro` trains for the default's steps (so the checkpoints a default run keeps exist),
+# on the smallest windows: its copy's params.yaml only (`dvc exp run` recomposes conf/: quick again).
+REPRO_TRAIN = {"max_steps": 1200, "batch_size": 2, "seq_len": 64, "final_seq_len": 128,
+               "warmup_steps": 5, "eval_every": 1200, "eval_batches": 1, "checkpoint_every": 100}
 
 # `dvc queue start` returns at once, its workers run in the background: wait until none is queued or
 # running (up to 5 minutes), then fail if one failed.
@@ -121,15 +95,16 @@ QUEUED_BOTH = ("dvc exp show --json | python -c 'import json, sys; lrs = sorted(
 
 # Bash run after a command (matched by its first line): checks of what it did, and harness steps.
 AFTER = {
-    "dvc exp run -S model=pretrained -S model.pretrained=/path/to/model-folder":
+    "dvc exp run -S model=pretrained -S model.pretrained=<model-folder>":
         "grep -q '\"base_model_bpb\": [0-9]' metrics/eval.json",
     "make repro": ('test -s reports/report.html && summary="$(codex summary)" && '
                    'test "$(wc -l <<< "$summary")" -le 15 && grep -q "bits per byte" <<< "$summary"'),
     "codex tokenizer decode ids.txt > same.py": "cmp src.py same.py",
+    "codex eval --model models/checkpoints/checkpoint-1200 --split val --out ckpt.json":
+        "grep -q '\"bits_per_byte\": [0-9]' ckpt.json",
     "dvc queue start -j 2": WAIT_FOR_QUEUE,
     # both queued experiments ran to the end, each with its own params
     "dvc exp show --md": QUEUED_BOTH,
-    "dvc exp run --queue -S 'train.lr=range(0.001,0.004,0.001)' && dvc queue start -j 2": WAIT_FOR_QUEUE,
     "cd .. && git clone codex-ml codex-ml-copy && cd codex-ml-copy && dvc pull":
         "dvc status | grep -q 'up to date' && ! dvc repro | grep -q 'Running stage'",
 }
@@ -182,7 +157,7 @@ def all_blocks() -> list[Block]:
 
 
 def uncommented(line: str) -> str:
-    """The command without a trailing `# comment` (outside quotes), for matching SKIP and AFTER."""
+    """The command without a trailing `# comment` (outside quotes), for matching SELF and AFTER."""
     quote = None
     for i, c in enumerate(line):
         if quote:
@@ -200,11 +175,11 @@ def script_of(block: Block, values: dict[str, str], ran: set[str]) -> str:
     out = ["set -euo pipefail", f"echo '### {block.where()}'"]
     for command in block.commands:
         key = uncommented(first_line(command))
-        if key in SKIP:
-            out.append(f"echo {_quote(f'skipped: {key} ({SKIP[key]})')}")
+        if key == SELF or NEEDS.search(command):
+            out.append(f"echo {_quote(f'skipped: {key} ({needs(command) or SELF})')}")
             continue
         text = command
-        for placeholder, value in SUBSTITUTE.items():
+        for placeholder, value in PLACEHOLDERS.items():
             text = text.replace(placeholder, value.format(**values))
         if uncommented(text) in ran and "exp run" in text:
             out.append(f"echo {_quote(f'ran already (above, or by README.md test): {key}')}")
@@ -216,6 +191,12 @@ def script_of(block: Block, values: dict[str, str], ran: set[str]) -> str:
         if check:
             out.append(check)
     return "\n".join(out) + "\n"
+
+
+def needs(command: str) -> str:
+    """What a command says it needs (its NEEDS comment), or ""."""
+    m = NEEDS.search(command)
+    return m.group(0).lstrip("# ") if m else ""
 
 
 def _quote(s: str) -> str:
@@ -231,13 +212,38 @@ def test_every_code_block_says_what_it_is() -> None:
                           f"for the rest): {untagged}")
 
 
-def test_every_skip_substitution_and_check_still_matches_a_documented_command() -> None:
+def test_every_placeholder_and_check_still_matches_a_documented_command() -> None:
     commands = [c for b in all_blocks() if b.lang == "sh" for c in b.commands]
     keys = {uncommented(first_line(c)) for c in commands}
     text = "\n".join(commands)
-    stale = [k for k in [*SKIP, *SKIP_BLOCKS, *AFTER] if k not in keys]
-    stale += [p for p in SUBSTITUTE if p not in text]
+    stale = [k for k in [SELF, *AFTER] if k not in keys]
+    stale += [p for p in PLACEHOLDERS if p not in text]
     assert not stale, f"entries that match no command in README.md or docs/ any more: {stale}"
+
+
+def test_every_placeholder_is_one_the_test_fills() -> None:
+    unknown = sorted({f"{b.where()}: {p}" for b in all_blocks() if b.lang == "sh" for c in b.commands
+                      if not NEEDS.search(c) for p in PLACEHOLDER.findall(c) if p not in PLACEHOLDERS})
+    assert not unknown, f"placeholders the docs test does not fill (PLACEHOLDERS): {unknown}"
+
+
+def test_the_skips_are_only_what_needs_gpus_machines_a_cluster_or_a_bucket() -> None:
+    skipped = [c for b in all_blocks() if b.lang == "sh" for c in b.commands if NEEDS.search(c)]
+    assert skipped and all(re.search(r"GPU|machines|bucket|cluster", needs(c)) for c in skipped)
+    # the matcher reads the comment only: the same words in a command's arguments do not skip it
+    assert not NEEDS.search("dvc exp run -S train=gpu") and NEEDS.search("torchrun x   # needs 8 GPUs")
+
+
+# A command shown in README.md's prose (an inline `dvc ...`, `codex ...`, `make ...`) is one its blocks run.
+PROSE_COMMAND = re.compile(r"`((?:dvc|codex|make|python|torchrun|pip|git) [^`]*)`")
+
+
+def test_every_command_the_readme_shows_in_prose_is_in_a_block() -> None:
+    text = README.read_text(encoding="utf-8")
+    run = "\n".join(c for b in code_blocks(README) if b.lang == "sh" for c in b.commands)
+    prose = re.sub(r"^(\s*)```.*?^\1```", "", text, flags=re.S | re.M)
+    loose = [m.group(1) for m in PROSE_COMMAND.finditer(prose) if m.group(1) not in run]
+    assert not loose, f"README.md shows commands in prose that no ```sh block runs: {loose}"
 
 
 # --- Every documented command, in order, in a fresh copy -------------------------------------------------
@@ -272,9 +278,11 @@ def quick_defaults(repo: Path) -> None:
     # The user's corpora here are 16-20 files: the profiles' floors for val and test (10 documents
     # each, with train keeping half) would refuse them, rightly; the commands are what is tested.
     for profile in ("dir", "jsonl", "hf"):
-        conf = yaml.safe_load((repo / f"conf/data/{profile}.yaml").read_text())
-        conf["held_out"] = {"min_documents": 0, "min_bytes": 0}
-        (repo / f"conf/data/{profile}.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
+        text = (repo / f"conf/data/{profile}.yaml").read_text()
+        conf = yaml.safe_load(text)
+        conf["data"]["held_out"] = {"min_documents": 0, "min_bytes": 0}
+        header = "".join(line + "\n" for line in text.splitlines() if line.startswith("# @package"))
+        (repo / f"conf/data/{profile}.yaml").write_text(header + yaml.safe_dump(conf, sort_keys=False))
     compose_and_dump(repo / "params.yaml", str(repo / "conf"), None, "config", str(repo), [])
 
 
@@ -307,7 +315,8 @@ def user_inputs(tmp_path: Path, repo: Path) -> dict[str, str]:
             "pretrained": str(pretrained)}
 
 
-def run_documents(tmp_path: Path, blocks: list[Block], run_elsewhere: tuple[Path, ...] = ()) -> None:
+def run_documents(tmp_path: Path, blocks: list[Block], run_elsewhere: tuple[Path, ...] = (),
+                  repro_train: dict | None = None) -> None:
     """Every ```sh block of `blocks`, in order, in one fresh copy (the module docstring says how). An
     `exp run` that a document of `run_elsewhere` shows to the letter is not run again here: that
     document's test runs it."""
@@ -315,6 +324,10 @@ def run_documents(tmp_path: Path, blocks: list[Block], run_elsewhere: tuple[Path
     fresh_copy(repo)
     (repo / ".venv").symlink_to(VENV_BIN.parent)
     quick_defaults(repo)
+    if repro_train:
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["train"].update(repro_train)
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "fresh clone, quick profile as the default"], repo)
@@ -327,7 +340,7 @@ def run_documents(tmp_path: Path, blocks: list[Block], run_elsewhere: tuple[Path
     for block in blocks:
         if block.lang != "sh" or not block.commands:
             continue
-        if uncommented(first_line(block.commands[0])) in SKIP_BLOCKS:
+        if NEEDS.search(block.commands[0]):
             continue
         # Before every block: `make` in the copy must find this venv installed, or it would reinstall
         # the project into it from the copy (pyproject.toml changed since `make install` ran here).
@@ -348,7 +361,7 @@ README = ROOT / "README.md"
 # README.md's sections that start from a fresh clone of their own, as their reader may (a user's own
 # corpus or model needs nothing the sections before made): tests/test_docs_readme_own.py runs them,
 # so that README.md's commands, in two copies, and docs/*.md's, in a third, share the cores.
-OWN_COPY_SECTIONS = ("### Your own corpus", "### Fine-tune your own model")
+OWN_COPY_SECTIONS = ("## Your own corpus", "## Fine-tune a pretrained model")
 
 
 def readme_blocks(own_copy: bool) -> list[Block]:
@@ -364,4 +377,4 @@ def test_the_readme_sections_run_in_their_own_copy_exist() -> None:
 def test_every_readme_command_runs_in_a_fresh_copy(tmp_path: Path) -> None:
     """README.md's commands but its OWN_COPY_SECTIONS', which tests/test_docs_readme_own.py runs;
     docs/*.md's run in tests/test_docs_guides.py."""
-    run_documents(tmp_path, readme_blocks(own_copy=False))
+    run_documents(tmp_path, readme_blocks(own_copy=False), repro_train=REPRO_TRAIN)

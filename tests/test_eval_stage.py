@@ -21,7 +21,7 @@ from tests.evalkit import build_workspace, one_thread, shared_workspace  # noqa:
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DESIGN_KEYS = {"loss", "perplexity", "bits_per_byte", "bits_per_byte_ci", "accuracy",
+EVAL_KEYS = {"loss", "perplexity", "bits_per_byte", "bits_per_byte_ci", "accuracy",
                "completion_exact_match", "baselines"}
 PARAMS = EvalParams(bootstrap=100, completion_samples=8, completion_max_tokens=12, batch_size=16)
 
@@ -55,7 +55,7 @@ def test_outputs_follow_the_contract_and_reruns_are_byte_identical(workspace: Pa
     assert set(m) == {"val", "test"}
     meta = json.loads((workspace / "data/tokens/meta.json").read_text())
     for split, sm in m.items():
-        assert set(sm) >= DESIGN_KEYS
+        assert set(sm) >= EVAL_KEYS
         assert set(sm["baselines"]) == {"gzip_bpb", "xz_bpb", "unigram_bpb"}
         low, high = sm["bits_per_byte_ci"]
         assert low <= sm["bits_per_byte"] <= high

@@ -15,7 +15,7 @@ AWS secret key in an unquoted `.env` line) is added below in detect-secrets' own
 name, or the provider's documentation).
 
 We call the plugins' regexes ourselves instead of `detect_secrets.core.scan`: the scan API runs every
-plugin on every line (0.3 MB/s on the stdlib, DESIGN.md), reads global settings, and with the
+plugin on every line (0.3 MB/s on the stdlib), reads global settings, and with the
 verification filter enabled its plugins make network calls. Here each rule runs only on the lines
 that hold one of its `anchors` (a C-speed substring test), and the value is taken from the match span
 (`group`), so `https://user:<SECRET:basic_auth>@host` keeps its user and host.

@@ -1,7 +1,7 @@
 """The eval stage's work: score val and test, sample line completions, compute baselines and intervals,
 write `metrics/eval.json` and the per-document rows.
 
-`metrics/eval.json` (keys in DESIGN.md; `_ci` siblings are 95% bootstrap intervals over documents,
+`metrics/eval.json` (keys in docs/pipeline.md; `_ci` siblings are 95% bootstrap intervals over documents,
 null when `eval.bootstrap` is 0 or no interval is defined):
 
     {"val": {"loss", "loss_ci", "perplexity", "perplexity_ci", "bits_per_byte", "bits_per_byte_ci",
@@ -220,9 +220,9 @@ def train_ids(inputs: EvalInputs, tokenizer: Any, eos_id: int) -> Iterable[np.nd
 
 
 def resolve_window(model: torch.nn.Module, params: EvalParams, train_seq_len: int | None) -> int:
-    """Tokens per window: `eval.window` if set, else the length the model was trained on
-    (`train.seq_len`), else its config's maximum. A RoPE model trained on 256 tokens but built for
-    2048 positions is worse, not better, on windows longer than it ever saw."""
+    """Tokens per window: `eval.window` if set, else the context the model was trained on
+    (`train.final_seq_len`, else `train.seq_len`), else its config's maximum. A RoPE model trained on
+    256 tokens but built for 2048 positions is worse, not better, on windows longer than it ever saw."""
     limit = context_window(model)
     if params.window > limit:
         raise StageError(f"eval.window: expected <= the model's {limit} positions, got {params.window}")
