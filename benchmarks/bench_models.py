@@ -69,9 +69,9 @@ def make_base(folder: Path, texts: list[str]) -> None:
 def setup(work: Path) -> None:
     """data/prepared from the stdlib (the prepare stage, all in train but a few val documents), the
     registry models' tokenizer and tokens, and the pretrained base with its own tokens."""
+    from codex_ml.base_model import resolve
     from codex_ml.data.prepare import prepare
     from codex_ml.params import parse_params
-    from codex_ml.pretrained import resolve
     from codex_ml.tokenization.stage import tokenize
 
     raw = compose([f"data.path={sysconfig.get_paths()['stdlib']}", "data=dir",
