@@ -12,22 +12,18 @@ a vendored copy one release behind. These are found as The Stack, codeparrot and
 2. Shingles: every run of `shingle_size` consecutive words, joined by a space. A document with fewer
    words than that is one shingle of all its words; a document with no word at all has no shingle.
 3. `signature()`: a datasketch MinHash of the shingle set, `num_perm` permutations drawn from `seed`,
-   scheme "affine32" (datasketch 2's default, uint32 values, for sets under ~100M shingles). Each
-   shingle is hashed with zlib's CRC-32 rather than datasketch's default SHA-1: 2.2-2.8x less time,
-   and safe because affine32 passes every input hash through MurmurHash3's finalizer before
-   permuting; over 16 seeds its Jaccard estimates on 13,861 stdlib pairs are as close to the exact
-   values as SHA-1's (RMSE 0.0157 against 0.0160). Pure and picklable both ways (str in, numpy array
-   out): run it in worker processes.
+   scheme "affine32". Each shingle is hashed with zlib's CRC-32 rather than datasketch's default SHA-1:
+   faster, and as accurate because affine32 passes every input hash through MurmurHash3's finalizer
+   (docs/scaling.md has the measurement). Pure and picklable: run it in worker processes.
 4. `NearDedupIndex.match()`: documents are fed one at a time, in source order, in one process.
    datasketch's MinHashLSH gives candidates; each is confirmed by its MinHash Jaccard estimate, and
    the earliest-kept candidate at or above `threshold` is returned. A document that matches nothing
    is kept and inserted; a matched one is not, so documents are compared with kept ones only and the
    result depends on the order alone, never on timing or the number of workers.
 
-What it cannot do: LSH misses a few pairs above the threshold (the bands here make 87% of pairs at
-exactly J = 0.85 candidates, 99.99% at 0.95), and the estimate has a standard error of
-sqrt(J (1 - J) / num_perm) (0.03 at J = 0.85 with 128 permutations), so pairs within about that of
-the threshold go either way, but always the same way for the same params.
+What it cannot do: LSH misses a few pairs above the threshold, and the estimate has a standard error
+of sqrt(J (1 - J) / num_perm), so pairs near the threshold go either way, but always the same way for
+the same params (docs/scaling.md gives the numbers).
 
 datasketch is imported inside the functions: its package imports scipy (for MinHashLSH's band
 tuning), about a second that a prepare run with near-dedup off should not pay.
