@@ -60,6 +60,8 @@ def test_defaults_validate() -> None:
         ({"train": {"peak_tflops": -1}}, "train.peak_tflops: expected a number in [0, 100000] (TFLOP/s"),
         ({"train": {"peak_tflops": 989e12}}, "train.peak_tflops: expected a number in [0, 100000]"),  # FLOP/s
         ({"train": {"peak_tflops": "989"}}, "train.peak_tflops: expected a number, got '989'"),
+        # a range inside an optional key: said as for any other, with "or null"
+        ({"train": {"max_epochs": 0}}, "train.max_epochs: expected a number > 0 or null, got 0"),
         ({"data": {"path": 3}}, "data.path: expected a string or null, got 3"),
         ({"model": {"lora": {"r": 4, "bias": "none"}}},
          "model.lora.bias: unknown key; expected one of alpha, dropout, enabled, qlora, r, target_modules"),

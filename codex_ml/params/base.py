@@ -8,7 +8,7 @@ them (`expected_of`), with a `Hint` where a number needs a word ("0 = all cores"
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Self, get_args
+from typing import Annotated, Any, ClassVar, Self, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -77,10 +77,24 @@ _EXPECTED = {"int_type": "an integer", "float_type": "a number", "finite_number"
 _BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
+def constraints(info: FieldInfo) -> tuple[Any, list[Any]]:
+    """A key's type and its constraint metadata, looking inside `Annotated[...] | None` too."""
+    for arm in get_args(info.annotation) if type(None) in get_args(info.annotation) else ():
+        if get_origin(arm) is Annotated:
+            base, *extras = get_args(arm)
+            return base, [m for e in extras for m in (e.metadata if isinstance(e, FieldInfo) else [e])]
+    return info.annotation, list(info.metadata)
+
+
+def has_bounds(info: FieldInfo) -> bool:
+    return any(hasattr(m, name) for m in constraints(info)[1] for name in _BOUNDS)
+
+
 def expected_of(info: FieldInfo) -> str:
     """What a key with constraints expects: `an integer in [16, 1024]`, `a number > 0 (hint)`."""
-    kind = "an integer" if info.annotation is int else "a number" if info.annotation is float else "a value"
-    bounds = {name: getattr(m, name) for m in info.metadata for name in _BOUNDS if hasattr(m, name)}
+    base, metadata = constraints(info)
+    kind = "an integer" if base is int else "a number" if base is float else "a value"
+    bounds = {name: getattr(m, name) for m in metadata for name in _BOUNDS if hasattr(m, name)}
     low = [(n, v) for n, v in bounds.items() if n in ("gt", "ge")]
     high = [(n, v) for n, v in bounds.items() if n in ("lt", "le")]
     if low and high:
@@ -88,7 +102,7 @@ def expected_of(info: FieldInfo) -> str:
         text = f"{kind} in {'[' if ln == 'ge' else '('}{lv}, {hv}{']' if hn == 'le' else ')'}"
     else:
         text = " ".join([kind, *(f"{_BOUNDS[n]} {v}" for n, v in low + high)])
-    hints = [m.text for m in info.metadata if isinstance(m, Hint)]
+    hints = [m.text for m in metadata if isinstance(m, Hint)]
     return text + (f" ({hints[0]})" if hints else "")
 
 

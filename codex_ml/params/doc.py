@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import types
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
 from codex_ml.params import Params
-from codex_ml.params.base import Hint, expected_of
+from codex_ml.params.base import Hint, constraints, expected_of, has_bounds
 
 HEADER = """# Params
 
@@ -28,6 +28,8 @@ for one run with `dvc exp run -S key=value`, or pick a profile with `-S train=qu
 def type_name(annotation: Any) -> str:
     """The YAML author's name of a key's type."""
     origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return type_name(args[0])
     if origin is Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin in (Union, types.UnionType):
@@ -52,9 +54,8 @@ def rows(model: type[BaseModel], prefix: str) -> list[tuple[str, list[str]]]:
             nested.extend(rows(annotation, dotted))
             continue
         default = info.get_default(call_default_factory=True)
-        allowed = expected_of(info) if any(hasattr(m, b) for m in info.metadata
-                                           for b in ("gt", "ge", "lt", "le")) else ""
-        if not allowed and (hints := [m.text for m in info.metadata if isinstance(m, Hint)]):
+        allowed = expected_of(info) if has_bounds(info) else ""
+        if not allowed and (hints := [m.text for m in constraints(info)[1] if isinstance(m, Hint)]):
             allowed = hints[0]
         own.append(f"| `{dotted}` | {type_name(annotation)} | `{json.dumps(default)}` | {allowed} | "
                    f"{info.description or ''} |")
