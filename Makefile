@@ -61,7 +61,7 @@ diff: $(STAMP)
 	@$(BIN)/dvc params diff --md $(REV)
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
+	$(BIN)/ruff check codex_ml stages benchmarks tests
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)

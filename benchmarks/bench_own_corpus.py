@@ -1,14 +1,13 @@
 """The README's own-corpus command, as written, on libraries of this venv's site-packages that no one
 here wrote: documents per split, what the quality filters dropped, passes, the shipped step, val and
-test bits/byte against xz, and wall time (the table in docs/own_corpus.md).
+test bits/byte against xz, and wall time (the table in docs/sources.md).
 
     .venv/bin/python benchmarks/bench_own_corpus.py                      # huggingface_hub networkx pandas
     .venv/bin/python benchmarks/bench_own_corpus.py networkx --json out.json
 
 Each library runs in a fresh copy of this project (its git-tracked and untracked, not ignored files, as
-a clone has them, committed on main) with this venv, as
-
-    dvc exp run -S data=dir -S data.path=<site-packages>/<library> -S 'data.include=["**/*.py"]'
+a clone has them, committed on main) with this venv, as README.md's own-corpus command, read from
+README.md, with the library's folder for `<your-repo>`.
 
 Wall time is the whole command (prepare, tokenize, train, eval, report) on this machine: compare it
 only between rows measured on the same machine.
@@ -20,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 DEFAULT = ("huggingface_hub", "networkx", "pandas")  # ~3 MB, ~6 MB and ~25 MB of .py in this venv
+README_COMMAND = "dvc exp run -S data=dir -S data.path=<your-repo>"
 PASSES_LINE = re.compile(r"train: [\d,]+ steps of [\d,]+ tokens = [\d.]+ passes[^\n]*")
 
 
@@ -54,13 +55,21 @@ def fresh_copy(dst: Path) -> None:
         subprocess.run(cmd, cwd=dst, check=True, capture_output=True)
 
 
+def readme_command(folder: Path) -> list[str]:
+    """README.md's own-corpus command as written there, for `folder`."""
+    lines = [line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+             if line.startswith(README_COMMAND)]
+    if len(lines) != 1:
+        raise SystemExit(f"README.md: expected one line starting {README_COMMAND!r}, found {len(lines)}")
+    return [arg.replace("<your-repo>", str(folder)) for arg in shlex.split(lines[0], comments=True)]
+
+
 def run_library(name: str, site: Path, work: Path) -> dict[str, Any]:
     repo = work / name
     fresh_copy(repo)
     env = {**os.environ, "PATH": f"{repo / '.venv/bin'}:{os.environ['PATH']}",
            "VIRTUAL_ENV": str(repo / ".venv")}
-    command = ["dvc", "exp", "run", "-S", "data=dir", "-S", f"data.path={site / name}",
-               "-S", 'data.include=["**/*.py"]']
+    command = readme_command(site / name)
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started

@@ -234,16 +234,20 @@ def test_the_skips_are_only_what_needs_gpus_machines_a_cluster_or_a_bucket() -> 
     assert not NEEDS.search("dvc exp run -S train=gpu") and NEEDS.search("torchrun x   # needs 8 GPUs")
 
 
-# A command shown in README.md's prose (an inline `dvc ...`, `codex ...`, `make ...`) is one its blocks run.
+# A command shown in the prose of README.md or docs/ (an inline `dvc ...`, `codex ...`, `make ...`) is one
+# their ```sh blocks run. docs/speedrun.md is the speedrun's log: its prose says what was run then.
 PROSE_COMMAND = re.compile(r"`((?:dvc|codex|make|python|torchrun|pip|git) [^`]*)`")
+PROSE_DOCS = [d for d in DOCS if d.name != "speedrun.md"]
 
 
-def test_every_command_the_readme_shows_in_prose_is_in_a_block() -> None:
-    text = README.read_text(encoding="utf-8")
-    run = "\n".join(c for b in code_blocks(README) if b.lang == "sh" for c in b.commands)
-    prose = re.sub(r"^(\s*)```.*?^\1```", "", text, flags=re.S | re.M)
-    loose = [m.group(1) for m in PROSE_COMMAND.finditer(prose) if m.group(1) not in run]
-    assert not loose, f"README.md shows commands in prose that no ```sh block runs: {loose}"
+def test_every_command_the_docs_show_in_prose_is_in_a_block() -> None:
+    ran = "\n".join(c for doc in DOCS for b in code_blocks(doc) if b.lang == "sh" for c in b.commands)
+    loose = []
+    for doc in PROSE_DOCS:
+        prose = re.sub(r"^(\s*)```.*?^\1```", "", doc.read_text(encoding="utf-8"), flags=re.S | re.M)
+        loose += [f"{doc.relative_to(ROOT)}: {m.group(1)}" for m in PROSE_COMMAND.finditer(prose)
+                  if m.group(1) not in ran]
+    assert not loose, f"commands shown in prose that no ```sh block runs: {loose}"
 
 
 # --- Every documented command, in order, in a fresh copy -------------------------------------------------
