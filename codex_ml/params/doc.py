@@ -19,9 +19,10 @@ HEADER = """# Params
 
 Every key of `params.yaml`, generated from the schema in `codex_ml/params/` (`make params-doc`; a test
 fails while this page is stale). `params.yaml` is composed from `conf/` (Hydra groups); change a value
-for one run with `dvc exp run` and `-S <key>=<value>`, or pick a profile with `-S train=quick`, `-S model=small`,
-`-S data=dir`. Types are strict: `1.5` is not an integer, `"1"` is not a number, booleans are `true` or
-`false`. A bad value stops the first stage with one line naming the key, before any work.
+for one run with `dvc exp run` and `-S <key>=<value>`, or pick a profile with `-S train=quick`,
+`-S model=small`, `-S data=dir`. Types are strict: `1.5` is not an integer, `"1"` is not a number,
+booleans are `true` or `false`. A bad value stops the first stage with one line naming the key, before
+any work.
 """
 
 
