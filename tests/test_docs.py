@@ -22,8 +22,9 @@ commands themselves are never edited: smaller data and fewer steps go in through
 - PLACEHOLDERS: what a user fills in, written `<like-this>` (`<your-repo>`, `<exp>`), becomes a real
   path or name the test makes (a folder of real code with a .gitignore, a JSONL corpus, an
   experiment's name). Any other `<...>` in a command fails the test.
-- Skipped: a command whose comment says it needs GPUs, machines, a cluster or a bucket (NEEDS), and a
-  whole block when its first command says so; and `make test` (SELF), which runs this test.
+- Skipped: a command whose comment says it needs GPUs, machines, a cluster, a bucket or a network
+  (NEEDS), and a whole block when its first command says so; and `make test` (SELF), which runs this
+  test.
 - AFTER: checks added after a command, where exit status 0 alone would not show it did its job, and
   harness steps (waiting for the queue that `dvc queue start` leaves running in the background).
 
@@ -62,7 +63,7 @@ QUICK_MODULES = SAMPLE_MODULES[:14]
 # A command is not run when its comment says what it needs that this machine lacks: "# needs 8 GPUs",
 # "# needs 2 machines ...", "# needs an S3 bucket ...". A block whose first command says so is skipped
 # whole (the rest of it needs the same).
-NEEDS = re.compile(r"#\s*needs\b.*\b(GPUs?|machines?|cluster|bucket)\b", re.IGNORECASE)
+NEEDS = re.compile(r"#\s*needs\b.*\b(GPUs?|machines?|cluster|bucket|network)\b", re.IGNORECASE)
 # The suite itself, which runs this test (CI runs it as .ci/run).
 SELF = "make test"
 
@@ -229,7 +230,7 @@ def test_every_placeholder_is_one_the_test_fills() -> None:
 
 def test_the_skips_are_only_what_needs_gpus_machines_a_cluster_or_a_bucket() -> None:
     skipped = [c for b in all_blocks() if b.lang == "sh" for c in b.commands if NEEDS.search(c)]
-    assert skipped and all(re.search(r"GPU|machines|bucket|cluster", needs(c)) for c in skipped)
+    assert skipped and all(re.search(r"GPU|machines|bucket|cluster|network", needs(c)) for c in skipped)
     # the matcher reads the comment only: the same words in a command's arguments do not skip it
     assert not NEEDS.search("dvc exp run -S train=gpu") and NEEDS.search("torchrun x   # needs 8 GPUs")
 

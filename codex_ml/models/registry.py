@@ -29,15 +29,14 @@ MODELS: dict[str, dict[str, Any]] = {
                         num_attention_heads=4, num_key_value_heads=4),
     "qwen3-micro": dict(arch="qwen3", hidden_size=64, intermediate_size=192, num_hidden_layers=2,
                         num_attention_heads=4, num_key_value_heads=4),
-    # The default: the best val bits/byte found for a 10-minute `make repro` on 2 CPU cores
-    # (docs/speedrun.md). llama-mini's shape (at that budget more tokens beat more weights) with
-    # QK-norm, which lowered val bits/byte by 0.012 at the pipeline's 1,200 steps for 6% of the speed.
+    # The default: the best val bits/byte found for a 10-minute `make repro` on 2 CPU cores, llama-mini's
+    # shape (at that budget more tokens beat more weights) with QK-norm (docs/speedrun.md has both).
     "qwen3-mini": dict(arch="qwen3", hidden_size=128, intermediate_size=384, num_hidden_layers=4,
                        num_attention_heads=4, num_key_value_heads=4),
     # qwen3-mini without QK-norm (docs/speedrun.md compares the two).
     "llama-mini": dict(arch="llama", hidden_size=128, intermediate_size=384, num_hidden_layers=4,
                        num_attention_heads=4, num_key_value_heads=4),
-    # Twice as wide: for longer runs (the default before the speedrun).
+    # Twice as wide: for longer CPU runs.
     "llama-tiny": dict(arch="llama", hidden_size=256, intermediate_size=704, num_hidden_layers=4,
                        num_attention_heads=4, num_key_value_heads=4),
     # ~25M parameters plus embeddings: a GPU or a long CPU run.
