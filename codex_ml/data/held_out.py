@@ -83,8 +83,8 @@ def _floors(units: np.ndarray, nbytes: np.ndarray, params: DataParams,
     if bound:
         train = codes == 0
         if 2 * int(train.sum()) < n or 2 * int(nbytes[train].sum()) < int(nbytes.sum()):
-            raise _too_small(params, n, int(nbytes.sum()),
-                             f"train would keep {int(train.sum())} documents, {int(nbytes[train].sum()):,} bytes")
+            kept = f"train would keep {int(train.sum())} documents, {int(nbytes[train].sum()):,} bytes"
+            raise _too_small(params, n, int(nbytes.sum()), kept)
     return codes, extra
 
 

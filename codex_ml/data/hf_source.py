@@ -190,7 +190,8 @@ def shard_folder(name: str, folder: Path, split: str, commit: str | None) -> HfD
         raise StageError(f"data.path: {name} mixes shard formats in split {split!r} ({mix}); keep one format "
                          f"per folder")
     if others:
-        log.info("%s: %d files that are not shards are not read (%s)", name, len(others), ", ".join(others[:3]))
+        log.info("%s: %d files that are not shards are not read (%s)", name, len(others),
+                 ", ".join(others[:3]))
     [(builder, files)] = by_builder.items()
     return HfDataset(name, folder, builder, tuple(files), commit)  # sorted as a walk is: folder by folder
 
@@ -202,9 +203,10 @@ def describe_hf(params: DataParams) -> dict[str, Any]:
     digest = hashlib.sha256()
     for rel, file in zip(names, ds.files, strict=True):
         digest.update(f"{rel}\0{file.stat().st_size}\n".encode())
-    out: dict[str, Any] = {"kind": "hf", "path": str(params.path), "format": ds.builder, "split": params.split,
-                           "revision": (params.revision or "main") if ds.commit else None, "commit": ds.commit,
-                           "shards": len(names), "shards_sha256": digest.hexdigest()}
+    out: dict[str, Any] = {"kind": "hf", "path": str(params.path), "format": ds.builder,
+                           "split": params.split,
+                           "revision": (params.revision or "main") if ds.commit else None,
+                           "commit": ds.commit, "shards": len(names), "shards_sha256": digest.hexdigest()}
     if len(names) <= LISTED_SHARDS:
         out["files"] = names
     if ds.dataset is not None:
@@ -324,7 +326,8 @@ def batch_documents(batch: Any, columns: list[str], place: str, first_row: int,
             except UnicodeEncodeError:  # lone surrogates
                 yield RawDocument(doc_id, None, "invalid_utf8")
                 continue
-            yield RawDocument(doc_id, None, "too_large") if len(data) > max_file_bytes else RawDocument(doc_id, data)
+            too_large = len(data) > max_file_bytes
+            yield RawDocument(doc_id, None, "too_large") if too_large else RawDocument(doc_id, data)
 
 
 class Malformed:

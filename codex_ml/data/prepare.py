@@ -15,28 +15,23 @@ same one process reads their results in source order.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import multiprocessing
-import os
 import pickle
 import shutil
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from codex_ml.data.decontaminate import PREFILTER_SHINGLE, contamination
-from codex_ml.data.filters import REJECT_REASONS, is_generated, reject_reason
-from codex_ml.data.process import BATCH_DOCS, Processed, processed_in_order
+from codex_ml.data.filters import REJECT_REASONS
 from codex_ml.data.held_out import SPLIT_CODES, assign, hash_unit, split_of
-from codex_ml.data.near_dedup import NearDedupIndex, shingles, signature_of
-from codex_ml.data.secrets import KINDS, redact
-from codex_ml.data.sources import RawDocument, describe_source, iter_documents
+from codex_ml.data.near_dedup import NearDedupIndex
+from codex_ml.data.process import BATCH_DOCS, Processed, processed_in_order
+from codex_ml.data.secrets import KINDS
+from codex_ml.data.sources import describe_source, iter_documents
 from codex_ml.io import atomic_dir, write_json
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError, log, progress, resolve_cores

@@ -4,8 +4,8 @@ Task r of T runs `process_batch` over contiguous part r of the source (`iter_doc
 and appends each batch's `Processed` results to its own file in the work folder, so a task holds one
 batch at a time whatever its part's size. The stage's process then reads the files in rank order,
 which is the source order (the parts concatenate to the whole sequence), and hands them to
-`kept_documents` and the split assignment: dedup, splits and counts see exactly what the local path gives them, so the
-shards and metrics are the same bytes for any T and any executor.
+`kept_documents` and the split assignment: dedup, splits and counts see exactly what the local path
+gives them, so the shards and metrics are the same bytes for any T and any executor.
 
 The files are pickles, written and read back by this same run inside its own temporary folder;
 nothing read from outside the run is unpickled.

@@ -37,8 +37,7 @@ import os
 import stat
 import sys
 import sysconfig
-from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -257,7 +256,9 @@ def open_lines(path: Path) -> io.BufferedIOBase:
     if name.endswith(".gz"):
         return gzip.open(path, "rb")
     if name.endswith(".zst"):
-        reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True,
+        # the reader owns the file (closefd): closing what this returns closes it
+        reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"),  # noqa: SIM115
+                                                            read_across_frames=True,
                                                             closefd=True)
         return io.BufferedReader(reader)  # a raw stream with readinto: lines are buffered
     return open(path, "rb")

@@ -27,11 +27,14 @@ def save_model_folder(model: Any, tokenizer_dir: Path, out_dir: Path, base: dict
             write_json(tmp / MODEL_RECORD, {"base_model": base})
         if is_lora(model):
             model.save_pretrained(tmp / "adapter")  # adapter_config.json + adapter_model.safetensors
-            if getattr(model, "is_loaded_in_4bit", False) or getattr(model.base_model, "is_loaded_in_4bit", False):
+            four_bit = (getattr(model, "is_loaded_in_4bit", False)
+                        or getattr(model.base_model, "is_loaded_in_4bit", False))
+            if four_bit:
                 model = _merge_into_full_precision(model, tmp / "adapter", base_dir)
             else:
                 model = model.merge_and_unload()
-        model.save_pretrained(tmp, state_dict=state_dict)  # config.json, generation_config.json, model.safetensors
+        # config.json, generation_config.json, model.safetensors
+        model.save_pretrained(tmp, state_dict=state_dict)
         for f in sorted(tokenizer_dir.iterdir()):
             if f.is_file():
                 if (tmp / f.name).exists():  # a tokenizer file named like a model file: a contract bug
@@ -47,5 +50,6 @@ def _merge_into_full_precision(model: Any, adapter_dir: Path, base_dir: Path | N
     if base_dir is None:
         raise RuntimeError("a 4-bit (QLoRA) model needs its base folder to be merged")
     full = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16)
-    full.config.update({k: getattr(model.config, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")})
+    ids = ("bos_token_id", "eos_token_id", "pad_token_id")
+    full.config.update({k: getattr(model.config, k) for k in ids})
     return PeftModel.from_pretrained(full, adapter_dir).merge_and_unload()

@@ -12,14 +12,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from codex_ml.params import ModelParams, ParamsError
 from codex_ml.base_model import base_of
+from codex_ml.params import ModelParams, ParamsError
 
 log = logging.getLogger("codex_ml.train")
 
 # The shapes. SwiGLU width is ~8/3 of hidden, rounded up to a multiple of 64 (the Llama recipe);
-# head_dim is 16 for the micro test models, 32 for mini and 64 otherwise. Embeddings are tied: at these sizes the
-# (vocab x hidden) table is a large share of all weights and tying it is the better use of them.
+# head_dim is 16 for the micro test models, 32 for mini and 64 otherwise. Embeddings are tied: at these
+# sizes the (vocab x hidden) table is a large share of all weights and tying it is the better use of them.
 # `arch` picks transformers' class: "llama" (LlamaForCausalLM) or "qwen3" (Qwen3ForCausalLM: Llama
 # plus an RMSNorm on each head's queries and keys, "QK-norm"). Both are stock transformers models:
 # the saved folder loads anywhere transformers does.
@@ -138,12 +138,14 @@ def quantization_config(params: ModelParams) -> Any:
     import torch
 
     if not torch.cuda.is_available():
-        raise ParamsError("model.lora.qlora: 4-bit base weights (bitsandbytes) need a CUDA GPU and torch sees "
-                          "none; set model.lora.qlora: false (LoRA on full-precision weights runs on a CPU)")
+        raise ParamsError("model.lora.qlora: 4-bit base weights (bitsandbytes) need a CUDA GPU and torch "
+                          "sees none; set model.lora.qlora: false (LoRA on full-precision weights runs on a "
+                          "CPU)")
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
-        raise ParamsError("model.lora.qlora: needs the bitsandbytes package (pip install bitsandbytes)") from None
+        raise ParamsError("model.lora.qlora: needs the bitsandbytes package "
+                          "(pip install bitsandbytes)") from None
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
