@@ -96,6 +96,13 @@ def signature_of(values: list[bytes], params: NearDedupParams) -> np.ndarray:
     return m.hashvalues
 
 
+def lean(sig: np.ndarray, params: NearDedupParams) -> Any:
+    """`sig` as datasketch's LeanMinHash, for its LSH index and Jaccard estimate."""
+    from datasketch import LeanMinHash
+
+    return LeanMinHash(seed=params.seed, hashvalues=sig, scheme=SCHEME)
+
+
 def is_empty(sig: np.ndarray) -> bool:
     """A signature of no shingle at all (a document without a word)."""
     return int(sig.min()) == _EMPTY
@@ -140,8 +147,6 @@ class NearDedupIndex:
         least `params.threshold`; None when there is none, and then `key` is kept (inserted). A
         signature of no shingle matches nothing and is not inserted: documents without words are
         exact dedup's business, not near-dedup's."""
-        from datasketch import LeanMinHash
-
         if key in self._kept:
             raise ValueError(f"near-dedup: key {key!r} was already kept; each document is matched once")
         if sig.shape != (self.params.num_perm,) or sig.dtype != np.uint32:
@@ -150,7 +155,7 @@ class NearDedupIndex:
         if is_empty(sig):
             self.unsigned += 1
             return None
-        mh = LeanMinHash(seed=self.params.seed, hashvalues=sig, scheme=SCHEME)
+        mh = lean(sig, self.params)
         candidates = sorted((self._kept[c][0], c) for c in self._lsh.query(mh))
         for _, candidate in candidates:
             if mh.jaccard(self._kept[candidate][1]) >= self.params.threshold:
@@ -174,7 +179,7 @@ def near_duplicates(docs: Iterable[tuple[str, str]], params: NearDedupParams) ->
     return found
 
 
-# Rows per band for comparing documents across splits (`cross_matches`): 4 rows make a pair at J = 0.6
+# Rows per band for comparing documents across splits (`CrossIndex`): 4 rows make a pair at J = 0.6
 # a candidate with probability 0.988 at 128 permutations (32 bands), at 0.7 0.9998. Fixed, so prepare's
 # split rule and eval's leak audit draw the same candidates from the same signatures: every pair the
 # audit confirms at its higher threshold, prepare has seen.
@@ -198,15 +203,10 @@ class CrossIndex:
     def __len__(self) -> int:
         return len(self._sigs)
 
-    def _lean(self, sig: np.ndarray) -> Any:
-        from datasketch import LeanMinHash
-
-        return LeanMinHash(seed=self.params.seed, hashvalues=sig, scheme=SCHEME)
-
     def add(self, key: int, sig: np.ndarray) -> None:
         """Index document `key`; a signature of no shingle is never indexed (it matches nothing)."""
         if not is_empty(sig):
-            mh = self._lean(sig)
+            mh = lean(sig, self.params)
             self._lsh.insert(key, mh, check_duplication=False)
             self._sigs[key] = mh
 
@@ -214,6 +214,6 @@ class CrossIndex:
         """(key, estimated Jaccard) of every indexed document at or above the threshold, by key."""
         if is_empty(sig) or not self._sigs:
             return []
-        mh = self._lean(sig)
+        mh = lean(sig, self.params)
         found = ((key, mh.jaccard(self._sigs[key])) for key in self._lsh.query(mh))
         return sorted((key, j) for key, j in found if j >= self.threshold)

@@ -33,7 +33,7 @@ class Budget:
 
     @property
     def passes(self) -> float:
-        return self.steps * self.tokens_per_step / self.train_tokens
+        return self.passes_at(self.steps)
 
     def passes_at(self, step: int) -> float:
         return step * self.tokens_per_step / self.train_tokens

@@ -203,8 +203,13 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     # FSDP: every process takes part in gathering the shards into one full state dict (process 0's)
     full = trainer.accelerator.get_state_dict(trainer.model) if fsdp(tp) else None
     if main:
-        shipped = ship.choose(tp.ship, last_step, trainer.state.log_history, paths.checkpoints, fingerprint)
-        ship.load_shipped(trainer, shipped)
+        if full is None:
+            shipped = ship.choose(tp.ship, last_step, trainer.state.log_history, paths.checkpoints,
+                                  fingerprint)
+            ship.load_shipped(trainer, shipped)
+        else:  # what is saved is `full`, gathered above from every process's shard of the last step
+            shipped = ship.last(last_step, trainer.state.log_history,
+                                "train.parallel: fsdp saves the weights gathered at the last step")
         log.info("train: models/model is step %d: %s", shipped.step, shipped.reason)
         save_model_folder(trainer.accelerator.unwrap_model(trainer.model), paths.tokenizer, paths.model,
                           base=data.meta.get("base_model"), base_dir=base.folder if base else None,

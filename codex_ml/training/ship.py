@@ -39,12 +39,16 @@ def val_losses(log_history: list[dict[str, Any]]) -> dict[int, float]:
     return {int(e["step"]): float(e["eval_loss"]) for e in log_history if "eval_loss" in e}
 
 
+def last(last_step: int, log_history: list[dict[str, Any]], why: str) -> Shipped:
+    """The last step's weights (in memory), for `why`."""
+    return Shipped(last_step, val_losses(log_history).get(last_step), f"the last step ({why})", None)
+
+
 def choose(ship: str, last_step: int, log_history: list[dict[str, Any]], checkpoints: Path,
            fingerprint: str) -> Shipped:
-    losses = val_losses(log_history)
-    last_loss = losses.get(last_step)
     if ship == "last":
-        return Shipped(last_step, last_loss, "the last step (train.ship: last)", None)
+        return last(last_step, log_history, "train.ship: last")
+    last_loss = val_losses(log_history).get(last_step)
     candidates: list[tuple[float, int, Path | None]] = []
     if last_loss is not None:
         candidates.append((last_loss, last_step, None))
@@ -59,7 +63,7 @@ def choose(ship: str, last_step: int, log_history: list[dict[str, Any]], checkpo
             continue
         candidates.append((float(ckpt.val_loss), step, path))
     if not candidates:
-        return Shipped(last_step, last_loss, "the last step (no val loss to compare)", None)
+        return last(last_step, log_history, "no val loss to compare")
     loss, step, best = min(candidates, key=lambda c: (c[0], -c[1]))
     if best is None:
         return Shipped(step, loss, "the lowest val loss, at the last step", None)
