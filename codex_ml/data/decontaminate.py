@@ -25,7 +25,6 @@ from functools import lru_cache
 from codex_ml.data.near_dedup import shingles, words
 from codex_ml.runtime import StageError
 
-BENCHMARKS = ("humaneval",)
 NGRAM = 13
 MIN_SUBSTRING_WORDS = 8
 PREFILTER_SHINGLE = 5  # words per shingle of the prefilter: near-dedup's default, so its shingles serve
