@@ -26,9 +26,9 @@ def num(v: Any, digits: int | None = None) -> str:
     return str(v)
 
 
-def percent(v: Any) -> str:
+def percent(v: Any, digits: int = 1) -> str:
     """A fraction (metrics/tokenize.json's round_trip_exact, ...) as a percentage."""
-    return f"{v:.1%}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "not reported"
+    return f"{v:.{digits}%}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "not reported"
 
 
 def diff_value(v: Any) -> str:

@@ -6,29 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 from codex_ml.report.document import Block, Code, Note, Para, Table
-
-
-def _n(v: Any) -> str:
-    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else "not reported"
-
-
-def _percent(v: Any) -> str:
-    return f"{100 * v:.2f}%" if isinstance(v, float) else "not reported"
+from codex_ml.report.format import num, percent
 
 
 def prepare_blocks(m: dict[str, Any]) -> list[Block]:
     """From metrics/prepare.json: decontamination per benchmark, cross-split moves, split floors."""
     rows: list[list[Any]] = []
     for bench, count in sorted((m.get("decontaminated") or {}).items()):
-        rows.append([f"holds a {bench} problem: removed from every split", _n(count)])
+        rows.append([f"holds a {bench} problem: removed from every split", num(count)])
     if "cross_split_near_duplicates" in m:
         threshold = m.get("cross_split_threshold")
         rows.append(["near-duplicate of another split's document: moved to its split"
                      + (f" (Jaccard >= {threshold})" if threshold is not None else " (rule off)"),
-                     _n(m.get("cross_split_near_duplicates"))])
+                     num(m.get("cross_split_near_duplicates"))])
     for split, count in sorted((m.get("split_floor_documents") or {}).items()):
         if count:
-            rows.append([f"added to {split} to meet its minimum size", _n(count)])
+            rows.append([f"added to {split} to meet its minimum size", num(count)])
     if not rows:
         return []
     blocks: list[Block] = [Table(["held-out hygiene", "documents"], rows, [False, True])]
@@ -46,7 +39,7 @@ def leak_blocks(ev: dict[str, Any], splits: list[str]) -> list[Block]:
     if not leaks:
         return []
     threshold = next(iter(leaks.values())).get("threshold")
-    rows = [[s, _n(v.get("near_duplicate_documents")), _percent(v.get("bytes_fraction")),
+    rows = [[s, num(v.get("near_duplicate_documents")), percent(v.get("bytes_fraction"), 2),
              ", ".join(f"{e['path']} ~ {e['train_path']} ({e['jaccard']})" for e in v.get("examples", [])[:3])
              or "none"] for s, v in leaks.items()]
     return [Para([f"Leak audit: held-out documents with a near-duplicate in train (MinHash, Jaccard >= "
