@@ -251,6 +251,24 @@ def test_every_command_the_docs_show_in_prose_is_in_a_block() -> None:
     assert not loose, f"commands shown in prose that no ```sh block runs: {loose}"
 
 
+# README.md, docs/ (but the speedrun's log), code, conf and tests speak to users, not of the project's past:
+# a figure names what it was measured on and the benchmark that reproduces it, never a speedrun row, an
+# issue or a session. CHANGELOG.md and docs/speedrun.md are where history goes.
+HISTORY = re.compile(r"\b(?:rows? \d+|issues? #?\d+|(?:this|last|earlier|previous) session|today|lately"
+                     r"|this \d+-core machine)\b", re.I)
+HISTORY_FREE = [*PROSE_DOCS, ROOT / "Makefile",
+                *(f for folder in ("codex_ml", "stages", "conf", "benchmarks", "tests")
+                  for f in sorted((ROOT / folder).rglob("*")) if f.suffix in (".py", ".yaml"))]
+
+
+def test_no_history_outside_the_changelog_and_the_speedrun_log() -> None:
+    assert HISTORY.search("speedrun row 15") and not HISTORY.search("rows of the table")
+    found = [f"{f.relative_to(ROOT)}:{n}: {m.group(0)}" for f in HISTORY_FREE if f != Path(__file__)
+             for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1)
+             if (m := HISTORY.search(line))]
+    assert not found, f"history words (they belong in CHANGELOG.md or docs/speedrun.md): {found}"
+
+
 # --- Every documented command, in order, in a fresh copy -------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 """prepare at scale on real code: the same bytes for any number of workers, bounded shards, and
-near-duplicate removal counted in metrics (issue 14; benchmarks/bench_scale.py measures speed and
+near-duplicate removal counted in metrics (benchmarks/bench_scale.py measures speed and
 memory)."""
 
 from __future__ import annotations
