@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
 from codex_ml.data.near_dedup import shingles, words
 from codex_ml.runtime import StageError
 
@@ -77,18 +79,32 @@ def _humaneval() -> list[BenchmarkText]:
     return out
 
 
+@dataclass(frozen=True)
+class Problems:
+    """The benchmarks' problems, in order, and which of them hold each shingle (the prefilter)."""
+
+    found: tuple[BenchmarkText, ...]
+    holders: dict[bytes, tuple[int, ...]]  # shingle -> indexes into `found`, ascending
+    union: frozenset[bytes]  # every problem's shingles
+
+
 @lru_cache(maxsize=4)
-def problems(benchmarks: tuple[str, ...]) -> tuple[tuple[BenchmarkText, ...], frozenset[bytes]]:
-    """The benchmarks' problems and the union of their shingles; once per process."""
+def problems(benchmarks: tuple[str, ...]) -> Problems:
+    """The benchmarks' problems and their shingles' index; once per process."""
     loaders = {"humaneval": _humaneval}
     found = tuple(p for b in benchmarks for p in loaders[b]())
-    return found, frozenset().union(*(p.shingles for p in found)) if found else frozenset()
+    holders: dict[bytes, list[int]] = {}
+    for i, p in enumerate(found):
+        for s in p.shingles:
+            holders.setdefault(s, []).append(i)
+    return Problems(found, {s: tuple(ix) for s, ix in holders.items()}, frozenset(holders))
 
 
 def _candidate_grams(sh: list[bytes], union: frozenset[bytes]) -> set[bytes]:
     """The NGRAM-word runs of a text whose three covering shingles (at i, i + 5, i + 8) are all the
     benchmarks' shingles: every run a problem could share, built from the shingles, not the words."""
-    hit = {i for i, s in enumerate(sh) if s in union}
+    # the positions of those shingles, found by C-level membership tests (the text can be megabytes)
+    hit = set(np.flatnonzero(np.fromiter(map(union.__contains__, sh), dtype=bool, count=len(sh))).tolist())
     step = PREFILTER_SHINGLE  # 2 * step < NGRAM <= 3 * step: three shingles cover a run
     last = NGRAM - step  # the third shingle starts here; its last NGRAM - 2 * step words end the run
     return {b" ".join((sh[i], sh[i + step], sh[i + last].split(b" ", 3 * step - NGRAM)[-1]))
@@ -101,21 +117,20 @@ def contamination(text: str, benchmarks: tuple[str, ...],
     `text_shingles`: its PREFILTER_SHINGLE-word shingles when the caller has them."""
     if not benchmarks:
         return None
-    found, union = problems(benchmarks)
+    index = problems(benchmarks)
     sh = text_shingles if text_shingles is not None else shingles(text, PREFILTER_SHINGLE)
-    if union.isdisjoint(sh):
+    if index.union.isdisjoint(sh):  # most documents: one pass of hash lookups
         return None
-    hit = union.intersection(sh)
+    shared = index.union.intersection(sh)
     flat: str | None = None
     grams: set[bytes] | None = None
-    for p in found:
-        if p.shingles.isdisjoint(hit):
-            continue
+    for i in sorted({i for s in shared for i in index.holders[s]}):  # the problems sharing a shingle
+        p = index.found[i]
         if p.needles:
             flat = normalise(text) if flat is None else flat
             if any(n in flat for n in p.needles):
                 return p.benchmark, p.task_id, "substring"
-        grams = _candidate_grams(sh, union) if grams is None else grams
+        grams = _candidate_grams(sh, shared) if grams is None else grams
         if not p.grams.isdisjoint(grams):
             return p.benchmark, p.task_id, "ngram"
     return None

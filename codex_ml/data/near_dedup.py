@@ -11,10 +11,11 @@ a vendored copy one release behind. These are found as The Stack, codeparrot and
    reformatting a file does not make it new.
 2. Shingles: every run of `shingle_size` consecutive words, joined by a space. A document with fewer
    words than that is one shingle of all its words; a document with no word at all has no shingle.
-3. `signature()`: a datasketch MinHash of the shingle set, `num_perm` permutations drawn from `seed`,
-   scheme "affine32". Each shingle is hashed with zlib's CRC-32 rather than datasketch's default SHA-1:
-   faster, and as accurate because affine32 passes every input hash through MurmurHash3's finalizer
-   (docs/scaling.md has the measurement). Pure and picklable: run it in worker processes.
+3. `signature()`: the datasketch MinHash of the shingle set (`num_perm` permutations drawn by
+   datasketch from `seed`, scheme "affine32"), computed in numpy by `signature_of`. Each shingle is
+   hashed with zlib's CRC-32 rather than datasketch's default SHA-1: faster, and as accurate because
+   affine32 passes every input hash through MurmurHash3's finalizer (docs/scaling.md has the
+   measurement). Pure and picklable: run it in worker processes.
 4. `NearDedupIndex.match()`: documents are fed one at a time, in source order, in one process.
    datasketch's MinHashLSH gives candidates; each is confirmed by its MinHash Jaccard estimate, and
    the earliest-kept candidate at or above `threshold` is returned. A document that matches nothing
@@ -53,7 +54,7 @@ _WORD = re.compile(rb"[\w\x80-\xff]+")
 # default bands (8 x 16) make only 46% of pairs at J = 0.85 candidates, these (11 x 11) 87%.
 LSH_WEIGHTS = (0.1, 0.9)
 _EMPTY = 0xFFFF_FFFF  # affine32's value for "no shingle" (np.iinfo(np.uint32).max)
-_BATCH = 16_384  # shingles hashed at once: bounds the (batch x num_perm) array update_batch builds
+_BATCH = 2_048  # shingles permuted at once: a (num_perm x batch) uint32 array of 1 MiB at 128
 
 
 def words(text: str) -> list[bytes]:
@@ -71,11 +72,14 @@ def shingles(text: str, shingle_size: int) -> list[bytes]:
 
 
 @lru_cache(maxsize=8)
-def _permutations(num_perm: int, seed: int) -> Any:
-    """datasketch's permutations for (num_perm, seed): made once per process, not once per document."""
-    from datasketch import MinHash
-
-    return MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The affine32 permutations h -> a * h + b (mod 2^32) for (num_perm, seed), drawn as datasketch's
+    MinHash draws them (an odd `a`, so each is a bijection): the same arrays, without importing
+    datasketch, whose import (scipy with it) costs each of prepare's workers about half a CPU second."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 def signature(text: str, params: NearDedupParams) -> np.ndarray:
@@ -84,16 +88,33 @@ def signature(text: str, params: NearDedupParams) -> np.ndarray:
     return signature_of(shingles(text, params.shingle_size), params)
 
 
-def signature_of(values: list[bytes], params: NearDedupParams) -> np.ndarray:
-    """`signature` from the text's shingles, for a caller that needs them too (decontamination)."""
-    from datasketch import MinHash
+def signature_of(values: list[bytes] | set[bytes], params: NearDedupParams) -> np.ndarray:
+    """`signature` from the text's shingles, for a caller that needs them too (decontamination).
 
-    m = MinHash(num_perm=params.num_perm, seed=params.seed, hashfunc=zlib.crc32, scheme=SCHEME,
-                permutations=_permutations(params.num_perm, params.seed))
-    values = list(set(values))  # a minimum over a set: repeats only cost time (15% of code's shingles)
-    for start in range(0, len(values), _BATCH):
-        m.update_batch(values[start:start + _BATCH])
-    return m.hashvalues
+    datasketch's affine32 MinHash, computed here: each distinct shingle's CRC-32 goes through
+    MurmurHash3's 32-bit finalizer, then every permutation (a, b) maps it to a * h + b modulo 2^32, and
+    the signature is each permutation's minimum. The same values as datasketch's
+    `MinHash.update_batch` (tests/test_near_dedup.py holds them equal), with datasketch's permutations,
+    in about 0.7x its time on the stdlib's 3.4 M shingles: the hashes are taken with `np.fromiter`
+    instead of a list, and the arithmetic runs in place on (permutations x batch) arrays
+    (benchmarks/bench_near_dedup.py prints both)."""
+    a, b = _permutations(params.num_perm, params.seed)
+    distinct = values if isinstance(values, set) else set(values)  # repeats: 15% of code's shingles
+    h = np.fromiter(map(zlib.crc32, distinct), dtype=np.uint32, count=len(distinct))
+    out = np.full(params.num_perm, _EMPTY, dtype=np.uint32)
+    if not len(h):
+        return out
+    h ^= h >> np.uint32(16)  # MurmurHash3's fmix32, as datasketch's affine32 scheme applies it
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    a, b = a.reshape(-1, 1), b.reshape(-1, 1)
+    for start in range(0, len(h), _BATCH):
+        permuted = a * h[start:start + _BATCH]  # uint32: wraps modulo 2^32, as the scheme means
+        permuted += b
+        np.minimum(out, permuted.min(axis=1), out=out)
+    return out
 
 
 def lean(sig: np.ndarray, params: NearDedupParams) -> Any:

@@ -32,7 +32,7 @@ class NearDedupParams(Section):
         0.85, "estimated Jaccard similarity at which a later document is dropped")
     shingle_size: AtLeast1 = setting(5, "words per shingle")
     num_perm: Annotated[int, Field(ge=16, le=1024)] = setting(128, "MinHash permutations")
-    seed: int = setting(1, "seed of the MinHash permutations")
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = setting(1, "seed of the MinHash permutations")
 
 
 class HeldOutParams(Section):
