@@ -84,8 +84,7 @@ class Problems:
     """The benchmarks' problems, in order, and which of them hold each shingle (the prefilter)."""
 
     found: tuple[BenchmarkText, ...]
-    holders: dict[bytes, tuple[int, ...]]  # shingle -> indexes into `found`, ascending
-    union: frozenset[bytes]  # every problem's shingles
+    holders: dict[bytes, tuple[int, ...]]  # every problem's shingle -> indexes into `found`, ascending
 
 
 @lru_cache(maxsize=4)
@@ -97,10 +96,10 @@ def problems(benchmarks: tuple[str, ...]) -> Problems:
     for i, p in enumerate(found):
         for s in p.shingles:
             holders.setdefault(s, []).append(i)
-    return Problems(found, {s: tuple(ix) for s, ix in holders.items()}, frozenset(holders))
+    return Problems(found, {s: tuple(ix) for s, ix in holders.items()})
 
 
-def _candidate_grams(sh: list[bytes], union: frozenset[bytes]) -> set[bytes]:
+def _candidate_grams(sh: list[bytes], union: set[bytes]) -> set[bytes]:
     """The NGRAM-word runs of a text whose three covering shingles (at i, i + 5, i + 8) are all the
     benchmarks' shingles: every run a problem could share, built from the shingles, not the words."""
     # the positions of those shingles, found by C-level membership tests (the text can be megabytes)
@@ -119,9 +118,10 @@ def contamination(text: str, benchmarks: tuple[str, ...],
         return None
     index = problems(benchmarks)
     sh = text_shingles if text_shingles is not None else shingles(text, PREFILTER_SHINGLE)
-    if index.union.isdisjoint(sh):  # most documents: one pass of hash lookups
+    union = index.holders.keys()
+    if union.isdisjoint(sh):  # most documents: one pass of hash lookups
         return None
-    shared = index.union.intersection(sh)
+    shared = union & sh
     flat: str | None = None
     grams: set[bytes] | None = None
     for i in sorted({i for s in shared for i in index.holders[s]}):  # the problems sharing a shingle
