@@ -69,8 +69,8 @@ typecheck: $(STAMP)
 
 # One test file per worker at a time, the longest files first (tests/conftest.py), one worker more than
 # the cores: the end-to-end tests spend part of their time waiting (DVC locks, the queue's polling, disk),
-# and stage subprocesses run one torch thread each (tests/conftest.py). On 2 cores (CI, fresh clone):
-# 3 workers 712 s, against 845 s for 2 workers with all-core stages.
+# and stage subprocesses run one torch thread each (tests/conftest.py). docs/reproducibility.md, "The
+# test suite", has its time on 2 cores.
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 pytest: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder

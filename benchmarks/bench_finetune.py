@@ -34,8 +34,9 @@ from codex_ml.base_model import base_of
 from codex_ml.models.lora import apply_lora
 from codex_ml.params import parse_params
 from codex_ml.shards import write_prepared
-from codex_ml.training.data import TrainWindows, load_token_data
-from codex_ml.training.run import configure_torch
+from codex_ml.training.inputs import load_token_data
+from codex_ml.training.stage import configure_torch
+from codex_ml.training.windows import TrainWindows
 
 
 def make_base(root: Path, family: str, texts: list[str], hidden: int, layers: int, vocab: int) -> Path:

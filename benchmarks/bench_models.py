@@ -70,7 +70,7 @@ def setup(work: Path) -> None:
     """data/prepared from the stdlib (the prepare stage, all in train but a few val documents), the
     registry models' tokenizer and tokens, and the pretrained base with its own tokens."""
     from codex_ml.base_model import resolve
-    from codex_ml.data.prepare import prepare
+    from codex_ml.data.stage import prepare
     from codex_ml.params import parse_params
     from codex_ml.tokenization.stage import tokenize
 
@@ -97,7 +97,7 @@ def measure(work: Path, model: str, warmup: int, steps: int, threads: int) -> di
     from bench_train import StepClock
 
     from codex_ml.params import parse_params
-    from codex_ml.training.run import TrainPaths, run_training
+    from codex_ml.training.stage import TrainPaths, run_training
 
     total = warmup + steps
     if model == PRETRAINED:

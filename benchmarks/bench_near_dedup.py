@@ -22,12 +22,13 @@ from bench_prepare import best_of
 from datasketch import MinHash
 from datasketch.hashfunc import sha1_hash32
 
-from codex_ml.data.held_out import split_of
 from codex_ml.data.near_dedup import SCHEME, NearDedupIndex, shingles, signature
-from codex_ml.data.prepare import SPLITS, Tally, kept_documents
 from codex_ml.data.process import processed_in_order
-from codex_ml.data.sources import iter_documents
+from codex_ml.data.sources import open_source
+from codex_ml.data.splits import split_of
+from codex_ml.data.stage import Tally, kept_documents
 from codex_ml.params import DataParams, HeldOutParams, NearDedupParams
+from codex_ml.paths import SPLITS
 
 T = TypeVar("T")
 THRESHOLDS = (0.7, 0.85, 0.9)
@@ -37,7 +38,7 @@ def collect(params: DataParams) -> dict[str, list[dict[str, Any]]]:
     """prepare's per-document work and decisions on one core, records by their path-hash split
     (nothing written)."""
     records: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-    processed = processed_in_order(params, iter_documents(params), workers=1)
+    processed = processed_in_order(params, open_source(params).documents(), workers=1)
     for p in kept_documents(params, Tally(), processed):
         records[split_of(p.path, params.val_fraction, params.test_fraction)].append(p.record)
     return records

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from codex_ml.data.prepare import prepare
-from codex_ml.data.sources import iter_documents
+from codex_ml.data.sources import open_source
+from codex_ml.data.stage import prepare
 from codex_ml.params import DataParams, HeldOutParams, TokenizerParams
 from codex_ml.runtime import log
 from codex_ml.tokenization.stage import tokenize
@@ -42,7 +42,7 @@ REDACT_RATIO_BEFORE = 1.60 / 0.51
 def read_and_hash(params: DataParams) -> int:
     """The floor: the same sorted walk, reading and hashing every file, nothing else."""
     total = 0
-    for doc in iter_documents(params):
+    for doc in open_source(params).documents():
         if doc.data is not None:
             hashlib.sha256(doc.data).digest()
             total += len(doc.data)

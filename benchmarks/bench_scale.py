@@ -3,7 +3,7 @@ and throughput on 2 workers against 1, measured in this one command (noisy machi
 
 The corpus is real code already on the machine: the `.py` files of this venv's site-packages (about
 215 MB kept after filters), in sorted order, cut at three sizes and copied into a folder (`data=dir`).
-Each stage runs in a fresh process (`stages/prepare.py`, `stages/tokenize_stage.py`) in a scratch
+Each stage runs in a fresh process (`python -m stages.prepare`, `python -m stages.tokenize`) in a scratch
 workspace; its peak RSS is the largest sum of RSS over the process and its children, sampled every
 20 ms.
 
@@ -114,8 +114,8 @@ def main() -> None:
             corpus = tmp / f"corpus-{mb}"
             build_corpus(files, mb, corpus)
             ws = workspace(tmp, corpus, data, {"sample_mb": a.sample_mb})
-            p_s, p_rss = run_measured([py, "stages/prepare.py"], ws)
-            t_s, t_rss = run_measured([py, "stages/tokenize_stage.py"], ws)
+            p_s, p_rss = run_measured([py, "-m", "stages.prepare"], ws)
+            t_s, t_rss = run_measured([py, "-m", "stages.tokenize"], ws)
             m = json.loads((ws / "metrics/prepare.json").read_text())
             t = json.loads((ws / "metrics/tokenize.json").read_text())
             kept = sum(m["bytes"].values()) / 1e6
@@ -135,8 +135,8 @@ def main() -> None:
         for workers in (1, 2):
             ws = workspace(tmp, corpus, {**data, "workers": workers},
                            {"workers": workers, "sample_mb": a.sample_mb})
-            times[workers] = (run_measured([py, "stages/prepare.py"], ws)[0],
-                              run_measured([py, "stages/tokenize_stage.py"], ws)[0])
+            times[workers] = (run_measured([py, "-m", "stages.prepare"], ws)[0],
+                              run_measured([py, "-m", "stages.tokenize"], ws)[0])
         print(f"workers on {mb or 'all'} MB: prepare 2 vs 1 worker x{times[1][0] / times[2][0]:.2f} "
               f"(goal >= 1.6), tokenize x{times[1][1] / times[2][1]:.2f} (outputs identical: "
               "tests/test_scale.py)")

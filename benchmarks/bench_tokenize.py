@@ -21,7 +21,7 @@ from typing import Any
 import sentencepiece as spm
 from tokenizers import Tokenizer
 
-from codex_ml.data.prepare import prepare
+from codex_ml.data.stage import prepare
 from codex_ml.params import DataParams, TokenizerParams
 from codex_ml.runtime import log
 from codex_ml.tokenization import configure_threads, load_tokenizer

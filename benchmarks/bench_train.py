@@ -1,6 +1,6 @@
 """Train-stage throughput against a plain torch loop, with and without torch.compile, and MFU.
 
-The stage (codex_ml.training.run.run_training: Trainer, per-step dvclive logging, the same windows)
+The stage (codex_ml.training.stage.run_training: Trainer, per-step dvclive logging, the same windows)
 and a plain loop (forward, backward, clip, the same optimizer, cosine schedule: nothing else) train
 the same model on the same batches with the same threads, alternating, in this one process. Printed:
 tokens/s of each, the ratios to the plain eager loop (the goal for the compiled stage is >= 1.10),
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import shutil
 import statistics
@@ -33,14 +32,16 @@ import numpy as np
 import torch
 from transformers import TrainerCallback, get_cosine_with_min_lr_schedule_with_warmup
 
+from codex_ml.handoffs import TokenMeta
 from codex_ml.models import Vocab, build_model, count_parameters
 from codex_ml.params import parse_params
 from codex_ml.shards import SplitIndex, write_token_split
-from codex_ml.training.data import TrainWindows, load_token_data
+from codex_ml.training.inputs import load_token_data
 from codex_ml.training.mfu import flops_per_token, resolve_peak
 from codex_ml.training.optim import plain_optimizer
-from codex_ml.training.run import TrainPaths, configure_torch, run_training
+from codex_ml.training.stage import TrainPaths, configure_torch, run_training
 from codex_ml.training.trainer import fused_adamw, use_bf16
+from codex_ml.training.windows import TrainWindows
 
 VOCAB = Vocab(size=4096, pad_id=0, bos_id=1, eos_id=2)  # the default tokenizer's size (hf-bpe 4,096)
 
@@ -63,7 +64,7 @@ def write_tokens(root: Path, n_tokens: int) -> None:
         # one "document" per split: the benchmark samples windows, it never cuts documents
         index = SplitIndex(paths=[name], bytes=[len(part)], tokens=[len(part)])
         meta["splits"][name] = write_token_split(tokens, name, part, index)
-    (tokens / "meta.json").write_text(json.dumps(meta))
+    TokenMeta(**meta).save(tokens)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel()
     PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>").save_pretrained(root / "models/tokenizer")

@@ -35,11 +35,12 @@ from transformers import (
     get_wsd_schedule,
 )
 
-from codex_ml.eval.data import load_token_split
+from codex_ml.eval.inputs import load_token_split
 from codex_ml.eval.score import score_documents
 from codex_ml.models.registry import COMMON
-from codex_ml.training.data import TrainWindows, load_token_data
+from codex_ml.training.inputs import load_token_data
 from codex_ml.training.optim import plain_optimizer
+from codex_ml.training.windows import TrainWindows
 
 
 def main() -> None:
@@ -102,12 +103,12 @@ def main() -> None:
     config_class = {"llama": LlamaConfig, "qwen3": Qwen3Config}[a.arch]
     config = config_class(**{**COMMON, "use_cache": False, "hidden_act": a.act,
                             "tie_word_embeddings": not a.untied,
-                            "rope_theta": a.rope_theta}, vocab_size=meta["vocab_size"],
+                            "rope_theta": a.rope_theta}, vocab_size=meta.vocab_size,
                          hidden_size=a.hidden, intermediate_size=(a.hidden * 8 // 3 + 63) // 64 * 64,
                          num_hidden_layers=a.layers,
                          num_attention_heads=heads, num_key_value_heads=heads, head_dim=a.head_dim,
-                         max_position_embeddings=a.seq_len, pad_token_id=meta["pad_id"],
-                         bos_token_id=meta["bos_id"], eos_token_id=meta["eos_id"])
+                         max_position_embeddings=a.seq_len, pad_token_id=meta.pad_id,
+                         bos_token_id=meta.bos_id, eos_token_id=meta.eos_id)
     torch.manual_seed(a.seed)
     model = AutoModelForCausalLM.from_config(config)
     if a.zero_init:
@@ -178,8 +179,8 @@ def main() -> None:
 
         def val_bits_per_byte() -> float:
             scores = score_documents(model, [d.ids for d in docs], window=eval_window,
-                                     stride=eval_window // 2, batch_size=16, eos_id=meta["eos_id"],
-                                     pad_id=meta["pad_id"], device=torch.device("cpu"))
+                                     stride=eval_window // 2, batch_size=16, eos_id=meta.eos_id,
+                                     pad_id=meta.pad_id, device=torch.device("cpu"))
             return float(scores.nll.sum() / math.log(2) / nbytes)
 
         result["val_bits_per_byte"] = val_bits_per_byte()

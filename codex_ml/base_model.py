@@ -21,6 +21,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from codex_ml.handoffs import BaseRecord
 from codex_ml.hub import NotCached, cached_snapshot, looks_like_hub_id
 from codex_ml.io import sha256_file
 from codex_ml.params import ModelParams, ParamsError
@@ -32,28 +33,28 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 @dataclass(frozen=True)
-class BaseModel:
+class PretrainedBase:
     """A resolved `model.pretrained`: the name as given, the revision, and the local folder."""
 
     name: str
     revision: str | None
     folder: Path
 
-    def record(self) -> dict[str, str | None]:
+    def record(self) -> BaseRecord:
         """What meta.json and models/model record about the base (a hub snapshot's path is
         machine-specific, so the name and revision are what identify it)."""
-        return {"pretrained": self.name, "revision": self.revision,
-                "tokenizer_sha256": tokenizer_sha256(self.folder), "sha256": folder_sha256(self.folder)}
+        return BaseRecord(pretrained=self.name, revision=self.revision,
+                          tokenizer_sha256=tokenizer_sha256(self.folder), sha256=folder_sha256(self.folder))
 
 
-def base_of(model: ModelParams) -> BaseModel | None:
+def base_of(model: ModelParams) -> PretrainedBase | None:
     """The resolved `model.pretrained` (and `model.revision`), or None for a from-scratch model."""
     if not model.pretrained:
         return None
     return resolve(model.pretrained, model.revision)
 
 
-def resolve(name: str, revision: str | None = None) -> BaseModel:
+def resolve(name: str, revision: str | None = None) -> PretrainedBase:
     """The local folder of `name`: a folder path as is, or a hub id from the local HF cache only."""
     path = Path(name).expanduser()
     if path.is_dir():
@@ -74,7 +75,7 @@ def resolve(name: str, revision: str | None = None) -> BaseModel:
         raise ParamsError(f"model.pretrained: {name} is not a folder (nor a hub id such as org/name)")
     if not (folder / "config.json").is_file():
         raise ParamsError(f"model.pretrained: {folder} is not a Hugging Face model folder (no config.json)")
-    return BaseModel(name=name, revision=revision, folder=folder)
+    return PretrainedBase(name=name, revision=revision, folder=folder)
 
 
 def tokenizer_sha256(folder: Path) -> str:

@@ -5,8 +5,6 @@ Each capability registers its commands below; the work itself lives in the capab
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 app = typer.Typer(
@@ -46,12 +44,12 @@ def summary_command(
     """The last run in brief: bits per byte beside the compressors, training, the report's path."""
     from codex_ml.report.inputs import Paths
     from codex_ml.report.summary import summary_lines
-    from codex_ml.runtime import StageError
+    from codex_ml.runtime import StageError, print_error
 
     try:
         lines = summary_lines(Paths(), elapsed)
     except StageError as exc:
-        print(f"codex summary: error: {exc}", file=sys.stderr)
+        print_error("codex summary", exc)
         raise typer.Exit(2) from None
     print("\n".join(lines))
 

@@ -1,7 +1,10 @@
-"""What every stage script shares: the error boundary, progress bars and logging set-up."""
+"""What every stage script shares: the error boundary, progress bars, logging set-up, how many cores a
+worker or thread count means, and handing freed memory back to the OS."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import sys
@@ -36,13 +39,20 @@ def setup_logging() -> None:
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
-    """Run a stage's main(); bad params or inputs exit 2 with one clear message and no traceback."""
+    """Run a stage's main(); bad params or inputs exit 2 with one clear message (one line per problem)
+    and no traceback."""
     setup_logging()
     try:
         main()
     except (ParamsError, StageError) as exc:
-        print(f"codex-ml {name}: error: {exc}", file=sys.stderr)
+        print_error(f"codex-ml {name}", exc)
         sys.exit(2)
+
+
+def print_error(who: str, exc: Exception) -> None:
+    """`who: error: problem` on stderr, one line per problem (a ParamsError may hold several)."""
+    for line in str(exc).splitlines():
+        print(f"{who}: error: {line}", file=sys.stderr)
 
 
 def resolve_cores(requested: int) -> int:
@@ -53,3 +63,22 @@ def resolve_cores(requested: int) -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand memory this process freed back to the OS (glibc's malloc_trim; elsewhere nothing). Threads
+    that allocate get a heap (arena) each from glibc, which keeps what they free: a stage that encodes
+    on many threads would otherwise grow with its corpus (docs/scaling.md, benchmarks/bench_scale.py)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)

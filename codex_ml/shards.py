@@ -10,7 +10,7 @@ A corpus of any size is a few tens of files that DVC tracks, never one huge file
 - `data/tokens/{split}.index.parquet`: one row per document, in stream order: `path`, `bytes` (UTF-8
   bytes of its text), `offset` (its first token in the split's stream) and `tokens` (with its EOS).
 - `data/tokens/meta.json`: dtype, vocabulary and special ids, and per split its totals, the shard files
-  with their token counts, and the index file.
+  with their token counts, and the index file (its model: handoffs.TokenMeta).
 
 Readers see a split as one `TokenStream`: windows may cross shard boundaries exactly as they crossed
 document boundaries in a single stream, so sampling does not depend on where shards were cut.
@@ -28,9 +28,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from codex_ml.handoffs import META_FILE, ShardMeta, SplitMeta, TokenMeta
 from codex_ml.runtime import StageError
 
-SPLITS = ("train", "val", "test")
 INDEX_SCHEMA = pa.schema([("path", pa.string()), ("bytes", pa.int64()), ("offset", pa.int64()),
                           ("tokens", pa.int64())])
 INDEX_COLUMNS = tuple(INDEX_SCHEMA.names)
@@ -238,37 +238,29 @@ def read_tokens(path: Path, dtype: str) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r")
 
 
-def open_stream(tokens_dir: Path, meta: dict[str, Any], split: str) -> TokenStream:
+def open_stream(tokens_dir: Path, meta: TokenMeta, split: str) -> TokenStream:
     """A split's stream, checked against meta.json: every shard present with the size it lists."""
-    meta_path = tokens_dir / "meta.json"
-    info = meta["splits"].get(split)
-    if not isinstance(info, dict) or not isinstance(info.get("shards"), list):
-        raise StageError(f"{meta_path}: no 'shards' list for split {split!r} under 'splits' (token files "
-                         "from before sharding: rerun the tokenize stage, `dvc repro -f tokenize`)")
-    itemsize = np.dtype(meta["dtype"]).itemsize
-    shards, total = [], 0
-    for shard in info["shards"]:
-        path = tokens_dir / str(shard["file"])
+    meta_path = tokens_dir / META_FILE
+    itemsize = np.dtype(meta.dtype).itemsize
+    shards = []
+    for shard in meta.split(split, tokens_dir).shards:
+        path = tokens_dir / shard.file
         if not path.is_file():
             raise StageError(f"{path}: not found (listed in {meta_path})")
-        if path.stat().st_size != shard["tokens"] * itemsize:
-            raise StageError(f"{path}: {path.stat().st_size} bytes, but {meta_path} says {shard['tokens']} "
-                             f"{meta['dtype']} tokens ({shard['tokens'] * itemsize} bytes)")
-        shards.append(read_tokens(path, meta["dtype"]))
-        total += shard["tokens"]
-    if total != info.get("tokens"):
-        raise StageError(f"{meta_path}: split {split!r} lists shards of {total} tokens in all, but "
-                         f"'tokens' is {info.get('tokens')}")
+        if path.stat().st_size != shard.tokens * itemsize:
+            raise StageError(f"{path}: {path.stat().st_size} bytes, but {meta_path} says {shard.tokens} "
+                             f"{meta.dtype} tokens ({shard.tokens * itemsize} bytes)")
+        shards.append(read_tokens(path, meta.dtype))
     return TokenStream(shards)
 
 
-def token_files(tokens_dir: Path, meta: dict[str, Any], split: str) -> list[Path]:
+def token_files(tokens_dir: Path, meta: TokenMeta, split: str) -> list[Path]:
     """Every file that holds a split's tokens and index (for fingerprints)."""
-    info = meta["splits"][split]
-    return [tokens_dir / str(s["file"]) for s in info["shards"]] + [tokens_dir / str(info["index"])]
+    info = meta.split(split, tokens_dir)
+    return [tokens_dir / s.file for s in info.shards] + [tokens_dir / info.index]
 
 
-def write_token_split(folder: Path, split: str, stream: np.ndarray, index: SplitIndex) -> dict[str, Any]:
+def write_token_split(folder: Path, split: str, stream: np.ndarray, index: SplitIndex) -> SplitMeta:
     """A split as one token shard and its index, returning its meta.json entry. For writers that hold
     a whole (small) split in memory: tests, benchmarks and tools; the tokenize stage streams."""
     offsets = index.offsets()
@@ -277,6 +269,6 @@ def write_token_split(folder: Path, split: str, stream: np.ndarray, index: Split
     name = shard_name(split, 0, ".bin")
     stream.tofile(folder / name)
     write_index(folder / index_name(split), index)
-    return {"tokens": len(stream), "bytes": sum(index.bytes), "documents": len(index.paths),
-            "shards": [{"file": name, "tokens": len(stream), "documents": len(index.paths)}],
-            "index": index_name(split)}
+    return SplitMeta(tokens=len(stream), bytes=sum(index.bytes), documents=len(index.paths),
+                     shards=[ShardMeta(file=name, tokens=len(stream), documents=len(index.paths))],
+                     index=index_name(split))

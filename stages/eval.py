@@ -1,21 +1,17 @@
 """eval: score models/model on the val and test token files -> metrics/eval.json, metrics/eval/."""
 
-from pathlib import Path
-
-import require_project  # noqa: F401  (first: one line, not a traceback, without the project)
-
+from codex_ml import paths
 from codex_ml.params import load_params
 from codex_ml.runtime import log, run_stage
 
 
 def main() -> None:
-    params = load_params("params.yaml")
-    # Imported after the params check: bad params fail at once, without loading torch first.
-    from codex_ml.eval.evaluate import EvalInputs, run_eval, summary_line, write_outputs
+    params = load_params(paths.PARAMS)
+    from codex_ml.eval.stage import EvalInputs, run_eval, summary_line, write_outputs  # torch: after params
 
-    metrics, results, settings = run_eval(params.eval, EvalInputs(model_dir=Path("models/model")),
+    metrics, results, settings = run_eval(params.eval, EvalInputs(model_dir=paths.MODEL),
                                           train_seq_len=params.train.context)
-    write_outputs(metrics, results, settings, Path("metrics/eval.json"), Path("metrics/eval"))
+    write_outputs(metrics, results, settings, paths.EVAL_METRICS, paths.EVAL_ROWS)
     log.info("eval: window %d, stride %d, %s", settings["window"], settings["stride"], settings["device"])
     for name, m in metrics.items():
         log.info("eval %s", summary_line(name, m))

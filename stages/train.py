@@ -1,17 +1,17 @@
 """train: data/tokens + models/tokenizer -> models/model, models/checkpoints, metrics/train.
 
-Runs as one process (`dvc repro train`) or as many (`torchrun --nproc_per_node N stages/train.py`).
+Runs as one process (`python -m stages.train`, as `dvc repro train` does) or as many
+(`torchrun --nproc_per_node N -m stages.train`).
 """
 
-import require_project  # noqa: F401  (first: one line, not a traceback, without the project)
-
+from codex_ml import paths
 from codex_ml.params import load_params
 from codex_ml.runtime import run_stage
-from codex_ml.training.run import run_training
+from codex_ml.training.stage import TrainPaths, run_training
 
 
 def main() -> None:
-    run_training(load_params("params.yaml"))
+    run_training(load_params(paths.PARAMS), TrainPaths())  # TrainPaths: codex_ml/paths.py's layout
 
 
 if __name__ == "__main__":

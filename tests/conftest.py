@@ -27,6 +27,12 @@ SAMPLE_MODULES = [
 ]
 
 
+def stage_command(name: str) -> list[str]:
+    """Stage `name` as dvc.yaml runs it: `python -m stages.<name>` from the folder it works in. From a
+    folder that is no checkout, run it with PYTHONPATH=ROOT so the `stages` package is found."""
+    return [sys.executable, "-m", f"stages.{name}"]
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for stage subprocesses: this venv first on PATH, quiet, no analytics."""
     env = dict(os.environ)
@@ -64,6 +70,36 @@ def stdlib_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / rel, target)
     return dst
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one thread for the test, restored after. The test models are tiny: with two threads on
+    a machine shared with other work, every small op waits at a barrier for a descheduled thread and
+    eval runs ~50x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def pretrained_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data/prepared of the fine-tuning tests: real stdlib code (tests/pretrainedkit.py)."""
+    from tests.pretrainedkit import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "prepared")
+
+
+@pytest.fixture(scope="module")
+def pretrained_bases(pretrained_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A toy pretrained model folder of each family, with its own tokenizer (tests/pretrainedkit.py)."""
+    from tests.pretrainedkit import FAMILIES, make_pretrained, train_texts
+
+    root = tmp_path_factory.mktemp("bases")
+    return {f: make_pretrained(f, train_texts(pretrained_corpus), root / f) for f in FAMILIES}
 
 
 def merge(base: dict, extra: dict) -> dict:

@@ -1,5 +1,5 @@
-"""README.md and docs/*.md as a tested contract: every shell command they show runs, as written, in a
-fresh copy of the repository, in the order shown.
+"""The machinery of the docs tests (tests/test_docs*.py): README.md and docs/*.md as a tested contract,
+every shell command they show run, as written, in a fresh copy of the repository, in the order shown.
 
 How the documents are read: every fenced code block says what it is. ```sh blocks are commands a
 user types; anything else (```text diagrams and listings, ```json layouts) is not run. A ```sh block
@@ -7,14 +7,14 @@ runs as one bash script (`set -euo pipefail`, so a failing command fails the tes
 which), from the repository root, with the venv's commands on PATH as after
 `source .venv/bin/activate`. Blocks run in document order in one copy, so later commands see what
 earlier ones made (`dvc exp show` after `dvc exp run`, `dvc pull` after `dvc push`). Three copies,
-run side by side on the cores: README.md (this file), README.md's sections on a user's own corpus and
-model (OWN_COPY_SECTIONS, tests/test_docs_readme_own.py), docs/*.md by name
+run side by side on the cores: README.md (tests/test_docs.py), README.md's sections on a user's own
+corpus and model (OWN_COPY_SECTIONS, tests/test_docs_readme_own.py), docs/*.md by name
 (tests/test_docs_guides.py). Those sections and each guide therefore start from a fresh clone, as their
 reader may.
 
 What the test changes, and why (each is listed below, and a test fails when one goes stale). The
 commands themselves are never edited: smaller data and fewer steps go in through the copy's params.
-- The quick profile is the copy's default. Its conf/ composes `model=micro` and `train=quick` by
+- The quick profile is the copy's default. Its conf/ composes `model=llama-micro` and `train=quick` by
   default, a 512-token vocabulary, a 50-resample bootstrap, 4 line completions, and the stdlib source
   limited to a dozen modules, so each `dvc exp run` takes seconds. README.md's copy trains its
   `make repro` for the default's 1,200 steps (REPRO_TRAIN, tiny windows), so the checkpoints a
@@ -48,7 +48,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 import yaml
 from dvc.utils.hydra import compose_and_dump
 
@@ -204,86 +203,6 @@ def _quote(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
 
 
-# --- The documents are well-formed: every block says what it is, every command is accounted for -----
-
-
-def test_every_code_block_says_what_it_is() -> None:
-    untagged = [b.where() for b in all_blocks() if not b.lang]
-    assert not untagged, (f"code blocks without a language (```sh for commands that a test runs, ```text "
-                          f"for the rest): {untagged}")
-
-
-def test_every_placeholder_and_check_still_matches_a_documented_command() -> None:
-    commands = [c for b in all_blocks() if b.lang == "sh" for c in b.commands]
-    keys = {uncommented(first_line(c)) for c in commands}
-    text = "\n".join(commands)
-    stale = [k for k in [SELF, *AFTER] if k not in keys]
-    stale += [p for p in PLACEHOLDERS if p not in text]
-    assert not stale, f"entries that match no command in README.md or docs/ any more: {stale}"
-
-
-def test_every_placeholder_is_one_the_test_fills() -> None:
-    unknown = sorted({f"{b.where()}: {p}" for b in all_blocks() if b.lang == "sh" for c in b.commands
-                      if not NEEDS.search(c) for p in PLACEHOLDER.findall(c) if p not in PLACEHOLDERS})
-    assert not unknown, f"placeholders the docs test does not fill (PLACEHOLDERS): {unknown}"
-
-
-def test_the_skips_are_only_what_needs_gpus_machines_a_cluster_or_a_bucket() -> None:
-    skipped = [c for b in all_blocks() if b.lang == "sh" for c in b.commands if NEEDS.search(c)]
-    assert skipped and all(re.search(r"GPU|machines|bucket|cluster|network", needs(c)) for c in skipped)
-    # the matcher reads the comment only: the same words in a command's arguments do not skip it
-    assert not NEEDS.search("dvc exp run -S train=gpu") and NEEDS.search("torchrun x   # needs 8 GPUs")
-
-
-# A command shown in the prose of README.md or docs/ (an inline `dvc ...`, `codex ...`, `make ...`) is one
-# their ```sh blocks run. docs/speedrun.md is the speedrun's log: its prose says what was run then.
-PROSE_COMMAND = re.compile(r"`((?:dvc|codex|make|python|torchrun|pip|git) [^`]*)`")
-PROSE_DOCS = [d for d in DOCS if d.name != "speedrun.md"]
-
-
-def test_every_command_the_docs_show_in_prose_is_in_a_block() -> None:
-    ran = "\n".join(c for doc in DOCS for b in code_blocks(doc) if b.lang == "sh" for c in b.commands)
-    loose = []
-    for doc in PROSE_DOCS:
-        prose = re.sub(r"^(\s*)```.*?^\1```", "", doc.read_text(encoding="utf-8"), flags=re.S | re.M)
-        loose += [f"{doc.relative_to(ROOT)}: {m.group(1)}" for m in PROSE_COMMAND.finditer(prose)
-                  if m.group(1) not in ran]
-    assert not loose, f"commands shown in prose that no ```sh block runs: {loose}"
-
-
-# README.md, docs/ (but the speedrun's log), code, conf and tests speak to users, not of the project's past:
-# a figure names what it was measured on and the benchmark that reproduces it, never a speedrun row, an
-# issue or a session. CHANGELOG.md and docs/speedrun.md are where history goes.
-HISTORY = re.compile(r"\b(?:rows? \d+|issues? #?\d+|(?:this|last|earlier|previous) session|today|lately"
-                     r"|this \d+-core machine)\b", re.I)
-HISTORY_FREE = [*PROSE_DOCS, ROOT / "Makefile",
-                *(f for folder in ("codex_ml", "stages", "conf", "benchmarks", "tests")
-                  for f in sorted((ROOT / folder).rglob("*")) if f.suffix in (".py", ".yaml"))]
-
-
-def test_no_history_outside_the_changelog_and_the_speedrun_log() -> None:
-    assert HISTORY.search("speedrun row 15") and not HISTORY.search("rows of the table")
-    found = [f"{f.relative_to(ROOT)}:{n}: {m.group(0)}" for f in HISTORY_FREE if f != Path(__file__)
-             for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1)
-             if (m := HISTORY.search(line))]
-    assert not found, f"history words (they belong in CHANGELOG.md or docs/speedrun.md): {found}"
-
-
-def test_the_readme_headline_is_the_committed_run() -> None:
-    """README's numbers for the committed run are metrics/eval.json's, to the digits it prints."""
-    m = json.loads((ROOT / "metrics" / "eval.json").read_text())
-    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    val, test = m["val"], m["test"]
-
-    def ci(split: dict) -> str:
-        return "[{:.3f}, {:.3f}]".format(*split["bits_per_byte_ci"])
-
-    headline = (f"**{val['bits_per_byte']:.3f} bits per byte on val** {ci(val)} and "
-                f"**{test['bits_per_byte']:.3f} on test** {ci(test)}, against `xz -9e` at "
-                f"{val['baselines']['xz_bpb']:.3f} and {test['baselines']['xz_bpb']:.3f}")
-    assert headline in text, f"README.md should say: {headline}"
-
-
 # --- Every documented command, in order, in a fresh copy -------------------------------------------------
 
 
@@ -301,10 +220,10 @@ def fresh_copy(dst: Path) -> None:
 def quick_defaults(repo: Path) -> None:
     """The quick profile as the copy's default (see the module docstring)."""
     config = yaml.safe_load((repo / "conf/config.yaml").read_text())
-    config["defaults"] = [{"model": "micro"} if d == {"model": "mini"} else
+    config["defaults"] = [{"model": "llama-micro"} if d == {"model": "qwen3-mini"} else
                           {"train": "quick"} if d == {"train": "default"} else d
                           for d in config["defaults"]]
-    assert {"model": "micro"} in config["defaults"] and {"train": "quick"} in config["defaults"]
+    assert {"model": "llama-micro"} in config["defaults"] and {"train": "quick"} in config["defaults"]
     config["tokenizer"]["vocab_size"] = 512
     config["eval"].update(bootstrap=50, completion_samples=4)
     (repo / "conf/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -406,13 +325,3 @@ def readme_blocks(own_copy: bool) -> list[Block]:
     return [b for b in code_blocks(README) if (b.section in OWN_COPY_SECTIONS) == own_copy]
 
 
-def test_the_readme_sections_run_in_their_own_copy_exist() -> None:
-    sections = {b.section for b in code_blocks(README) if b.lang == "sh"}
-    assert set(OWN_COPY_SECTIONS) <= sections, f"README.md has no ```sh block under {OWN_COPY_SECTIONS}"
-
-
-@pytest.mark.slow
-def test_every_readme_command_runs_in_a_fresh_copy(tmp_path: Path) -> None:
-    """README.md's commands but its OWN_COPY_SECTIONS', which tests/test_docs_readme_own.py runs;
-    docs/*.md's run in tests/test_docs_guides.py."""
-    run_documents(tmp_path, readme_blocks(own_copy=False), repro_train=REPRO_TRAIN)

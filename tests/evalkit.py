@@ -4,14 +4,16 @@ UTF-8 bytes of the text, token files in the `meta.json` format, and a small Llam
 
 from __future__ import annotations
 
-import json
+import sysconfig
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from codex_ml.shards import SPLITS, SplitIndex, iter_prepared, write_token_split
+from codex_ml.handoffs import TokenMeta
+from codex_ml.paths import SPLITS
+from codex_ml.shards import SplitIndex, iter_prepared, write_token_split
 from codex_ml.tokenization.hf_bpe import unicode_to_byte
 
 PAD, BOS, EOS, UNK = 256, 257, 258, 259
@@ -99,7 +101,7 @@ def save_model(model, tokenizer_dir: Path, folder: Path) -> Path:
     return folder
 
 
-def write_tokens(prepared: Path, out: Path, dtype: str = "uint16") -> dict:
+def write_tokens(prepared: Path, out: Path, dtype: str = "uint16") -> TokenMeta:
     """data/tokens (token shards, index, meta.json: docs/pipeline.md) with byte-level ids: id = UTF-8
     byte."""
     out.mkdir(parents=True, exist_ok=True)
@@ -112,8 +114,9 @@ def write_tokens(prepared: Path, out: Path, dtype: str = "uint16") -> dict:
                            tokens=[len(d) for d in docs])
         stream = np.asarray([i for d in docs for i in d], dtype=dtype)
         meta["splits"][split] = write_token_split(out, split, stream, index)
-    (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    return meta
+    token_meta = TokenMeta(**meta)
+    token_meta.save(out)
+    return token_meta
 
 
 def truncated_corpus(stdlib_sample: Path, out: Path, max_bytes: int) -> Path:
@@ -135,7 +138,7 @@ def build_workspace(root: Path, stdlib_sample: Path, *, train_steps: int = 40, w
     the real prepare stage (on the sample, files cut to `max_bytes`), byte-level data/tokens and
     models/tokenizer, and a briefly trained models/model (with `live`: dvclive metrics in
     metrics/train, under the train stage's metric names)."""
-    from codex_ml.data.prepare import prepare
+    from codex_ml.data.stage import prepare
     from codex_ml.params import DataParams
 
     corpus = truncated_corpus(stdlib_sample, root / "corpus", max_bytes)
@@ -152,15 +155,14 @@ def build_workspace(root: Path, stdlib_sample: Path, *, train_steps: int = 40, w
     return root
 
 
-@pytest.fixture
-def one_thread():  # type: ignore[no-untyped-def]
-    """torch on one thread for the test, restored after. These models are tiny: with two threads on
-    a machine shared with other work, every small op waits at a barrier for a descheduled thread and
-    eval runs ~50x slower (measured: 10.5 s against 0.19 s for the same scoring)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def stdlib_docs(n: int, max_bytes: int) -> list[np.ndarray]:
+    """Byte ids (+ EOS) of the first `max_bytes` of a few real stdlib modules."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    out = []
+    for name in ("bisect.py", "colorsys.py", "keyword.py", "heapq.py")[:n]:
+        data = (root / name).read_bytes()[:max_bytes]
+        out.append(np.array([*data, EOS], dtype=np.int64))
+    return out
 
 
 _SHARED: dict[tuple[str, int, bool], Path] = {}

@@ -135,3 +135,11 @@ def render(case: Case, context: str) -> tuple[str, str]:
 def planted_line(case: Case) -> str:
     """One line of Python holding the case (the assignment context), for the prepare tests."""
     return render(case, "assignment")[1].split("\n", 2)[2].replace("DEBUG = False\n", "")
+
+
+# One planted example of every kind, as a line of Python (the assignment context): kind -> (line, secret)
+PLANTED_SECRETS: dict[str, tuple[str, str]] = {}
+for _case in CASES:
+    if _case.kind not in PLANTED_SECRETS and "assignment" in _case.contexts:
+        PLANTED_SECRETS[_case.kind] = (planted_line(_case), _case.secret)
+PLANTED = {kind: line for kind, (line, _) in PLANTED_SECRETS.items()}

@@ -15,12 +15,11 @@ import torch
 from codex_ml.eval.score import score_documents
 from codex_ml.models import Vocab, build_model, head
 from codex_ml.params import ModelParams, TrainParams, parse_params
-from codex_ml.training.data import EvalWindows, TrainWindows
 from codex_ml.training.mfu import device_peak
-from codex_ml.training.run import TrainPaths, run_training
+from codex_ml.training.stage import TrainPaths, run_training
 from codex_ml.training.trainer import CodexTrainer, training_arguments, use_bf16
-from tests.train.conftest import write_token_data
-from tests.train.test_gpu_profile import compose
+from codex_ml.training.windows import EvalWindows, TrainWindows
+from tests.trainkit import compose_checked, write_token_data
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -79,7 +78,7 @@ def test_eval_blocks_match_logits_path_on_cuda(monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.parametrize("fused", [False, True])
 def test_stage_trainer_learns_in_bf16_on_cuda(tmp_path: Path, fused: bool) -> None:
-    """The train stage's Trainer as run.py configures it (bf16 autocast on CUDA, Muon + AdamW;
+    """The train stage's Trainer as training/stage.py configures it (bf16 autocast on CUDA, Muon + AdamW;
     transformers' loss on CUDA, the fused one on request), minus dvclive: 300 steps on real code
     must take the val loss far below uniform."""
     params = TrainParams(seq_len=128, batch_size=16, max_steps=300, warmup_steps=30, eval_every=150,
@@ -108,7 +107,7 @@ def test_gpu_profile_trains_llama_small_and_logs_mfu(tmp_path: Path, stdlib_samp
     texts = [f.read_text(encoding="utf-8") for f in sorted(stdlib_sample.rglob("*.py"))]
     write_token_data({"train": texts, "val": texts[::4]}, tmp_path, vocab_size=8192)
     monkeypatch.chdir(tmp_path)
-    raw = compose(tmp_path, ["train=gpu", "model=small"])
+    raw = compose_checked(tmp_path, ["train=gpu", "model=llama-small"])
     name = torch.cuda.get_device_name()
     known = device_peak(name)
     assert known is not None or not any(g in name for g in ("H200", "H100", "A100")), name  # the table's own

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_docs import DOCS, README, code_blocks, run_documents
+from tests.docskit import DOCS, README, code_blocks, run_documents
 
 
 @pytest.mark.slow

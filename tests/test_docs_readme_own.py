@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_docs import readme_blocks, run_documents
+from tests.docskit import readme_blocks, run_documents
 
 
 @pytest.mark.slow

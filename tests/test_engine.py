@@ -14,22 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from codex_ml.data.prepare import prepare
-from codex_ml.data.sources import iter_documents
+from codex_ml.data.sources import open_source
 from codex_ml.params import DataParams, ParamsError, parse_params
+from codex_ml.paths import SPLITS
 from codex_ml.runtime import StageError
 from codex_ml.shards import write_prepared
 from codex_ml.tokenization.stage import tokenize
 from tests.conftest import ROOT, run
-from tests.test_prepare_dvc import _planted_corpus
-from tests.tokenizekit import SPLITS, folder_bytes, sample_documents, small_params, split_sample
-
-
-def run_prepare(out: Path, **data: Any) -> dict[str, bytes]:
-    params = DataParams(**data)
-    prepare(params, out / "prepared", out / "prepare.json")
-    return {"prepare.json": (out / "prepare.json").read_bytes(),
-            **{f"prepared/{k}": v for k, v in folder_bytes(out / "prepared").items()}}
+from tests.preparekit import planted_corpus, run_prepare
+from tests.tokenizekit import folder_bytes, sample_documents, small_params, split_sample
 
 
 def run_tokenize(prepared: Path, out: Path, **overrides: Any) -> dict[str, bytes]:
@@ -42,10 +35,10 @@ def run_tokenize(prepared: Path, out: Path, **overrides: Any) -> dict[str, bytes
 
 def test_prepare_as_datatrove_tasks_writes_the_local_bytes(tmp_path: Path, stdlib_sample: Path) -> None:
     # Rejections, an exact duplicate later in the walk than its original (so in a later task), secrets.
-    corpus = _planted_corpus(tmp_path, stdlib_sample)
+    corpus = planted_corpus(tmp_path, stdlib_sample)
     data = {"source": "dir", "path": str(corpus), "max_file_bytes": 100_000, "val_fraction": 0.1,
             "test_fraction": 0.1}
-    parts = [[d.path for d in iter_documents(DataParams(**data), r, 3)] for r in range(3)]
+    parts = [[d.path for d in open_source(DataParams(**data)).documents(r, 3)] for r in range(3)]
     assert [i for i, part in enumerate(parts) if "bad/copy_of_heapq.py" in part] != \
         [i for i, part in enumerate(parts) if "heapq.py" in part]  # the duplicate is another task's
     local = run_prepare(tmp_path / "local", workers=1, **data)

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from codex_ml.cli import app
 from codex_ml.eval import baselines
-from codex_ml.eval.evaluate import EvalInputs, run_eval
+from codex_ml.eval.stage import EvalInputs, run_eval
 from codex_ml.params import EvalParams
 from codex_ml.shards import iter_prepared
-from tests.evalkit import one_thread, shared_workspace  # noqa: F401  (one_thread: a fixture)
+from tests.evalkit import shared_workspace
 from tests.planted_secrets import CASES
 
 pytestmark = pytest.mark.usefixtures("one_thread")

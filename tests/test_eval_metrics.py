@@ -14,23 +14,13 @@ import torch
 
 from codex_ml.eval import baselines
 from codex_ml.eval.bootstrap import WIDE_RATIO, ratio_interval, resample_counts, too_wide
-from codex_ml.eval.evaluate import split_metrics
 from codex_ml.eval.score import DocScores, score_documents
-from tests.evalkit import EOS, PAD, VOCAB, one_thread, tiny_llama  # noqa: F401  (one_thread: a fixture)
+from codex_ml.eval.stage import split_metrics
+from tests.evalkit import EOS, PAD, VOCAB, stdlib_docs, tiny_llama
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 CPU = torch.device("cpu")
-
-
-def stdlib_docs(n: int, max_bytes: int) -> list[np.ndarray]:
-    """Byte ids (+ EOS) of the first `max_bytes` of a few real stdlib modules."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    out = []
-    for name in ("bisect.py", "colorsys.py", "keyword.py", "heapq.py")[:n]:
-        data = (root / name).read_bytes()[:max_bytes]
-        out.append(np.array([*data, EOS], dtype=np.int64))
-    return out
 
 
 def naive_nll(model: torch.nn.Module, ids: np.ndarray, context: int) -> tuple[float, int]:

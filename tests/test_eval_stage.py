@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from codex_ml.eval.evaluate import EvalInputs, run_eval, write_outputs
+from codex_ml.eval.stage import EvalInputs, run_eval, write_outputs
 from codex_ml.params import EvalParams, ParamsError, parse_params
 from codex_ml.runtime import StageError
 from codex_ml.shards import SplitIndex, iter_prepared, read_index, write_index
-from tests.conftest import ROOT, run
-from tests.evalkit import build_workspace, one_thread, shared_workspace  # noqa: F401  (one_thread: a fixture)
+from tests.conftest import ROOT, run, stage_command
+from tests.evalkit import build_workspace, shared_workspace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -131,7 +131,8 @@ def test_bad_inputs_are_one_clear_error(workspace: Path, tmp_path: Path) -> None
         run_eval(quick, inputs(broken), splits=("val",))
     del meta["eos_id"]
     meta_path.write_text(json.dumps(meta))
-    with pytest.raises(StageError, match=re.escape("meta.json: missing key 'eos_id'")):
+    stale = "meta.json: not the meta.json this version of codex-ml writes (eos_id: field required)"
+    with pytest.raises(StageError, match=re.escape(stale)):
         run_eval(quick, inputs(broken), splits=("val",))
     with pytest.raises(StageError, match=re.escape("eval.window: expected <= the model's 64 positions")):
         run_eval(EvalParams(window=65), inputs(workspace))
@@ -143,7 +144,7 @@ def test_stage_script_refuses_bad_params_before_any_work(workspace: Path, tmp_pa
     shutil.copytree(workspace, ws)
     shutil.rmtree(ws / "metrics")
     (ws / "params.yaml").write_text(yaml.safe_dump({"eval": {"bootstrap": -1}}))
-    proc = run(["python", str(ROOT / "stages/eval.py")], ws, check=False, PYTHONPATH=str(ROOT))
+    proc = run(stage_command("eval"), ws, check=False, PYTHONPATH=str(ROOT))
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("codex-ml eval: error: params.yaml: eval.bootstrap: expected an integer "
                                    ">= 0, got -1")
@@ -184,7 +185,7 @@ def test_stage_with_humaneval_enabled_writes_its_rows_and_metrics(workspace: Pat
         "train": {"seq_len": 64},
         "eval": {"bootstrap": 50, "completion_samples": 2, "completion_max_tokens": 8, "threads": 1,
                  "humaneval": {"enabled": True, "limit": 3, "max_new_tokens": 16}}}))
-    proc = run(["python", str(ROOT / "stages/eval.py")], ws, PYTHONPATH=str(ROOT))
+    proc = run(stage_command("eval"), ws, PYTHONPATH=str(ROOT))
     assert "humaneval: pass@1 " in proc.stderr
     m = json.loads((ws / "metrics/eval.json").read_text())
     assert set(m) == {"val", "test", "humaneval"}

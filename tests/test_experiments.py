@@ -87,7 +87,7 @@ def test_every_combination_of_group_options_is_runnable(tmp_path: Path, choice: 
 def test_dvc_exp_run_composes_group_choices_and_overrides(make_repo: Callable[..., Path]) -> None:
     repo = make_repo(hydra=True)
     # The composition happens whatever stage runs; prepare alone keeps the test fast.
-    run(["dvc", "exp", "run", "prepare", "-S", "model=small", "-S", "train.lr=0.001",
+    run(["dvc", "exp", "run", "prepare", "-S", "model=llama-small", "-S", "train.lr=0.001",
          "-S", "data.val_fraction=0.05", "--name", "small-lr"], repo)
     params = load_params(repo / "params.yaml")
     assert params.model.name == "llama-small" and params.train.lr == 0.001

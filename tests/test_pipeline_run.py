@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 def quick_params(tmp_path: Path, corpus: Path) -> dict[str, Any]:
     """conf/ with the quick profile on a folder of stdlib modules; one thread per stage: these models are
     tiny, and with two threads on a shared machine every small op waits for a descheduled thread."""
-    out = compose(tmp_path, ["model=micro", "train=quick", "data=dir", f"data.path={corpus}",
+    out = compose(tmp_path, ["model=llama-micro", "train=quick", "data=dir", f"data.path={corpus}",
                              # the sample modules under 14 kB (the rest are rejected as too large: fast)
                              "data.max_file_bytes=14100", "data.val_fraction=0.2", "data.test_fraction=0.2",
                              # 22 files: below the dir profile's floors for val and test

@@ -1,4 +1,5 @@
-"""The prepare stage: sources, filters, redaction, dedup, the stable split, determinism."""
+"""The prepare stage: sources, filters, dedup, the stable split, determinism. (Redaction's rules:
+tests/test_secrets.py; redaction through the stage: tests/test_prepare_dvc.py.)"""
 
 from __future__ import annotations
 
@@ -13,65 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codex_ml.data.filters import is_generated, reject_reason
-from codex_ml.data.held_out import split_of
-from codex_ml.data.prepare import prepare
-from codex_ml.data.secrets import KINDS, placeholder, redact
-from codex_ml.data.sources import include_spec, iter_documents, stdlib_root
+from codex_ml.data.sources import include_spec, open_source
+from codex_ml.data.splits import split_of
+from codex_ml.data.stage import prepare
 from codex_ml.params import DataParams
 from codex_ml.shards import iter_prepared
-from tests.planted_secrets import CASES, planted_line
-
-# One planted example of every secret kind (tests/planted_secrets.py), as a line of Python: (line, secret).
-PLANTED_SECRETS: dict[str, tuple[str, str]] = {}
-for _case in CASES:
-    if _case.kind not in PLANTED_SECRETS and "assignment" in _case.contexts:
-        PLANTED_SECRETS[_case.kind] = (planted_line(_case), _case.secret)
-PLANTED = {kind: line for kind, (line, _) in PLANTED_SECRETS.items()}
-
-
-def test_every_kind_is_planted() -> None:
-    assert set(PLANTED) == set(KINDS)
-
-
-@pytest.mark.parametrize("kind", sorted(PLANTED))
-def test_each_secret_kind_is_redacted_and_counted(kind: str) -> None:
-    text, counts = redact("x = 1\n" + PLANTED[kind] + "y = 2\n")
-    assert placeholder(kind) in text
-    assert dict(counts) == {kind: 1}
-    assert text.startswith("x = 1\n") and text.endswith("y = 2\n")
-
-
-def test_assignment_keeps_the_name_and_quotes() -> None:
-    text, _ = redact('api_key = "hunter2hunter2"\n')
-    assert text == 'api_key = "<SECRET:password>"\n'
-    text, _ = redact('{"password": "correct-horse-battery"}')
-    assert text == '{"password": "<SECRET:password>"}'
-
-
-@pytest.mark.parametrize(
-    "code",
-    [
-        "password = input('Password: ')\n",  # not a literal
-        'password = ""\n',  # empty
-        'PASSWORD_PROMPT = "Enter %s password"\n',  # format syntax, spaces
-        "@functools.lru_cache(maxsize=None)\ndef f(): pass\n",  # decorator is not an e-mail
-        "y = a@b.T\n",  # matrix multiply
-        "self.assertEqual(name@domain, 3)\n",
-        "token = tokenize.generate_tokens(readline)\n",
-    ],
-)
-def test_ordinary_code_is_not_mangled(code: str) -> None:
-    assert redact(code) == (code, {})
-
-
-def test_stdlib_code_without_secrets_is_unchanged() -> None:
-    root = stdlib_root()
-    for name in ("dataclasses.py", "functools.py", "tokenize.py", "json/decoder.py", "argparse.py"):
-        text = (root / name).read_text(encoding="utf-8")
-        redacted, counts = redact(text)
-        emails = counts.pop("email", 0)
-        assert not counts, f"{name}: unexpected redactions {counts}"
-        assert redacted.count("<EMAIL>") == emails  # the only change is author addresses
 
 
 @pytest.mark.parametrize(
@@ -136,7 +83,7 @@ def test_include_patterns_select_what_the_walk_reads(tmp_path: Path) -> None:
 
     def walked(*include: str) -> list[str]:
         params = DataParams(source="dir", path=str(tmp_path), include=list(include))
-        return [d.path for d in iter_documents(params)]
+        return [d.path for d in open_source(params).documents()]
 
     assert walked("*.py") == ["a.py", "pkg/b.py", "src/sub/e.py"]
     assert walked("/*.py") == ["a.py"]
@@ -226,7 +173,7 @@ def test_an_ignored_folder_is_counted_but_never_read(tmp_path: Path) -> None:
     (root / "build" / "huge.py").write_bytes(b"x = 1\n" * 1000)  # over max_file_bytes: never opened
     (root / "build" / "sub" / "b.py").write_text("b = 1\n")
     (root / "build" / "notes.txt").write_text("not matched by include\n")
-    docs = list(iter_documents(DataParams(source="dir", path=str(root), max_file_bytes=100)))
+    docs = list(open_source(DataParams(source="dir", path=str(root), max_file_bytes=100)).documents())
     assert [(d.path, d.rejected) for d in docs] == [
         ("a.py", None), ("build/huge.py", "gitignored"), ("build/sub/b.py", "gitignored")]
 
@@ -308,7 +255,7 @@ def test_symlinks_that_leave_the_root_or_loop_are_rejected(tmp_path: Path) -> No
     os.symlink(root / "loop1.py", root / "loop2.py")
     os.symlink(root / "loop2.py", root / "loop1.py")
     os.symlink(root / "pkg" / "a.py", root / "inside.py")  # stays inside: followed
-    docs = list(iter_documents(DataParams(source="dir", path=str(root))))
+    docs = list(open_source(DataParams(source="dir", path=str(root))).documents())
     by_path = {d.path: d.rejected for d in docs}
     assert by_path["escape.py"] == "symlink_outside_root"
     assert by_path["pkg/again"] == "symlink_loop"

@@ -17,95 +17,40 @@ from typing import Any
 
 import pytest
 
-from codex_ml.base_model import base_of, folder_sha256, resolve
+from codex_ml.base_model import folder_sha256, resolve
+from codex_ml.handoffs import TokenMeta
 from codex_ml.params import ParamsError, parse_params
 from codex_ml.runtime import StageError
 from codex_ml.shards import iter_prepared, open_stream, read_index
-from tests.conftest import SAMPLE_MODULES
-from tests.evalkit import one_thread  # noqa: F401  (a fixture)
-from tests.pretrainedkit import FAMILIES, hub_cache, make_pretrained
-from tests.tokenizekit import folder_bytes, split_sample, write_prepared
-
-TRAIN = {"seq_len": 64, "final_seq_len": 0, "batch_size": 8, "max_steps": 12, "warmup_steps": 2,
-         "eval_every": 6, "eval_batches": 2, "checkpoint_every": 6, "optimizer": "adamw", "lr": 0.003,
-         "threads": 1}
-EVAL = {"bootstrap": 50, "completion_samples": 4, "completion_max_tokens": 8, "batch_size": 8, "threads": 1}
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """data/prepared of 24 real stdlib modules, each cut to ~4 kB at a line end."""
-    import sysconfig
-
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    docs = []
-    for rel in SAMPLE_MODULES[:24]:
-        text = (stdlib / rel).read_text(encoding="utf-8")
-        docs.append((rel, text[:text.rindex("\n", 0, 4000) + 1] if len(text) > 4000 else text))
-    return write_prepared(tmp_path_factory.mktemp("corpus") / "prepared", split_sample(docs))
-
-
-def train_texts(corpus: Path) -> list[str]:
-    return [r["text"] for _, r in iter_prepared(corpus, "train")]
-
-
-@pytest.fixture(scope="module")
-def bases(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("bases")
-    return {f: make_pretrained(f, train_texts(corpus), root / f) for f in FAMILIES}
-
-
-def params_for(base: Path | str, **model: Any) -> Any:
-    return parse_params({"model": {"pretrained": str(base), **model}, "train": TRAIN, "eval": EVAL})
-
-
-def run_tokenize(params: Any, corpus: Path, root: Path) -> dict[str, Any]:
-    from codex_ml.tokenization.stage import tokenize
-
-    return tokenize(params.tokenizer, corpus, root / "models/tokenizer", root / "data/tokens",
-                    root / "metrics/tokenize.json", base=base_of(params.model))
-
-
-def run_train(params: Any, root: Path) -> dict[str, Any]:
-    from codex_ml.training.run import TrainPaths, run_training
-
-    return run_training(params, TrainPaths(
-        tokens=root / "data/tokens", tokenizer=root / "models/tokenizer", model=root / "models/model",
-        checkpoints=root / "models/checkpoints", metrics=root / "metrics/train"))
-
-
-def run_eval(params: Any, corpus: Path, root: Path) -> dict[str, Any]:
-    from codex_ml.eval.evaluate import EvalInputs, run_eval
-
-    inputs = EvalInputs(model_dir=root / "models/model", tokens_dir=root / "data/tokens", prepared_dir=corpus,
-                        tokenizer_dir=root / "models/tokenizer")
-    return run_eval(params.eval, inputs, train_seq_len=params.train.context)[0]
+from tests.pretrainedkit import FAMILIES, TRAIN, hub_cache, params_for, run_eval, run_tokenize, run_train
+from tests.tokenizekit import folder_bytes
 
 
 def token_ids(root: Path, split: str) -> list[list[int]]:
     import numpy as np
 
-    meta = json.loads((root / "data/tokens/meta.json").read_text())
-    tokens = open_stream(root / "data/tokens", meta, split)
+    tokens = open_stream(root / "data/tokens", TokenMeta.load(root / "data/tokens"), split)
     offsets = read_index(root / "data/tokens" / f"{split}.index.parquet").offsets()
     return [np.asarray(tokens[offsets[i]:offsets[i + 1] - 1]).tolist() for i in range(len(offsets) - 1)]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
-def test_each_family_tokenize_train_lora_eval_generate(family: str, corpus: Path, bases: dict[str, Path],
-                                                       tmp_path: Path, one_thread: None) -> None:  # noqa: F811
+def test_each_family_tokenize_train_lora_eval_generate(
+        family: str, pretrained_corpus: Path, pretrained_bases: dict[str, Path], tmp_path: Path,
+        one_thread: None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from codex_ml.eval.generate import SamplingParams, generate
+    from codex_ml.eval.generate import generate
+    from codex_ml.eval.options import SamplingParams
 
-    base = bases[family]
+    base = pretrained_bases[family]
     params = params_for(base)
-    metrics = run_tokenize(params, corpus, tmp_path)
+    metrics = run_tokenize(params, pretrained_corpus, tmp_path)
     assert metrics["backend"] == "pretrained" and metrics["base_model"]["pretrained"] == str(base)
     # The token files hold the model's own ids: what AutoTokenizer on the model folder gives.
     own = AutoTokenizer.from_pretrained(base)
-    val = [r["text"] for _, r in iter_prepared(corpus, "val")]
+    val = [r["text"] for _, r in iter_prepared(pretrained_corpus, "val")]
     assert token_ids(tmp_path, "val") == [own(t, add_special_tokens=False)["input_ids"] for t in val]
     meta = json.loads((tmp_path / "data/tokens/meta.json").read_text())
     assert meta["vocab_size"] == len(own) and meta["eos_id"] == own.eos_token_id
@@ -120,7 +65,7 @@ def test_each_family_tokenize_train_lora_eval_generate(family: str, corpus: Path
     assert tuned.config.pad_token_id == tok.pad_token_id == meta["pad_id"]
     assert tok(val[0], add_special_tokens=False)["input_ids"] == token_ids(tmp_path, "val")[0]
 
-    scores = run_eval(params, corpus, tmp_path)
+    scores = run_eval(params, pretrained_corpus, tmp_path)
     for split in ("val", "test"):
         assert scores[split]["bits_per_byte"] < scores[split]["baselines"]["base_model_bpb"]
     text = generate(tmp_path / "models/model", "def parse(", SamplingParams(max_new_tokens=8), device="cpu")
@@ -131,28 +76,28 @@ def test_each_family_tokenize_train_lora_eval_generate(family: str, corpus: Path
     assert (tmp_path / "models/model/adapter/adapter_config.json").is_file()
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "models/model")
     assert not any("lora" in name for name, _ in merged.named_parameters())
-    assert run_eval(lora, corpus, tmp_path)["val"]["baselines"]["base_model_bpb"] == \
+    assert run_eval(lora, pretrained_corpus, tmp_path)["val"]["baselines"]["base_model_bpb"] == \
         scores["val"]["baselines"]["base_model_bpb"]  # the same base, scorer and tokens
 
 
-def test_token_files_of_another_tokenizer_are_refused(corpus: Path, bases: dict[str, Path],
-                                                      tmp_path: Path) -> None:
+def test_token_files_of_another_tokenizer_are_refused(
+        pretrained_corpus: Path, pretrained_bases: dict[str, Path], tmp_path: Path) -> None:
     trained = parse_params({"tokenizer": {"backend": "hf-bpe", "vocab_size": 300}, "train": TRAIN})
-    run_tokenize(trained, corpus, tmp_path / "a")
+    run_tokenize(trained, pretrained_corpus, tmp_path / "a")
     with pytest.raises(StageError, match=r"made by the hf-bpe tokenizer the tokenize stage trained, not by "
                                          r"model\.pretrained .*gpt2's own tokenizer .*dvc repro tokenize"):
-        run_train(params_for(bases["gpt2"]), tmp_path / "a")
-    run_tokenize(params_for(bases["qwen2"]), corpus, tmp_path / "b")
+        run_train(params_for(pretrained_bases["gpt2"]), tmp_path / "a")
+    run_tokenize(params_for(pretrained_bases["qwen2"]), pretrained_corpus, tmp_path / "b")
     with pytest.raises(StageError, match=r"made by a tokenizer with sha256 \w{12}, not by model\.pretrained"):
-        run_train(params_for(bases["gpt2"]), tmp_path / "b")
+        run_train(params_for(pretrained_bases["gpt2"]), tmp_path / "b")
 
 
 def test_a_base_changed_after_tokenize_is_refused_and_tokenize_is_byte_identical(
-        corpus: Path, bases: dict[str, Path], tmp_path: Path) -> None:
-    base = shutil.copytree(bases["gpt2"], tmp_path / "base")
+        pretrained_corpus: Path, pretrained_bases: dict[str, Path], tmp_path: Path) -> None:
+    base = shutil.copytree(pretrained_bases["gpt2"], tmp_path / "base")
     params = params_for(base)
-    run_tokenize(params, corpus, tmp_path / "a")
-    run_tokenize(params, corpus, tmp_path / "b")
+    run_tokenize(params, pretrained_corpus, tmp_path / "a")
+    run_tokenize(params, pretrained_corpus, tmp_path / "b")
     for out in ("data/tokens", "models/tokenizer"):
         assert folder_bytes(tmp_path / "a" / out) == folder_bytes(tmp_path / "b" / out)
     (base / "generation_config.json").write_text("{}")  # the weights' folder changes, the tokenizer not
@@ -160,34 +105,35 @@ def test_a_base_changed_after_tokenize_is_refused_and_tokenize_is_byte_identical
         run_train(params, tmp_path / "a")
 
 
-def test_hub_id_resolves_from_the_local_cache_only(corpus: Path, bases: dict[str, Path], tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_id_resolves_from_the_local_cache_only(
+        pretrained_corpus: Path, pretrained_bases: dict[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    snapshot = hub_cache(bases["gpt2"], tmp_path / "hf", "codex-test/tiny-gpt2", revision="a" * 40)
+    snapshot = hub_cache(pretrained_bases["gpt2"], tmp_path / "hf", "codex-test/tiny-gpt2", revision="a" * 40)
     assert resolve("codex-test/tiny-gpt2").folder == snapshot
     assert resolve("codex-test/tiny-gpt2", "a" * 40).folder == snapshot
-    assert folder_sha256(snapshot) == folder_sha256(bases["gpt2"])  # links followed: the same content
+    assert folder_sha256(snapshot) == folder_sha256(pretrained_bases["gpt2"])  # links followed: same content
     with pytest.raises(ParamsError, match=r"^model\.pretrained: codex-test/absent is not in the local "
                                           r"Hugging Face cache .*nothing is downloaded.*hf download "
                                           r"codex-test/absent"):
         resolve("codex-test/absent")
     with pytest.raises(ParamsError, match=r"model\.revision: applies to a hub id only"):
-        resolve(str(bases["gpt2"]), "main")
+        resolve(str(pretrained_bases["gpt2"]), "main")
     # the stages take the id as they take a folder, and record the id and revision, not the cache path
-    run_tokenize(params_for("codex-test/tiny-gpt2", revision="a" * 40), corpus, tmp_path / "run")
+    run_tokenize(params_for("codex-test/tiny-gpt2", revision="a" * 40), pretrained_corpus, tmp_path / "run")
     meta = json.loads((tmp_path / "run/data/tokens/meta.json").read_text())
     assert meta["base_model"]["pretrained"] == "codex-test/tiny-gpt2"
     assert meta["base_model"]["revision"] == "a" * 40
 
 
-def test_lora_fine_tuning_is_byte_identical_run_to_run(corpus: Path, bases: dict[str, Path], tmp_path: Path,
-                                                       one_thread: None) -> None:  # noqa: F811
+def test_lora_fine_tuning_is_byte_identical_run_to_run(
+        pretrained_corpus: Path, pretrained_bases: dict[str, Path], tmp_path: Path, one_thread: None) -> None:
     lora = {"enabled": True, "target_modules": "all-linear"}
-    raw = {"model": {"pretrained": str(bases["gpt2"]), "lora": lora},
+    raw = {"model": {"pretrained": str(pretrained_bases["gpt2"]), "lora": lora},
            "train": {**TRAIN, "max_steps": 4, "eval_every": 2, "checkpoint_every": 2}}
-    run_tokenize(parse_params(raw), corpus, tmp_path / "a")
+    run_tokenize(parse_params(raw), pretrained_corpus, tmp_path / "a")
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     for run in ("a", "b"):
         run_train(parse_params(raw), tmp_path / run)
@@ -195,30 +141,30 @@ def test_lora_fine_tuning_is_byte_identical_run_to_run(corpus: Path, bases: dict
 
 
 def test_a_lossy_tokenizer_reports_its_round_trip_rate_and_bytes_stay_the_originals(
-        corpus: Path, bases: dict[str, Path], tmp_path: Path) -> None:
+        pretrained_corpus: Path, pretrained_bases: dict[str, Path], tmp_path: Path) -> None:
     from tokenizers import normalizers
     from transformers import AutoTokenizer
 
-    base = shutil.copytree(bases["gpt2"], tmp_path / "base")
+    base = shutil.copytree(pretrained_bases["gpt2"], tmp_path / "base")
     tok = AutoTokenizer.from_pretrained(base)
     tok.backend_tokenizer.normalizer = normalizers.Lowercase()  # not lossless on code
     tok.save_pretrained(base)
-    metrics = run_tokenize(params_for(base), corpus, tmp_path)
+    metrics = run_tokenize(params_for(base), pretrained_corpus, tmp_path)
     assert 0 <= metrics["round_trip_exact"] < 1
     meta = json.loads((tmp_path / "data/tokens/meta.json").read_text())
-    prepared = [r for _, r in iter_prepared(corpus, "val")]
+    prepared = [r for _, r in iter_prepared(pretrained_corpus, "val")]
     assert read_index(tmp_path / "data/tokens/val.index.parquet").bytes == \
         [len(r["text"].encode()) for r in prepared]
     assert meta["splits"]["val"]["bytes"] == sum(len(r["text"].encode()) for r in prepared)
 
 
-def test_lora_targets_all_linear_and_per_architecture_defaults(bases: dict[str, Path]) -> None:
+def test_lora_targets_all_linear_and_per_architecture_defaults(pretrained_bases: dict[str, Path]) -> None:
     from transformers import AutoModelForCausalLM
 
     from codex_ml.models.lora import resolve_targets
     from codex_ml.params import LoraParams
 
-    gpt2 = AutoModelForCausalLM.from_pretrained(bases["gpt2"])
+    gpt2 = AutoModelForCausalLM.from_pretrained(pretrained_bases["gpt2"])
     assert resolve_targets(gpt2, LoraParams(enabled=True)) == ["c_attn"]  # GPT-2's own default
     assert resolve_targets(gpt2, LoraParams(enabled=True, target_modules=["all-linear"])) == "all-linear"
     with pytest.raises(ParamsError, match=r"q_proj not in the model; .*gpt2's default is \[c_attn\]; or use "
@@ -244,12 +190,12 @@ def test_fine_tuning_params_conflicts_name_both_keys(raw: dict, message: str) ->
 
 
 def test_qlora_on_a_machine_without_cuda_is_one_error_before_anything_is_read(
-        bases: dict[str, Path], tmp_path: Path) -> None:
+        pretrained_bases: dict[str, Path], tmp_path: Path) -> None:
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: QLoRA runs")
-    params = params_for(bases["gpt2"], lora={"enabled": True, "qlora": True})
+    params = params_for(pretrained_bases["gpt2"], lora={"enabled": True, "qlora": True})
     with pytest.raises(ParamsError, match=r"^model\.lora\.qlora: 4-bit base weights \(bitsandbytes\) need a "
                                           r"CUDA GPU and torch sees none; set model\.lora\.qlora: false"):
         run_train(params, tmp_path)  # no token files there: the QLoRA check comes first
@@ -257,12 +203,13 @@ def test_qlora_on_a_machine_without_cuda_is_one_error_before_anything_is_read(
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])  # the fused loss, and transformers' own
-def test_gradient_checkpointing_trains_the_same_numbers(family: str, corpus: Path, bases: dict[str, Path],
-                                                        tmp_path: Path, one_thread: None) -> None:  # noqa: F811
+def test_gradient_checkpointing_trains_the_same_numbers(
+        family: str, pretrained_corpus: Path, pretrained_bases: dict[str, Path], tmp_path: Path,
+        one_thread: None) -> None:
     lora = {"enabled": True, "target_modules": "all-linear"}
-    raw = {"model": {"pretrained": str(bases[family]), "lora": lora},
+    raw = {"model": {"pretrained": str(pretrained_bases[family]), "lora": lora},
            "train": {**TRAIN, "max_steps": 4, "eval_every": 2, "checkpoint_every": 2}}
-    run_tokenize(parse_params(raw), corpus, tmp_path)
+    run_tokenize(parse_params(raw), pretrained_corpus, tmp_path)
     plain = run_train(parse_params(raw), tmp_path)
     shutil.rmtree(tmp_path / "models/checkpoints")
     checkpointed = run_train(parse_params({**raw, "train": {**raw["train"], "gradient_checkpointing": True}}),
@@ -273,7 +220,7 @@ def test_gradient_checkpointing_trains_the_same_numbers(family: str, corpus: Pat
 
 @pytest.mark.parametrize("family", ["qwen2", "mistral"])
 def test_the_fused_loss_is_exact_on_the_other_plain_head_families(family: str,
-                                                                  bases: dict[str, Path]) -> None:
+                                                                  pretrained_bases: dict[str, Path]) -> None:
     import torch
     from transformers import AutoModelForCausalLM, MistralConfig
 
@@ -281,7 +228,7 @@ def test_the_fused_loss_is_exact_on_the_other_plain_head_families(family: str,
 
     def load() -> Any:
         if family == "qwen2":
-            return AutoModelForCausalLM.from_pretrained(bases["qwen2"])
+            return AutoModelForCausalLM.from_pretrained(pretrained_bases["qwen2"])
         torch.manual_seed(0)
         return AutoModelForCausalLM.from_config(MistralConfig(
             vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -299,12 +246,12 @@ def test_the_fused_loss_is_exact_on_the_other_plain_head_families(family: str,
 
 
 def test_special_token_text_in_code_is_text_and_the_saved_tokenizer_stays_the_models(
-        bases: dict[str, Path], tmp_path: Path) -> None:
+        pretrained_bases: dict[str, Path], tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
     from codex_ml.tokenization import PretrainedTokenizer, load_tokenizer
 
-    tok = PretrainedTokenizer.from_base(resolve(str(bases["gpt2"])))
+    tok = PretrainedTokenizer.from_base(resolve(str(pretrained_bases["gpt2"])))
     code = 'END = "<|endoftext|>"\n'
     ids = tok.encode(code)
     assert tok.special_ids.eos not in ids and tok.decode(ids) == code

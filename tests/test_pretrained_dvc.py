@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from codex_ml.handoffs import TokenMeta
 from codex_ml.shards import iter_prepared, open_stream, read_index
 from tests.conftest import run
 from tests.pretrainedkit import make_pretrained
@@ -38,7 +39,7 @@ def test_dvc_exp_run_with_the_pretrained_profile_trains_on_the_models_own_ids(
     own = AutoTokenizer.from_pretrained(base)
     meta = json.loads((repo / "data/tokens/meta.json").read_text())
     val = [r for _, r in iter_prepared(repo / "data/prepared", "val")]
-    tokens = open_stream(repo / "data/tokens", meta, "val")
+    tokens = open_stream(repo / "data/tokens", TokenMeta.load(repo / "data/tokens"), "val")
     offsets = read_index(repo / "data/tokens/val.index.parquet").offsets()
     assert val and [tokens[offsets[i]:offsets[i + 1] - 1].tolist() for i in range(len(val))] == \
         [own(r["text"], add_special_tokens=False)["input_ids"] for r in val]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from codex_ml.data.filters import QUALITY_REASONS, REJECT_REASONS, data_line_fraction, quality_reason
-from codex_ml.data.prepare import prepare
+from codex_ml.data.stage import prepare
 from codex_ml.params import DataParams, ParamsError, QualityParams
 from codex_ml.shards import iter_prepared
 

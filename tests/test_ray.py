@@ -13,7 +13,7 @@ import pytest
 import codex_ml.data.prepare_tasks as data_engine
 from codex_ml.executors import Task
 from tests.clusters import RAY_ENV, engine_repo, kill_own_worker_once, repro_on
-from tests.test_engine import run_prepare
+from tests.preparekit import run_prepare
 
 pytestmark = pytest.mark.cluster
 

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from codex_ml.eval.evaluate import EvalInputs, SplitResult, run_eval, write_outputs
 from codex_ml.eval.humaneval import execute, load_problems, score
 from codex_ml.eval.sandbox import Limits
+from codex_ml.eval.stage import EvalInputs, SplitResult, run_eval, write_outputs
 from codex_ml.params import EvalParams, ReportParams
-from codex_ml.report.build import Paths, build, write
 from codex_ml.report.document import Code, Note, Para, Table, to_html, to_markdown
 from codex_ml.report.provenance import git_state
+from codex_ml.report.stage import Paths, build, write
 from codex_ml.runtime import StageError
 from tests.chromium import chromium_binary, file_url, open_page
-from tests.evalkit import one_thread, shared_workspace  # noqa: F401  (one_thread: a fixture)
+from tests.evalkit import shared_workspace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

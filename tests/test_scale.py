@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from codex_ml.data.prepare import prepare
+from codex_ml.data.stage import prepare
 from codex_ml.params import DataParams, NearDedupParams
-from codex_ml.shards import SPLITS, iter_prepared
+from codex_ml.paths import SPLITS
+from codex_ml.shards import iter_prepared
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:

@@ -9,6 +9,7 @@ import itertools
 import pytest
 
 from codex_ml.data.secrets import KINDS, find_secrets, placeholder, redact
+from codex_ml.data.sources import stdlib_root
 from tests.planted_secrets import CASES, Case, render
 
 PLANTED = [(case, ctx) for case in CASES for ctx in case.contexts]
@@ -51,6 +52,8 @@ def test_only_the_secret_is_replaced() -> None:
     assert "AccountKey=<SECRET:azure_storage_key>;EndpointSuffix=core.windows.net" in text
     text, _ = redact('{"password": "correct-horse-battery"}')
     assert text == '{"password": "<SECRET:password>"}'
+    text, _ = redact('api_key = "hunter2hunter2"\n')  # the name and the quotes stay
+    assert text == 'api_key = "<SECRET:password>"\n'
 
 
 @pytest.mark.parametrize(
@@ -83,6 +86,7 @@ def test_public_addresses_are_redacted(code: str, kind: str) -> None:
         'api_key = "${API_KEY}"\n',  # a template
         "@functools.lru_cache(maxsize=None)\ndef f(): pass\n",  # decorator is not an e-mail
         "y = a@b.T\n",  # matrix multiply
+        "self.assertEqual(name@domain, 3)\n",
         "token = tokenize.generate_tokens(readline)\n",
         "x = a[1::2] + b[c::d]\n",  # slices are not IPv6
         "__version__ = '1.2.3.4'\nSECTION = '8.2.4.44'\n",  # versions, section numbers
@@ -95,6 +99,16 @@ def test_public_addresses_are_redacted(code: str, kind: str) -> None:
 )
 def test_ordinary_code_is_not_mangled(code: str) -> None:
     assert redact(code) == (code, {})
+
+
+def test_stdlib_code_without_secrets_is_unchanged() -> None:
+    root = stdlib_root()
+    for name in ("dataclasses.py", "functools.py", "tokenize.py", "json/decoder.py", "argparse.py"):
+        text = (root / name).read_text(encoding="utf-8")
+        redacted, counts = redact(text)
+        emails = counts.pop("email", 0)
+        assert not counts, f"{name}: unexpected redactions {counts}"
+        assert redacted.count("<EMAIL>") == emails  # the only change is author addresses
 
 
 def test_overlapping_findings_count_once_by_priority() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from codex_ml.data.prepare import prepare
 from codex_ml.data.sources import stdlib_root
+from codex_ml.data.stage import prepare
 from codex_ml.params import DataParams
 from codex_ml.shards import iter_prepared
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from codex_ml.report.build import Paths
+from codex_ml.report.stage import Paths
 from codex_ml.report.summary import summary_lines
 from tests.conftest import ROOT, VENV_BIN, run
 
-STAGES = sorted(p.name for p in (ROOT / "stages").glob("*.py") if p.name != "require_project.py")
+STAGES = sorted(p.stem for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__")
 
 
 def bare_python() -> str:
@@ -31,14 +31,34 @@ def test_stage_without_the_project_installed_says_what_to_do_in_one_line(stage: 
     python = bare_python()
     bare = subprocess.run([python, "-c", "import codex_ml"], cwd=tmp_path, capture_output=True)
     assert bare.returncode != 0
-    shutil.copytree(ROOT / "stages", tmp_path / "stages")
+    shutil.copytree(ROOT / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copyfile(ROOT / "params.yaml", tmp_path / "params.yaml")
-    proc = subprocess.run([python, f"stages/{stage}"], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run([python, "-m", f"stages.{stage}"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "source .venv/bin/activate" in lines[0] and python in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "stages"]  # nothing written
+
+
+def test_stages_tokenize_leaves_the_standard_librarys_tokenize_alone(tmp_path: Path) -> None:
+    """`python -m stages.tokenize` puts the working folder on sys.path, not stages/: once the stage
+    module has run (as dvc.yaml runs it), `import tokenize` is still the standard library's, which
+    inspect and linecache (and so torch and transformers) rely on."""
+    probe = ("import sys, sysconfig\n"
+             "import stages.tokenize as stage\n"  # the stage module, with everything it imports
+             "import tokenize\n"
+             "assert hasattr(tokenize, 'generate_tokens'), tokenize\n"
+             "assert tokenize.__file__.startswith(sysconfig.get_paths()['stdlib']), tokenize.__file__\n"
+             "assert not any(p.rstrip('/').endswith('stages') for p in sys.path), sys.path\n"
+             "print(stage.__file__)\n")
+    proc = run([str(VENV_BIN / "python"), "-c", probe], ROOT)
+    assert proc.stdout.strip() == str(ROOT / "stages" / "tokenize.py")
+    # and run as dvc.yaml runs it, the stage gets as far as its params (none here): one line, exit 2
+    bad = run([str(VENV_BIN / "python"), "-m", "stages.tokenize"], tmp_path, check=False,
+              PYTHONPATH=str(ROOT))
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "codex-ml tokenize: error: params.yaml: params file not found"), bad.stderr
 
 
 def test_summary_of_a_real_run_fits_a_screen(tmp_path: Path) -> None:

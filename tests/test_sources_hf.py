@@ -22,8 +22,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codex_ml.data.documents import part_bounds
-from codex_ml.data.prepare import check_source, prepare
-from codex_ml.data.sources import describe_source, iter_documents
+from codex_ml.data.sources import open_source
+from codex_ml.data.stage import prepare
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError
 
@@ -39,7 +39,7 @@ Doc = tuple[str, bytes | None, str | None]  # a RawDocument as a plain tuple: pa
 
 
 def docs(params: DataParams, rank: int = 0, world_size: int = 1) -> list[Doc]:
-    return [(d.path, d.data, d.rejected) for d in iter_documents(params, rank, world_size)]
+    return [(d.path, d.data, d.rejected) for d in open_source(params).documents(rank, world_size)]
 
 
 def write_parquet_shards(folder: Path) -> Path:
@@ -131,7 +131,7 @@ def test_parquet_shards_are_read_in_file_order_with_rejections(tmp_path: Path) -
     assert docs(params) == [("a.py", code(1).encode(), None), ("b.py", code(2).encode(), None),
                             ("c.py", code(3).encode(), None), ("d.py", None, "malformed_row"),
                             ("big.py", None, "too_large")]
-    source = describe_source(params)
+    source = open_source(params).describe()
     assert source["kind"] == "hf" and source["format"] == "parquet" and source["split"] == "train"
     assert source["files"] == ["part-0.parquet", "part-1.parquet"] and source["shards"] == 2
     assert source["revision"] is None and source["commit"] is None
@@ -153,7 +153,7 @@ def test_json_gz_shards_name_rows_by_their_place(tmp_path: Path) -> None:
 def test_arrow_shards_take_the_id_column(tmp_path: Path) -> None:
     params = DataParams(source="hf", path=str(write_arrow_shards(tmp_path / "arrow")))
     assert [(d[0], d[1]) for d in docs(params)] == [(f"doc-{i}", code(20 + i).encode()) for i in range(6)]
-    assert describe_source(params)["format"] == "arrow"
+    assert open_source(params).describe()["format"] == "arrow"
 
 
 def test_save_to_disk_reads_the_split_by_row(tmp_path: Path) -> None:
@@ -163,12 +163,12 @@ def test_save_to_disk_reads_the_split_by_row(tmp_path: Path) -> None:
         ("train:7", None, "malformed_row")]
     test = DataParams(source="hf", path=str(folder), split="test")
     assert docs(test) == [("test:0", code(40).encode(), None), ("test:1", code(41).encode(), None)]
-    source = describe_source(test)
+    source = open_source(test).describe()
     assert source["format"] == "save_to_disk" and source["rows"] == 2
     assert source["files"] == ["test/data-00000-of-00001.arrow"]
     with pytest.raises(StageError, match=r"data.split: 'validation' is not a split of .* \(its splits: "
                                          r"train, test\)"):
-        check_source(DataParams(source="hf", path=str(folder), split="validation"))
+        open_source(DataParams(source="hf", path=str(folder), split="validation"))
 
 
 @pytest.mark.parametrize("name", ["corpus.jsonl", "corpus.jsonl.gz", "corpus.jsonl.zst"])
@@ -191,13 +191,13 @@ def test_hub_id_is_read_from_the_local_cache_at_its_revision(hub_cache: Path) ->
     main = DataParams(source="hf", path="owner/name")
     assert docs(main) == [("data/train-00000-of-00001.parquet:0", code(70).encode(), None),
                           ("data/train-00000-of-00001.parquet:1", code(71).encode(), None)]
-    source = describe_source(main)
+    source = open_source(main).describe()
     assert (source["path"], source["revision"], source["commit"]) == ("owner/name", "main", COMMIT)
     assert source["files"] == ["data/train-00000-of-00001.parquet"]
     for revision in ("v1", COMMIT_V1):
         v1 = DataParams(source="hf", path="owner/name", revision=revision)
         assert [d[1] for d in docs(v1)] == [code(80).encode()]
-        assert describe_source(v1)["commit"] == COMMIT_V1
+        assert open_source(v1).describe()["commit"] == COMMIT_V1
     test = DataParams(source="hf", path="owner/name", split="test")
     assert docs(test) == [("data/test-00000-of-00001.parquet:0", code(72).encode(), None)]
     sub = DataParams(source="hf", path="owner/name/data")  # a folder inside the repository
@@ -207,13 +207,13 @@ def test_hub_id_is_read_from_the_local_cache_at_its_revision(hub_cache: Path) ->
 def test_an_uncached_hub_id_is_one_error_naming_data_path(hub_cache: Path) -> None:
     for path, revision in (("owner/other", None), ("owner/name", "v2")):
         with pytest.raises(StageError) as err:
-            check_source(DataParams(source="hf", path=path, revision=revision))
+            open_source(DataParams(source="hf", path=path, revision=revision))
         message = str(err.value)
         assert message.startswith(f"data.path: {path}") and "not" in message
         assert "local Hugging Face cache" in message and str(hub_cache) in message
         assert "hf download" in message and "--repo-type dataset" in message
     with pytest.raises(StageError, match="has no folder nowhere"):
-        check_source(DataParams(source="hf", path="owner/name/nowhere"))
+        open_source(DataParams(source="hf", path="owner/name/nowhere"))
 
 
 @pytest.mark.parametrize(
@@ -237,7 +237,7 @@ def test_bad_columns_and_keys_are_one_error_naming_them(tmp_path: Path, make: Ca
                                                         params: dict[str, Any], message: str) -> None:
     folder = make(tmp_path / "corpus")
     with pytest.raises(StageError, match=message):
-        check_source(DataParams(source="hf", path=str(folder), **params))
+        open_source(DataParams(source="hf", path=str(folder), **params))
         docs(DataParams(source="hf", path=str(folder), **params))
 
 
@@ -245,21 +245,21 @@ def test_folders_that_are_not_one_dataset_are_refused(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(StageError, match=r"data.path: .*empty has no files"):
-        check_source(DataParams(source="hf", path=str(empty)))
+        open_source(DataParams(source="hf", path=str(empty)))
     csv = tmp_path / "csv"
     csv.mkdir()
     (csv / "train.csv").write_text("text\nx\n")
     with pytest.raises(StageError, match=r"has no parquet, json\(l\)\(.gz/.zst\) or arrow shards for split "
                                          r"'train': only 1 other files \(train.csv\)"):
-        check_source(DataParams(source="hf", path=str(csv)))
+        open_source(DataParams(source="hf", path=str(csv)))
     mixed = write_parquet_shards(tmp_path / "mixed")
     (mixed / "extra.jsonl").write_text(json.dumps({"text": "x"}) + "\n")
     with pytest.raises(StageError, match=r"mixes shard formats in split 'train' \(1 json, 2 parquet\)"):
-        check_source(DataParams(source="hf", path=str(mixed)))
+        open_source(DataParams(source="hf", path=str(mixed)))
     with pytest.raises(StageError, match=r"data.path: .*README.md is a file; data.source 'hf' reads"):
-        check_source(DataParams(source="hf", path=str(mixed / "README.md")))
+        open_source(DataParams(source="hf", path=str(mixed / "README.md")))
     with pytest.raises(StageError, match=r"data.path: nowhere is neither a folder nor a hub dataset id"):
-        check_source(DataParams(source="hf", path="nowhere"))
+        open_source(DataParams(source="hf", path="nowhere"))
 
 
 def write_dir_corpus(root: Path) -> Path:
@@ -349,6 +349,6 @@ def test_reading_never_touches_the_network(tmp_path: Path, hub_cache: Path,
     monkeypatch.setattr(socket, "create_connection", refuse)
     for path in (str(write_parquet_shards(tmp_path / "pq")), "owner/name"):
         params = DataParams(source="hf", path=path)
-        check_source(params)
-        assert docs(params) and describe_source(params)
+        open_source(params)
+        assert docs(params) and open_source(params).describe()
     assert attempts == []

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from codex_ml.params import ParamsError, parse_params
 from codex_ml.tokenization import CodexTokenizer, TokenizerError, load_tokenizer, train_tokenizer
-from codex_ml.tokenization.base import SPECIAL_TOKENS
+from codex_ml.tokenization.codex_tokenizer import SPECIAL_TOKENS
 from codex_ml.tokenization.sentencepiece_backend import SPACE_SYMBOL
 from tests.tokenizekit import (
     KIND_IDS,

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import yaml
 
+from codex_ml.handoffs import TokenMeta
+from codex_ml.paths import SPLITS
 from codex_ml.shards import iter_prepared, open_stream, read_index
 from tests.conftest import run
-from tests.tokenizekit import SPLITS, folder_bytes
+from tests.tokenizekit import folder_bytes
 
 OUTPUTS = ("models/tokenizer", "data/tokens", "metrics/tokenize.json")
 
@@ -38,7 +40,7 @@ def test_dvc_repro_tokenize(stdlib_sample: Path, make_repo: Callable[..., Path])
         info = meta["splits"][split]
         index = read_index(repo / "data" / "tokens" / info["index"])
         assert index.paths == [r["path"] for r in prepared] and len(prepared) > 0
-        stream = open_stream(repo / "data" / "tokens", meta, split)
+        stream = open_stream(repo / "data" / "tokens", TokenMeta.load(repo / "data" / "tokens"), split)
         assert len(stream) == info["tokens"] and stream[len(stream) - 1:][0] == meta["eos_id"]
     assert metrics["round_trip_exact"] == 1.0 and metrics["autotokenizer_match"] == 1.0
 
@@ -46,7 +48,7 @@ def test_dvc_repro_tokenize(stdlib_sample: Path, make_repo: Callable[..., Path])
     from transformers import AutoTokenizer
 
     auto = AutoTokenizer.from_pretrained(str(repo / "models" / "tokenizer"))
-    stream = open_stream(repo / "data" / "tokens", meta, "val")
+    stream = open_stream(repo / "data" / "tokens", TokenMeta.load(repo / "data" / "tokens"), "val")
     first = next(iter_prepared(repo / "data" / "prepared", "val"))[1]["text"]
     first_tokens = read_index(repo / "data" / "tokens" / "val.index.parquet").tokens[0]
     assert auto.encode(first) == stream[:first_tokens - 1].tolist()

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from codex_ml.handoffs import TokenMeta
+from codex_ml.paths import SPLITS
 from codex_ml.runtime import StageError
 from codex_ml.shards import open_stream, read_index
 from codex_ml.shards import write_prepared as write_shards
@@ -21,11 +23,10 @@ from codex_ml.tokenization.pack import (
     pack_split,
     read_documents,
     token_dtype,
-    training_sample,
 )
+from codex_ml.tokenization.sample import training_sample
 from codex_ml.tokenization.stage import tokenize
 from tests.tokenizekit import (
-    SPLITS,
     folder_bytes,
     sample_documents,
     small_params,
@@ -149,12 +150,12 @@ def test_shards_follow_the_prepared_shards_and_read_as_one_stream(
     assert counts["train"] >= 4
     run_stage(sharded, tmp_path / "out", backend)
     one, many = out / "data" / "tokens", tmp_path / "out" / "data" / "tokens"
-    meta_one, meta_many = (json.loads((d / "meta.json").read_text()) for d in (one, many))
+    meta_many = json.loads((many / "meta.json").read_text())
     for split in SPLITS:
         info = meta_many["splits"][split]
         assert [s["file"] for s in info["shards"]] == [f"{split}-{i:05d}.bin" for i in range(counts[split])]
         assert sum(s["documents"] for s in info["shards"]) == info["documents"]
-        a, b = open_stream(one, meta_one, split), open_stream(many, meta_many, split)
+        a, b = open_stream(one, TokenMeta.load(one), split), open_stream(many, TokenMeta.load(many), split)
         assert len(a) == len(b) and np.array_equal(a[0:len(a)], b[0:len(b)])
         assert read_index(one / f"{split}.index.parquet") == read_index(many / f"{split}.index.parquet")
         # a window across a shard boundary is the same tokens as in the single stream

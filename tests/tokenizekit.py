@@ -8,8 +8,7 @@ from pathlib import Path
 
 from codex_ml import shards
 from codex_ml.params import TokenizerParams
-
-SPLITS = ("train", "val", "test")
+from codex_ml.paths import SPLITS
 
 # Real stdlib modules that are NOT in conftest's sample, so tokenizers trained on the sample meet
 # unseen text: special-token text ("<s>", "</s>", "<unk>" in conv.py, test_re.py, _zoneinfo.py) and

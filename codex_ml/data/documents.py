@@ -1,11 +1,13 @@
-"""What every source yields, and how a source is cut into parts: the types the source readers
+"""What every source is and yields, and how a source is cut into parts: the types the source readers
 (sources.py, hf_source.py) share, one floor below both."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -13,6 +15,20 @@ class RawDocument:
     path: str  # relative, POSIX separators: the document's stable identity (the split hashes it)
     data: bytes | None  # None when rejected
     rejected: str | None = None  # reason, when data is None
+
+
+class Source(ABC):
+    """A resolved `data.source`: what it is, for metrics and the report, and its documents."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What the corpus is (metrics/prepare.json's `source`)."""
+
+    @abstractmethod
+    def documents(self, rank: int = 0, world_size: int = 1) -> Iterator[RawDocument]:
+        """The source's documents in its deterministic order; with `world_size` > 1, only those of
+        contiguous part `rank`, such that parts 0..world_size-1 concatenated are exactly the whole
+        sequence (the same documents and the same rejections)."""
 
 
 def document_id(value: object, default: str) -> str:

@@ -26,7 +26,7 @@ rejected as `malformed_row`, text over `data.max_file_bytes` as `too_large`. `da
 apply to rows (sources.py says why).
 
 Each shard is its own `load_dataset` call (about 10 ms) rather than one call over all of them: a row's
-default identity and a rank's part both need to know where each file ends. Parts (`iter_documents`'
+default identity and a rank's part both need to know where each file ends. Parts (`HfSource.documents`'
 rank of world_size): contiguous runs of shard files balanced by bytes (so one big file is one part), or
 contiguous row ranges of a save_to_disk dataset.
 """
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_ml.data.documents import RawDocument, document_id, part_bounds
+from codex_ml.data.documents import RawDocument, Source, check_part, document_id, part_bounds
 from codex_ml.hub import NotCached, cached_snapshot, looks_like_hub_id
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError
@@ -196,9 +196,28 @@ def shard_folder(name: str, folder: Path, split: str, commit: str | None) -> HfD
     return HfDataset(name, folder, builder, tuple(files), commit)  # sorted as a walk is: folder by folder
 
 
-def describe_hf(params: DataParams) -> dict[str, Any]:
+@dataclass(frozen=True)
+class HfSource(Source):
+    """`data.source: hf`, resolved once (`open`): its folder found, its split's files listed, a
+    save_to_disk dataset opened."""
+
+    dataset: HfDataset
+    params: DataParams
+
+    @classmethod
+    def open(cls, params: DataParams) -> HfSource:
+        return cls(resolve_hf(params), params)
+
+    def describe(self) -> dict[str, Any]:
+        return describe_hf(self.dataset, self.params)
+
+    def documents(self, rank: int = 0, world_size: int = 1) -> Iterator[RawDocument]:
+        check_part(rank, world_size)
+        return read_hf(self.dataset, self.params, rank, world_size)
+
+
+def describe_hf(ds: HfDataset, params: DataParams) -> dict[str, Any]:
     """What metrics record of an hf source: where, which revision and commit, the split, its shards."""
-    ds = resolve_hf(params)
     names = [ds.rel(f) for f in ds.files]
     digest = hashlib.sha256()
     for rel, file in zip(names, ds.files, strict=True):
@@ -214,9 +233,8 @@ def describe_hf(params: DataParams) -> dict[str, Any]:
     return out
 
 
-def read_hf(params: DataParams, rank: int = 0, world_size: int = 1) -> Iterator[RawDocument]:
+def read_hf(ds: HfDataset, params: DataParams, rank: int = 0, world_size: int = 1) -> Iterator[RawDocument]:
     """The documents of contiguous part `rank` of `world_size` of an hf source, in source order."""
-    ds = resolve_hf(params)
     if ds.dataset is not None:
         yield from read_saved(ds, params, rank, world_size)
         return

@@ -95,9 +95,9 @@ def signature_of(values: list[bytes], params: NearDedupParams) -> np.ndarray:
     MurmurHash3's 32-bit finalizer, then every permutation (a, b) maps it to a * h + b modulo 2^32, and
     the signature is each permutation's minimum. The same values as datasketch's
     `MinHash.update_batch` and the same permutations (tests/test_near_dedup.py holds both equal), in
-    about 0.76x its time on the stdlib's 3.4 M shingles: the hashes are taken with `np.fromiter`
-    instead of a list, and the arithmetic runs in place on (permutations x batch) arrays
-    (benchmarks/bench_near_dedup.py prints both)."""
+    less time: the hashes are taken with `np.fromiter` instead of a list, and the arithmetic runs in
+    place on (permutations x batch) arrays (benchmarks/bench_near_dedup.py times both; docs/scaling.md,
+    "Near-duplicate removal", has the figures)."""
     a, b = _permutations(params.num_perm, params.seed)
     distinct = set(values)  # a minimum over a set: repeats (15% of code's shingles) only cost time
     h = np.fromiter(map(zlib.crc32, distinct), dtype=np.uint32, count=len(distinct))

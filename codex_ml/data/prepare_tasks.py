@@ -1,6 +1,6 @@
 """prepare's per-document work as datatrove tasks (`data.engine: datatrove`, codex_ml/executors.py).
 
-Task r of T runs `process_batch` over contiguous part r of the source (`iter_documents(params, r, T)`)
+Task r of T runs `process_batch` over contiguous part r of the source (`source.documents(r, T)`)
 and appends each batch's `Processed` results to its own file in the work folder, so a task holds one
 batch at a time whatever its part's size. The stage's process then reads the files in rank order,
 which is the source order (the parts concatenate to the whole sequence), and hands them to
@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from codex_ml.data.process import BATCH_DOCS, Processed, processed_in_order
-from codex_ml.data.sources import iter_documents
+from codex_ml.data.sources import open_source
 from codex_ml.executors import Task, absolute, check_executor, cpus_per_task, run_tasks, work_folder
 from codex_ml.params import DataParams
 from codex_ml.runtime import resolve_cores
@@ -38,7 +38,8 @@ def process_part(params: DataParams, work: Path, processes: int, rank: int, worl
     partial_out = out.with_suffix(".tmp")
     with open(partial_out, "wb") as f:
         batch: list[Processed] = []
-        for processed in processed_in_order(params, iter_documents(params, rank, world_size), processes):
+        documents = open_source(params).documents(rank, world_size)  # this task's process resolves it
+        for processed in processed_in_order(params, documents, processes):
             batch.append(processed)
             if len(batch) >= BATCH_DOCS:
                 pickle.dump(batch, f, protocol=pickle.HIGHEST_PROTOCOL)

@@ -6,8 +6,10 @@ order), each either with its bytes or with the reason it was rejected before rea
 large, a symlink that leaves the root or loops, ignored by the corpus's `.gitignore`, a malformed JSONL
 line or dataset row). Content filters run later, in `filters.py`.
 
-For parallel and multi-machine runs, `iter_documents(params, rank, world_size)` yields contiguous part
-`rank` of that sequence: the parts, concatenated in rank order, are exactly `iter_documents(params)`.
+`open_source(params)` resolves `data.source` once into a `Source` (documents.py), the one place that
+tells the sources apart. For parallel and multi-machine runs, `source.documents(rank, world_size)`
+yields contiguous part `rank` of that sequence: the parts, concatenated in rank order, are exactly
+`source.documents()`.
 A walk is cheap next to reading (names and sizes only), so every part walks the whole tree, cuts the
 list where the others do (balanced by bytes, `part_bounds`) and reads only its own files.
 
@@ -29,6 +31,7 @@ and a symlink is a file to ignore rules. Not read, on purpose: the user's global
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
@@ -37,7 +40,7 @@ import os
 import stat
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -46,7 +49,7 @@ from typing import Any
 import zstandard
 from pathspec import GitIgnoreSpec, PathSpec
 
-from codex_ml.data.documents import RawDocument, check_part, document_id, part_bounds
+from codex_ml.data.documents import RawDocument, Source, check_part, document_id, part_bounds
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError
 
@@ -58,19 +61,6 @@ EXCLUDED_STDLIB_DIRS = {"site-packages", "dist-packages", "__pycache__"}
 
 def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"]).resolve()
-
-
-def describe_source(params: DataParams) -> dict[str, Any]:
-    """What the corpus is, for metrics and the report."""
-    if params.source == "stdlib":
-        return {"kind": "stdlib", "root": str(stdlib_root()),
-                "python": ".".join(map(str, sys.version_info[:3])),
-                "implementation": sys.implementation.name}
-    if params.source == "hf":
-        from codex_ml.data.hf_source import describe_hf
-
-        return describe_hf(params)
-    return {"kind": params.source, "path": str(params.path)}
 
 
 @lru_cache(maxsize=64)
@@ -119,6 +109,9 @@ class FileEntry:
     size: int
 
 
+Entry = RawDocument | FileEntry  # what a walk yields: a file to read, or a rejection
+
+
 def walk_entries(root: Path, include: list[str], max_file_bytes: int,
                  excluded_dirs: frozenset[str] = frozenset(),
                  respect_gitignore: bool = False) -> Iterator[RawDocument | FileEntry]:
@@ -130,27 +123,26 @@ def walk_entries(root: Path, include: list[str], max_file_bytes: int,
     `.gitignore` files and `.git/info/exclude` ignore is rejected as `gitignored` without being read;
     an ignored folder is listed only to count the files in it that `include` matches.
     """
-    root = root.resolve()
-    visited: set[str] = {str(root)}
-    wanted = include_spec(tuple(include)).match_file
+    walk = Walk(root.resolve(), include_spec(tuple(include)).match_file, max_file_bytes, excluded_dirs)
+    rules: IgnoreRules | None = None
+    if respect_gitignore:
+        exclude = read_ignore_file(walk.root / ".git" / "info" / "exclude")
+        rules = (("", exclude),) if exclude is not None else ()
+    yield from walk.folder(walk.root, "", rules)
 
-    def count_ignored(directory: Path, rel_dir: str) -> Iterator[RawDocument]:
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            return
-        for name in names:
-            rel = f"{rel_dir}/{name}"
-            try:
-                is_dir = stat.S_ISDIR(os.lstat(directory / name).st_mode)  # symlinks are not followed
-            except OSError:
-                continue
-            if is_dir and name not in excluded_dirs:
-                yield from count_ignored(directory / name, rel)
-            elif not is_dir and wanted(rel):
-                yield RawDocument(rel, None, "gitignored")
 
-    def walk(directory: Path, rel_dir: str, rules: IgnoreRules | None) -> Iterator[RawDocument | FileEntry]:
+class Walk:
+    """One walk of `root` (walk_entries): what it yields for each folder and entry it meets, and the
+    real folders it has entered, to refuse a symlink that loops back into one."""
+
+    def __init__(self, root: Path, wanted: Callable[[str], bool], max_file_bytes: int,
+                 excluded_dirs: frozenset[str]) -> None:
+        self.root, self.wanted, self.max_file_bytes = root, wanted, max_file_bytes
+        self.excluded_dirs = excluded_dirs
+        self.visited: set[str] = {str(root)}
+
+    def folder(self, directory: Path, rel_dir: str, rules: IgnoreRules | None) -> Iterator[Entry]:
+        """Every entry of `directory`, sorted by name; its `.gitignore` joins `rules` for them."""
         try:
             names = sorted(os.listdir(directory))
         except OSError as exc:
@@ -161,64 +153,83 @@ def walk_entries(root: Path, include: list[str], max_file_bytes: int,
             spec = read_ignore_file(directory / ".gitignore")
             rules = (*rules, (rel_dir, spec)) if spec is not None else rules
         for name in names:
-            full = directory / name
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            try:
-                st = os.lstat(full)
-            except OSError:
-                yield RawDocument(rel, None, "unreadable")
-                continue
-            if stat.S_ISDIR(st.st_mode) and name in excluded_dirs:
-                continue
-            # As git does: a symlink is a file to ignore rules, and an ignored folder is not entered,
-            # so nothing inside it can be re-included by a later `!` pattern.
-            if rules is not None and is_ignored(rules, rel, stat.S_ISDIR(st.st_mode)):
-                if stat.S_ISDIR(st.st_mode):
-                    yield from count_ignored(full, rel)
-                elif wanted(rel):
-                    yield RawDocument(rel, None, "gitignored")
-                continue
-            is_link = stat.S_ISLNK(st.st_mode)
-            if is_link:
-                try:
-                    target = full.resolve(strict=True)
-                except RuntimeError:  # a symlink loop (Python 3.11 raises RuntimeError for loops)
-                    yield RawDocument(rel, None, "symlink_loop")
-                    continue
-                except OSError as exc:
-                    reason = "symlink_loop" if exc.errno == 40 else "unreadable"  # 40: ELOOP
-                    yield RawDocument(rel, None, reason)
-                    continue
-                if target != root and root not in target.parents:
-                    if wanted(rel) or target.is_dir():
-                        yield RawDocument(rel, None, "symlink_outside_root")
-                    continue
-                try:
-                    st = os.stat(full)
-                except OSError:
-                    yield RawDocument(rel, None, "unreadable")
-                    continue
-            if stat.S_ISDIR(st.st_mode):
-                if name in excluded_dirs:
-                    continue
-                real = str(full.resolve())
-                if real in visited or (is_link and any(real == v or v.startswith(real + os.sep)
-                                                       for v in visited)):
-                    yield RawDocument(rel, None, "symlink_loop")
-                    continue
-                visited.add(real)
-                yield from walk(full, rel, rules)
-            elif stat.S_ISREG(st.st_mode) and wanted(rel):
-                if st.st_size > max_file_bytes:
-                    yield RawDocument(rel, None, "too_large")
-                    continue
-                yield FileEntry(rel, full, st.st_size)
+            yield from self.entry(directory / name, f"{rel_dir}/{name}" if rel_dir else name, rules)
 
-    rules: IgnoreRules | None = None
-    if respect_gitignore:
-        exclude = read_ignore_file(root / ".git" / "info" / "exclude")
-        rules = (("", exclude),) if exclude is not None else ()
-    yield from walk(root, "", rules)
+    def entry(self, full: Path, rel: str, rules: IgnoreRules | None) -> Iterator[Entry]:
+        try:
+            st = os.lstat(full)
+        except OSError:
+            yield RawDocument(rel, None, "unreadable")
+            return
+        if stat.S_ISDIR(st.st_mode) and full.name in self.excluded_dirs:
+            return
+        # As git does: a symlink is a file to ignore rules, and an ignored folder is not entered,
+        # so nothing inside it can be re-included by a later `!` pattern.
+        if rules is not None and is_ignored(rules, rel, stat.S_ISDIR(st.st_mode)):
+            if stat.S_ISDIR(st.st_mode):
+                yield from self.count_ignored(full, rel)
+            elif self.wanted(rel):
+                yield RawDocument(rel, None, "gitignored")
+            return
+        is_link = stat.S_ISLNK(st.st_mode)
+        if is_link:
+            followed = self.follow(full, rel)
+            if isinstance(followed, RawDocument):
+                yield followed
+            if not isinstance(followed, os.stat_result):  # rejected, or out of the root and not wanted
+                return
+            st = followed
+        if stat.S_ISDIR(st.st_mode):
+            yield from self.subfolder(full, rel, rules, is_link)
+        elif stat.S_ISREG(st.st_mode) and self.wanted(rel):
+            yield (RawDocument(rel, None, "too_large") if st.st_size > self.max_file_bytes
+                   else FileEntry(rel, full, st.st_size))
+
+    def follow(self, link: Path, rel: str) -> os.stat_result | RawDocument | None:
+        """What a symlink points to (its stat) while that stays inside the root; else its rejection, or
+        None for one pointing out of the root at a file `include` does not want."""
+        try:
+            target = link.resolve(strict=True)
+        except RuntimeError:  # a symlink loop (Python 3.11 raises RuntimeError for loops)
+            return RawDocument(rel, None, "symlink_loop")
+        except OSError as exc:
+            return RawDocument(rel, None, "symlink_loop" if exc.errno == errno.ELOOP else "unreadable")
+        if target != self.root and self.root not in target.parents:
+            wanted = self.wanted(rel) or target.is_dir()
+            return RawDocument(rel, None, "symlink_outside_root") if wanted else None
+        try:
+            return os.stat(link)
+        except OSError:
+            return RawDocument(rel, None, "unreadable")
+
+    def subfolder(self, full: Path, rel: str, rules: IgnoreRules | None, is_link: bool) -> Iterator[Entry]:
+        """A folder entered once: a symlink to a folder already entered, or to one above it, loops."""
+        if full.name in self.excluded_dirs:
+            return
+        real = str(full.resolve())
+        if real in self.visited or (is_link and any(real == v or v.startswith(real + os.sep)
+                                                    for v in self.visited)):
+            yield RawDocument(rel, None, "symlink_loop")
+            return
+        self.visited.add(real)
+        yield from self.folder(full, rel, rules)
+
+    def count_ignored(self, directory: Path, rel_dir: str) -> Iterator[RawDocument]:
+        """Inside an ignored folder: a `gitignored` rejection for each file `include` matches."""
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return
+        for name in names:
+            rel = f"{rel_dir}/{name}"
+            try:
+                is_dir = stat.S_ISDIR(os.lstat(directory / name).st_mode)  # symlinks are not followed
+            except OSError:
+                continue
+            if is_dir and name not in self.excluded_dirs:
+                yield from self.count_ignored(directory / name, rel)
+            elif not is_dir and self.wanted(rel):
+                yield RawDocument(rel, None, "gitignored")
 
 
 def read_entry(entry: RawDocument | FileEntry) -> RawDocument:
@@ -302,23 +313,61 @@ def read_jsonl(path: Path, text_field: str, max_file_bytes: int,
         raise StageError(f"data.path: cannot read {path}: {exc}") from None
 
 
-def iter_documents(params: DataParams, rank: int = 0, world_size: int = 1) -> Iterator[RawDocument]:
-    """The source's documents, in its deterministic order; with `world_size` > 1, only those of
-    contiguous part `rank`, such that parts 0..world_size-1 concatenated are exactly the whole sequence
-    (the same documents and the same rejections). stdlib and dir cut the walk's list of files,
-    balanced by bytes, and read only their own; hf cuts a folder's shard files (balanced by bytes) or a
-    save_to_disk dataset's rows; a jsonl file is one part: rank 0 reads it all, the others nothing."""
-    check_part(rank, world_size)
-    if params.source == "stdlib":
-        yield from walk_files(stdlib_root(), params.include, params.max_file_bytes,
-                              frozenset(EXCLUDED_STDLIB_DIRS), rank=rank, world_size=world_size)
-    elif params.source == "dir":
-        yield from walk_files(Path(str(params.path)), params.include, params.max_file_bytes,
-                              frozenset({".git", ".dvc"}), params.respect_gitignore, rank, world_size)
-    elif params.source == "hf":
-        from codex_ml.data.hf_source import read_hf  # imports datasets (and torch): only when used
+@dataclass(frozen=True)
+class WalkSource(Source):
+    """A folder walked for files (stdlib, dir): its parts cut the walk's list of files, balanced by
+    bytes, and each reads only its own."""
 
-        yield from read_hf(params, rank, world_size)
-    elif rank == 0:
-        yield from read_jsonl(Path(str(params.path)), params.text_field, params.max_file_bytes,
-                              params.id_field)
+    root: Path
+    params: DataParams
+    excluded_dirs: frozenset[str]
+    respect_gitignore: bool
+    about: dict[str, Any]  # describe()'s
+
+    def describe(self) -> dict[str, Any]:
+        return self.about
+
+    def documents(self, rank: int = 0, world_size: int = 1) -> Iterator[RawDocument]:
+        check_part(rank, world_size)
+        return walk_files(self.root, self.params.include, self.params.max_file_bytes, self.excluded_dirs,
+                          self.respect_gitignore, rank, world_size)
+
+
+@dataclass(frozen=True)
+class JsonlSource(Source):
+    """One JSONL file (plain, .gz or .zst): one part, so rank 0 reads it all and the others nothing."""
+
+    path: Path
+    params: DataParams
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "jsonl", "path": str(self.params.path)}
+
+    def documents(self, rank: int = 0, world_size: int = 1) -> Iterator[RawDocument]:
+        check_part(rank, world_size)
+        if rank != 0:
+            return iter(())
+        return read_jsonl(self.path, self.params.text_field, self.params.max_file_bytes, self.params.id_field)
+
+
+def open_source(params: DataParams) -> Source:
+    """`data.source` resolved once: its path checked (a hub dataset found in the local cache), or one
+    StageError naming the key to fix. The one place that tells the sources apart."""
+    if params.source == "stdlib":
+        root = stdlib_root()
+        about = {"kind": "stdlib", "root": str(root), "python": ".".join(map(str, sys.version_info[:3])),
+                 "implementation": sys.implementation.name}
+        return WalkSource(root, params, frozenset(EXCLUDED_STDLIB_DIRS), False, about)
+    if params.source == "hf":
+        from codex_ml.data.hf_source import HfSource  # imports datasets (and torch): only when used
+
+        return HfSource.open(params)
+    path = Path(str(params.path))
+    if params.source == "dir":
+        if not path.is_dir():
+            raise StageError(f"data.path: {path} is not a folder (data.source is 'dir')")
+        return WalkSource(path, params, frozenset({".git", ".dvc"}), params.respect_gitignore,
+                          {"kind": "dir", "path": str(params.path)})
+    if not path.is_file():
+        raise StageError(f"data.path: {path} is not a file (data.source is 'jsonl')")
+    return JsonlSource(path, params)

@@ -26,18 +26,18 @@ from typing import Any
 
 import numpy as np
 
+from codex_ml.data.documents import Source
 from codex_ml.data.filters import REJECT_REASONS
-from codex_ml.data.held_out import SPLIT_CODES, assign, hash_unit, split_of
 from codex_ml.data.near_dedup import NearDedupIndex
 from codex_ml.data.process import BATCH_DOCS, Processed, processed_in_order
 from codex_ml.data.secrets import KINDS
-from codex_ml.data.sources import describe_source, iter_documents
+from codex_ml.data.sources import open_source
+from codex_ml.data.splits import SPLIT_CODES, assign, hash_unit, split_of
 from codex_ml.io import atomic_dir, write_json
 from codex_ml.params import DataParams
+from codex_ml.paths import DECONTAMINATED, HELD_OUT, SPLITS
 from codex_ml.runtime import StageError, log, progress, resolve_cores
-from codex_ml.shards import SPLITS, PreparedWriter
-
-DECONTAMINATED = "decontaminated.ndjson"  # beside the shards: every document decontamination removed
+from codex_ml.shards import PreparedWriter
 
 
 @dataclass
@@ -51,26 +51,28 @@ class Tally:
     near_duplicates: int = 0
     decontaminated: Counter[str] = field(default_factory=Counter)  # per benchmark
     removed: list[dict[str, Any]] = field(default_factory=list)  # the decontaminated documents
-    cross_split: int = 0  # documents data/held_out.py moved to keep a near-duplicate cluster together
+    cross_split: int = 0  # documents data/splits.py moved to keep a near-duplicate cluster together
     cross_split_bytes: int = 0
     floor_documents: dict[str, int] = field(default_factory=dict)
     documents: Counter[str] = field(default_factory=Counter)
     bytes: Counter[str] = field(default_factory=Counter)
 
 
-def processed_documents(params: DataParams) -> Iterator[Processed]:
+def processed_documents(params: DataParams, source: Source) -> Iterator[Processed]:
     """Every document of the source after `process`, in source order, on `data.workers` processes."""
-    return processed_in_order(params, iter_documents(params), resolve_cores(params.workers))
+    return processed_in_order(params, source.documents(), resolve_cores(params.workers))
 
 
-def processed_in(params: DataParams, scratch: Path) -> contextlib.AbstractContextManager[Iterable[Processed]]:
+def processed_in(params: DataParams, source: Source,
+                 scratch: Path) -> contextlib.AbstractContextManager[Iterable[Processed]]:
     """`processed_documents`, or with data.engine datatrove the same results from datatrove tasks
-    (data/prepare_tasks.py), whose work folder is made in `scratch` and gone on leaving the context."""
+    (data/prepare_tasks.py: each opens the source in its own process), whose work folder is made in
+    `scratch` and gone on leaving the context."""
     if params.engine == "datatrove":
         from codex_ml.data.prepare_tasks import processed_by_tasks  # imports datatrove: only for this engine
 
         return processed_by_tasks(params, scratch)
-    return contextlib.nullcontext(processed_documents(params))
+    return contextlib.nullcontext(processed_documents(params, source))
 
 
 def kept_documents(params: DataParams, tally: Tally, processed: Iterable[Processed]) -> Iterator[Processed]:
@@ -163,9 +165,10 @@ class Spool:
         shutil.rmtree(self.folder)
 
 
-def metrics_of(tally: Tally, params: DataParams, shards: dict[str, int] | None = None) -> dict[str, Any]:
+def metrics_of(tally: Tally, params: DataParams, source: Source,
+               shards: dict[str, int] | None = None) -> dict[str, Any]:
     metrics: dict[str, Any] = {
-        "source": describe_source(params),
+        "source": source.describe(),
         "files_seen": tally.seen,
         "documents": {s: tally.documents.get(s, 0) for s in SPLITS},
         "bytes": {s: tally.bytes.get(s, 0) for s in SPLITS},
@@ -179,7 +182,7 @@ def metrics_of(tally: Tally, params: DataParams, shards: dict[str, int] | None =
         "cross_split_near_duplicates": tally.cross_split,
         "cross_split_near_duplicate_bytes": tally.cross_split_bytes,
         "cross_split_threshold": params.held_out.near_dup_threshold,  # null: the rule is off
-        "split_floor_documents": {s: tally.floor_documents.get(s, 0) for s in ("val", "test")},
+        "split_floor_documents": {s: tally.floor_documents.get(s, 0) for s in HELD_OUT},
         "redactions": {k: tally.redactions.get(k, 0) for k in KINDS},
         "redact_secrets": params.redact_secrets,
         "redact_pii": params.redact_secrets and params.redact_pii,
@@ -191,32 +194,19 @@ def metrics_of(tally: Tally, params: DataParams, shards: dict[str, int] | None =
     return metrics
 
 
-def check_source(params: DataParams) -> None:
-    if params.source in ("dir", "jsonl"):
-        path = Path(str(params.path))
-        if params.source == "dir" and not path.is_dir():
-            raise StageError(f"data.path: {path} is not a folder (data.source is 'dir')")
-        if params.source == "jsonl" and not path.is_file():
-            raise StageError(f"data.path: {path} is not a file (data.source is 'jsonl')")
-    elif params.source == "hf":
-        from codex_ml.data.hf_source import resolve_hf  # imports datasets: only for an hf source
-
-        resolve_hf(params)  # a folder of shards, a save_to_disk folder or a cached hub id; else one error
-
-
-def _nothing_kept(params: DataParams, tally: Tally, what: str) -> StageError:
-    return StageError(f"no usable documents in {what} from {describe_source(params)} "
+def _nothing_kept(source: Source, tally: Tally, what: str) -> StageError:
+    return StageError(f"no usable documents in {what} from {source.describe()} "
                       f"(rejected: {dict(tally.rejected)}, duplicates: {tally.duplicates}, "
                       f"near-duplicates: {tally.near_duplicates})")
 
 
 def prepare(params: DataParams, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
     """Run the whole stage: `out_dir` is built aside and swapped in whole, metrics are written last."""
-    check_source(params)
+    source = open_source(params)
     tally = Tally()
     with atomic_dir(out_dir) as tmp:
         spool = Spool(tmp / ".spool", params.near_dedup.num_perm)
-        with processed_in(params, tmp) as processed:
+        with processed_in(params, source, tmp) as processed:
             for p in kept_documents(params, tally, processed):
                 spool.add(p)
         spool.close()
@@ -237,11 +227,11 @@ def prepare(params: DataParams, out_dir: Path, metrics_path: Path) -> dict[str, 
         tally.cross_split = len(moved)
         tally.cross_split_bytes = int(nbytes[split.moved].sum()) if split.moved else 0
         tally.floor_documents = split.floor_documents
-        with open(tmp / DECONTAMINATED, "w", encoding="utf-8", newline="\n") as f:
+        with open(tmp / DECONTAMINATED.name, "w", encoding="utf-8", newline="\n") as f:
             f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in tally.removed)
         if not tally.documents["train"]:
-            raise _nothing_kept(params, tally, "the train split")
-    metrics = metrics_of(tally, params, shards)
+            raise _nothing_kept(source, tally, "the train split")
+    metrics = metrics_of(tally, params, source, shards)
     write_json(metrics_path, metrics)
     return metrics
 
@@ -250,14 +240,14 @@ def prepare_all(params: DataParams, out_dir: Path, split: str) -> dict[str, Any]
     """Every usable document of the source, whatever its split, as one prepared split `split` in
     `out_dir` (shards, in source order): the same filters, dedup and redaction as the stage, for
     scoring a whole corpus (`codex eval --data`)."""
-    check_source(params)
+    source = open_source(params)
     tally = Tally()
     writer = PreparedWriter(out_dir, split, params.shard_mb << 20)
-    for p in kept_documents(params, tally, processed_documents(params)):
+    for p in kept_documents(params, tally, processed_documents(params, source)):
         writer.write(p.record)
         tally.documents[split] += 1
         tally.bytes[split] += p.record["bytes"]
     writer.close()
     if not sum(tally.documents.values()):
-        raise _nothing_kept(params, tally, "the corpus")
-    return metrics_of(tally, params)
+        raise _nothing_kept(source, tally, "the corpus")
+    return metrics_of(tally, params, source)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from codex_ml.handoffs import WIDE_RATIO
+
 LEVEL = 0.95
 _CHUNK = 256  # resamples per matrix product: bounds memory at 256 x documents counts
 
@@ -43,14 +45,6 @@ def ratio_interval(numer: np.ndarray, denom: np.ndarray, counts: np.ndarray,
     return float(low), float(high)
 
 
-# A split's bits/byte interval is too wide to rank models when its upper end is more than WIDE_RATIO
-# times its lower end. Then the split's number says more about which files fell into it (few of them,
-# or one unlike the rest, such as a data table) than about the model: it cannot even tell a trained
-# model from xz, which on the stdlib default are 1.4-1.6x apart (the stdlib's val and test intervals
-# are 1.35x and 1.18x). Eval and the summary flag such a split instead of letting it rank anything.
-WIDE_RATIO = 1.5
-
-
 def too_wide(ci: list[float] | tuple[float, float] | None) -> bool:
-    """Whether a bits/byte interval is too wide to rank models (WIDE_RATIO); False without one."""
+    """Whether a bits/byte interval is too wide to rank models (handoffs.WIDE_RATIO); False without one."""
     return ci is not None and ci[0] > 0 and ci[1] > WIDE_RATIO * ci[0]

@@ -7,33 +7,14 @@ gives the same text: generation draws from torch's global generator, seeded just
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 
 from codex_ml.eval.model import context_window, load_model, load_tokenizer, pick_device, special_ids
+from codex_ml.eval.options import Device, SamplingParams
 from codex_ml.runtime import StageError
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    max_new_tokens: int | None = None  # None: min(128, half the model's context window)
-    temperature: float = 0.8  # 0 = greedy
-    top_k: int = 50  # 0 = no top-k cut
-    top_p: float = 0.95  # 1 = no nucleus cut
-    seed: int = 1337
-
-    def check(self) -> None:
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise StageError(f"--max-new-tokens: expected an integer >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise StageError(f"--temperature: expected a number >= 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise StageError(f"--top-k: expected an integer >= 0, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise StageError(f"--top-p: expected a number in (0, 1], got {self.top_p}")
 
 
 def _streamer(tokenizer: Any, out: TextIO) -> Any:
@@ -50,7 +31,7 @@ def _streamer(tokenizer: Any, out: TextIO) -> Any:
 
 
 def generate(model_dir: Path, prompt: str, sampling: SamplingParams, *, tokenizer_dir: Path | None = None,
-             device: str = "auto", stream: TextIO | None = None) -> str:
+             device: Device = "auto", stream: TextIO | None = None) -> str:
     """The completion of `prompt` (without the prompt), written to `stream` as it is produced."""
     from transformers import GenerationConfig
 

@@ -1,4 +1,5 @@
-"""What eval reads: one split as a list of documents, each with its token ids and UTF-8 byte count.
+"""What eval reads (`EvalInputs`): one split as a list of documents, each with its token ids and UTF-8
+byte count.
 
 Two ways in (docs/pipeline.md has the file formats):
 - `load_token_split`: the tokenize stage's token shards `data/tokens/{split}-NNNNN.bin` + `meta.json`,
@@ -14,17 +15,39 @@ is scored too: predicting where a document ends is part of compressing it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from codex_ml import paths
+from codex_ml.handoffs import META_FILE, TokenMeta
 from codex_ml.runtime import StageError
 from codex_ml.shards import iter_prepared, open_stream, read_index
 
-SPLITS = ("val", "test")
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """Where to read from (the pipeline's layout by default: codex_ml/paths.py). With `retokenize`,
+    documents come from the prepared text encoded with the model's own tokenizer instead of the token
+    files (for models with another tokenizer)."""
+
+    model_dir: Path
+    tokens_dir: Path = paths.TOKENS
+    prepared_dir: Path = paths.PREPARED
+    tokenizer_dir: Path | None = paths.TOKENIZER  # used when model_dir has no tokenizer files
+    retokenize: bool = False
+    # False: there is no train split (a whole corpus scored as one, `codex eval --data`), so no unigram
+    # baseline: its `unigram_bpb` is null rather than a unigram fitted on the very text it scores.
+    train_split: bool = True
+
+    @classmethod
+    def under(cls, root: Path, **options: Any) -> EvalInputs:
+        """The pipeline's layout inside `root` (models/model, data/tokens, ...); `options` override."""
+        return cls(**{"model_dir": root / paths.MODEL, "tokens_dir": root / paths.TOKENS,
+                      "prepared_dir": root / paths.PREPARED, "tokenizer_dir": root / paths.TOKENIZER,
+                      **options})
 
 
 @dataclass(frozen=True)
@@ -34,58 +57,16 @@ class Document:
     ids: np.ndarray  # int64 token ids: the document's tokens followed by one EOS
 
 
-@dataclass(frozen=True)
-class TokenMeta:
-    dtype: str
-    vocab_size: int
-    eos_id: int
-    pad_id: int
-    raw: dict[str, Any]
-
-
-def _field(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in obj:
-        raise StageError(f"{where}: missing key {key!r}")
-    value = obj[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise StageError(f"{where}: key {key!r} has the wrong type ({type(value).__name__})")
-    return value
-
-
-def load_meta(tokens_dir: Path) -> TokenMeta:
-    path = tokens_dir / "meta.json"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StageError(f"{path}: not found (run the tokenize stage first)") from None
-    except json.JSONDecodeError as exc:
-        raise StageError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise StageError(f"{path}: expected a JSON object")
-    dtype = _field(raw, "dtype", str, str(path))
-    if dtype not in ("uint16", "uint32"):
-        raise StageError(f"{path}: key 'dtype' must be uint16 or uint32, got {dtype!r}")
-    _field(raw, "splits", dict, str(path))
-    where = str(path)
-    return TokenMeta(dtype=dtype, vocab_size=_field(raw, "vocab_size", int, where),
-                     eos_id=_field(raw, "eos_id", int, where), pad_id=_field(raw, "pad_id", int, where),
-                     raw=raw)
-
-
 def load_token_split(tokens_dir: Path, split: str, meta: TokenMeta | None = None) -> list[Document]:
     """Cut a split's token stream into documents by its index, checking both against meta.json."""
-    meta = meta or load_meta(tokens_dir)
-    where = f"{tokens_dir / 'meta.json'} splits.{split}"
-    info = meta.raw["splits"].get(split)
-    if not isinstance(info, dict):
-        raise StageError(f"{tokens_dir / 'meta.json'}: no entry for split {split!r} under 'splits'")
-    n_tokens = _field(info, "tokens", int, where)
-    stream = open_stream(tokens_dir, meta.raw, split)
-    index = read_index(tokens_dir / str(_field(info, "index", str, where)))
+    meta = meta or TokenMeta.load(tokens_dir)
+    info = meta.split(split, tokens_dir)
+    stream = open_stream(tokens_dir, meta, split)
+    index = read_index(tokens_dir / info.index)
     off = index.offsets()
-    if off[-1] != n_tokens:
-        raise StageError(f"{tokens_dir / str(info['index'])}: its documents hold {off[-1]} tokens, but "
-                         f"meta.json says {n_tokens}")
+    if off[-1] != info.tokens:
+        raise StageError(f"{tokens_dir / info.index}: its documents hold {off[-1]} tokens, but "
+                         f"{META_FILE} says {info.tokens}")
     docs = []
     for i, (path, nbytes) in enumerate(zip(index.paths, index.bytes, strict=True)):
         ids = np.asarray(stream[int(off[i]):int(off[i + 1])], dtype=np.int64)
@@ -97,7 +78,7 @@ def load_token_split(tokens_dir: Path, split: str, meta: TokenMeta | None = None
         top = max(int(d.ids.max()) for d in docs)
         if top >= meta.vocab_size:
             raise StageError(f"{tokens_dir}: {split} token id {top} >= vocab_size {meta.vocab_size} in "
-                             "meta.json")
+                             f"{META_FILE}")
     return docs
 
 

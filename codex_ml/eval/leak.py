@@ -6,7 +6,7 @@ measure for code (The Stack, codeparrot), at a threshold low enough to catch gen
 as the stdlib's codec tables. A model scores such a document far better than new code, so a leak
 flatters bits per byte. The audit's settings are fixed, not the pipeline's: it checks splits a user
 brings (a dataset's own validation split) the same way as the pipeline's own, where prepare's cluster
-rule (data/held_out.py) makes it 0.
+rule (data/splits.py) makes it 0.
 
 The held-out documents are indexed (few); the train split streams through, one signature at a time.
 """

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from codex_ml.eval.options import Device
 from codex_ml.runtime import StageError, progress_enabled
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 _CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length")
 
 
-def pick_device(name: str = "auto") -> torch.device:
+def pick_device(name: Device = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -55,20 +56,17 @@ def load_model(path: Path, device: torch.device) -> torch.nn.Module:
 def load_base_model(model_dir: Path, device: torch.device) -> torch.nn.Module | None:
     """The pretrained model `model_dir` was fine-tuned from (its codex_model.json says which; the train
     stage writes it), checked to be the same bytes it was tuned from; None for a from-scratch model."""
-    import json
-
     from codex_ml.base_model import folder_sha256, resolve
+    from codex_ml.handoffs import MODEL_RECORD, ModelRecord
 
-    record_path = model_dir / "codex_model.json"
-    if not record_path.is_file():
+    record = ModelRecord.load(model_dir)
+    if record is None:
         return None
-    base = json.loads(record_path.read_text(encoding="utf-8")).get("base_model")
-    if not base:
-        return None
-    resolved = resolve(base["pretrained"], base.get("revision"))
-    if folder_sha256(resolved.folder) != base.get("sha256"):
-        raise StageError(f"{record_path}: the base model {base['pretrained']} has changed since this model "
-                         f"was tuned from it (sha256 {str(base.get('sha256'))[:12]}): no baseline to compare")
+    base = record.base_model
+    resolved = resolve(base.pretrained, base.revision)
+    if folder_sha256(resolved.folder) != base.sha256:
+        raise StageError(f"{model_dir / MODEL_RECORD}: the base model {base.pretrained} has changed since "
+                         f"this model was tuned from it (sha256 {base.sha256[:12]}): no baseline to compare")
     return load_model(resolved.folder, device)
 
 

@@ -38,14 +38,13 @@ import numpy as np
 import torch
 
 from codex_ml.eval import baselines
-from codex_ml.eval.bootstrap import WIDE_RATIO, ratio_interval, resample_counts, too_wide
+from codex_ml.eval.bootstrap import ratio_interval, resample_counts, too_wide
 from codex_ml.eval.completion import LineSample, complete_lines, is_match, sample_lines
-from codex_ml.eval.data import (
-    SPLITS,
+from codex_ml.eval.inputs import (
     Document,
+    EvalInputs,
     check_same_documents,
     encode_prepared,
-    load_meta,
     load_prepared,
     load_token_split,
 )
@@ -58,9 +57,12 @@ from codex_ml.eval.model import (
     pick_device,
     special_ids,
 )
+from codex_ml.eval.options import Device
 from codex_ml.eval.score import DocScores, score_documents
+from codex_ml.handoffs import META_FILE, WIDE_RATIO, TokenMeta
 from codex_ml.io import atomic_dir, write_json, write_text
 from codex_ml.params import EvalParams
+from codex_ml.paths import HELD_OUT
 from codex_ml.runtime import StageError
 from codex_ml.shards import open_stream
 
@@ -77,21 +79,6 @@ class SplitResult:
     rows: list[dict[str, Any]]
     completions: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)  # HumanEval's, kept out of git
-
-
-@dataclass(frozen=True)
-class EvalInputs:
-    """Where to read from. With `retokenize`, documents come from the prepared text encoded with the
-    model's own tokenizer instead of the token files (for models with another tokenizer)."""
-
-    model_dir: Path
-    tokens_dir: Path = Path("data/tokens")
-    prepared_dir: Path = Path("data/prepared")
-    tokenizer_dir: Path | None = Path("models/tokenizer")  # used when model_dir has no tokenizer files
-    retokenize: bool = False
-    # False: there is no train split (a whole corpus scored as one, `codex eval --data`), so no unigram
-    # baseline: its `unigram_bpb` is null rather than a unigram fitted on the very text it scores.
-    train_split: bool = True
 
 
 def split_seed(seed: int, split: str) -> list[int]:
@@ -124,7 +111,7 @@ def split_metrics(scores: DocScores, nbytes: np.ndarray, matches: np.ndarray, sa
         "perplexity_ci": _interval(loss_ci, math.exp),  # exp is monotone: the loss interval maps over
         "bits_per_byte": float(nll.sum() / LN2 / nbytes.sum()),
         "bits_per_byte_ci": bpb_ci,
-        # upper end over WIDE_RATIO x the lower (eval/bootstrap.py): too few or too uneven documents
+        # upper end over WIDE_RATIO x the lower (handoffs.py): too few or too uneven documents
         "bits_per_byte_ci_too_wide": too_wide(bpb_ci),
         "accuracy": float(correct.sum() / tokens.sum()),
         "accuracy_ci": _interval(ratio_interval(correct, tokens, counts)),
@@ -205,7 +192,7 @@ def load_documents(inputs: EvalInputs, split: str, tokenizer: Any, eos_id: int
         docs = encode_prepared(records, tokenizer, eos_id)
     else:
         docs = load_token_split(inputs.tokens_dir, split)
-        check_same_documents(docs, records, str(inputs.tokens_dir / "meta.json"),
+        check_same_documents(docs, records, str(inputs.tokens_dir / META_FILE),
                              str(inputs.prepared_dir / f"{split}-*.jsonl"))
     return docs, [r["text"] for r in records]
 
@@ -215,8 +202,7 @@ def train_ids(inputs: EvalInputs, tokenizer: Any, eos_id: int) -> Iterable[np.nd
     if inputs.retokenize:
         records = load_prepared(inputs.prepared_dir, "train")
         return (d.ids for d in encode_prepared(records, tokenizer, eos_id))
-    meta = load_meta(inputs.tokens_dir)
-    return open_stream(inputs.tokens_dir, meta.raw, "train").chunks()
+    return open_stream(inputs.tokens_dir, TokenMeta.load(inputs.tokens_dir), "train").chunks()
 
 
 def resolve_window(model: torch.nn.Module, params: EvalParams, train_seq_len: int | None) -> int:
@@ -230,8 +216,26 @@ def resolve_window(model: torch.nn.Module, params: EvalParams, train_seq_len: in
     return min(wanted, limit) if wanted else limit
 
 
-def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = SPLITS,
-             device: str = "auto", train_seq_len: int | None = None
+def token_ids(inputs: EvalInputs, model: torch.nn.Module, tokenizer: Any) -> tuple[int, int, int]:
+    """(eos_id, pad_id, vocabulary of the unigram baseline): the token files' (meta.json), checked to fit
+    the model and its tokenizer; with `retokenize`, the tokenizer's own."""
+    vocab = int(model.get_output_embeddings().weight.shape[0])  # type: ignore[operator]
+    if inputs.retokenize:
+        eos_id, pad_id = special_ids(tokenizer, model)
+        return eos_id, pad_id, max(vocab, len(tokenizer))
+    meta = TokenMeta.load(inputs.tokens_dir)
+    if meta.vocab_size > vocab:
+        raise StageError(f"{inputs.tokens_dir / META_FILE}: vocab_size {meta.vocab_size} exceeds the "
+                         f"model's {vocab} outputs ({inputs.model_dir}): a different tokenizer? "
+                         "(codex eval --retokenize encodes the prepared text with the model's own)")
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id != meta.eos_id:
+        raise StageError(f"{inputs.tokens_dir / META_FILE}: eos_id {meta.eos_id} differs from the "
+                         f"tokenizer's {tokenizer.eos_token_id} ({inputs.model_dir}): a different tokenizer?")
+    return meta.eos_id, meta.pad_id, meta.vocab_size
+
+
+def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = HELD_OUT,
+             device: Device = "auto", train_seq_len: int | None = None
              ) -> tuple[dict[str, Any], list[SplitResult], dict[str, Any]]:
     """Evaluate `splits`; returns (metrics by split, per-split results, settings used)."""
     if params.threads:
@@ -240,21 +244,7 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = S
     model = load_model(inputs.model_dir, dev)
     tokenizer = load_tokenizer(inputs.model_dir, inputs.tokenizer_dir)
     base = load_base_model(inputs.model_dir, dev)
-    vocab = int(model.get_output_embeddings().weight.shape[0])  # type: ignore[operator]
-    if inputs.retokenize:
-        eos_id, pad_id = special_ids(tokenizer, model)
-        unigram_vocab = max(vocab, len(tokenizer))
-    else:
-        meta = load_meta(inputs.tokens_dir)
-        eos_id, pad_id, unigram_vocab = meta.eos_id, meta.pad_id, meta.vocab_size
-        if meta.vocab_size > vocab:
-            raise StageError(f"{inputs.tokens_dir / 'meta.json'}: vocab_size {meta.vocab_size} exceeds the "
-                             f"model's {vocab} outputs ({inputs.model_dir}): a different tokenizer? "
-                             "(codex eval --retokenize encodes the prepared text with the model's own)")
-        if tokenizer.eos_token_id is not None and tokenizer.eos_token_id != eos_id:
-            raise StageError(f"{inputs.tokens_dir / 'meta.json'}: eos_id {eos_id} differs from the "
-                             f"tokenizer's {tokenizer.eos_token_id} ({inputs.model_dir}): "
-                             "a different tokenizer?")
+    eos_id, pad_id, unigram_vocab = token_ids(inputs, model, tokenizer)
     window = resolve_window(model, params, train_seq_len)
     stride = params.stride_in(window)
     # Params validation checked these against the pipeline's model; this is any model `codex eval` reads.

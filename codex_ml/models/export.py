@@ -6,13 +6,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from codex_ml.io import atomic_dir, write_json
+from codex_ml.handoffs import BaseRecord, ModelRecord
+from codex_ml.io import atomic_dir
 from codex_ml.models.lora import is_lora
 
-MODEL_RECORD = "codex_model.json"  # the base model a fine-tuned folder came from: eval's baseline
 
-
-def save_model_folder(model: Any, tokenizer_dir: Path, out_dir: Path, base: dict[str, Any] | None = None,
+def save_model_folder(model: Any, tokenizer_dir: Path, out_dir: Path, base: BaseRecord | None = None,
                       base_dir: Path | None = None, state_dict: dict[str, Any] | None = None) -> None:
     """Write `model` (LoRA merged; the adapter kept in adapter/) plus the tokenizer's files to `out_dir`;
     with `base` (the pretrained model it was tuned from, as meta.json records it), codex_model.json.
@@ -24,7 +23,7 @@ def save_model_folder(model: Any, tokenizer_dir: Path, out_dir: Path, base: dict
     """
     with atomic_dir(out_dir) as tmp:
         if base is not None:
-            write_json(tmp / MODEL_RECORD, {"base_model": base})
+            ModelRecord(base_model=base).save(tmp)  # the base it came from: eval's baseline
         if is_lora(model):
             model.save_pretrained(tmp / "adapter")  # adapter_config.json + adapter_model.safetensors
             four_bit = (getattr(model, "is_loaded_in_4bit", False)

@@ -10,8 +10,8 @@ Here the rows go through in blocks small enough to stay in cache (`block_rows`):
 logits -> logsumexp and target logit -> softmax minus one-hot -> both gradient matmuls, all while the
 block is hot. The gradients are computed in the forward pass (the loss is the graph's last node, so
 backward only scales them by the incoming gradient), as Liger-Kernel's fused linear cross-entropy does
-on GPUs. Measured on llama-mini (benchmarks/bench_head.py) the forward + backward is 1.36x faster
-than transformers' loss; the results agree with it to float rounding (tests/train/test_head.py).
+on GPUs. benchmarks/bench_head.py times its forward + backward against transformers' loss (docs/stages.md,
+"train", has the figures); the results agree with it to float rounding (tests/train/test_head.py).
 
 Only used where it is exact: a model type whose logits are `lm_head(decoder(x).last_hidden_state)`
 with a plain bias-free Linear head and nothing after it (no softcapping or logit scale). Anything else
@@ -34,8 +34,8 @@ IGNORE = -100  # transformers' ignore_index for labels
 # each. Phi (a head with a bias), Gemma (softcapping) and GPT-2/NeoX (other attribute names) are not on it.
 PLAIN_HEAD_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
-# Bytes of fp32 logits per block: on CPU about one core's L2 (2 MiB here, x2 cores); on a GPU the
-# blocks only bound the memory held at once, so they are much larger.
+# Bytes of fp32 logits per block: on CPU about the L2 cache of the cores the stage runs on; on a GPU
+# the blocks only bound the memory held at once, so they are much larger.
 CPU_BLOCK_BYTES = 4 << 20
 GPU_BLOCK_BYTES = 1 << 30
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codex_ml.base_model import base_of
+from codex_ml.handoffs import TokenMeta
 from codex_ml.params import ModelParams, ParamsError
 
 log = logging.getLogger("codex_ml.train")
@@ -68,10 +69,8 @@ class Vocab:
     eos_id: int
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> Vocab:
-        bos = meta["bos_id"]
-        return cls(size=int(meta["vocab_size"]), pad_id=int(meta["pad_id"]),
-                   bos_id=None if bos is None else int(bos), eos_id=int(meta["eos_id"]))
+    def from_meta(cls, meta: TokenMeta) -> Vocab:
+        return cls(size=meta.vocab_size, pad_id=meta.pad_id, bos_id=meta.bos_id, eos_id=meta.eos_id)
 
 
 def known_names() -> list[str]:

@@ -3,8 +3,9 @@ generated from this schema (`make params-doc`), and a test holds conf/ to it.
 
 `params.yaml` has one section per stage. `load_params()` parses the whole file into frozen pydantic
 models (one module per stage's sections). Ranges are pydantic constraints on the keys' types; relations
-between keys are model validators. Anything that does not fit is one `ParamsError` line naming the
-file, the key, what was expected and what was given. Every stage loads the whole file before doing any
+between keys are model validators. Anything that does not fit is a `ParamsError` of one line per problem,
+each naming the file, the key, what was expected and what was given: every problem of the file at
+once, so a user fixes them in one go. Every stage loads the whole file before doing any
 work, so bad params stop the first stage and write nothing.
 
 Types are strict, as a YAML author means them: no "1" -> 1 or 1.5 -> 1, bools only true/false; an
@@ -19,7 +20,6 @@ from typing import Any, Self
 import yaml
 from pydantic import BaseModel, ValidationError, model_validator
 
-from codex_ml.params.base import ParamsError, Section, error_line, fail, setting
 from codex_ml.params.data import (
     DataParams,
     HeldOutParams,
@@ -30,6 +30,7 @@ from codex_ml.params.data import (
     TokenizerParams,
 )
 from codex_ml.params.eval import EvalParams, HumanEvalParams, ReportParams
+from codex_ml.params.section import ParamsError, Section, error_lines, fail, raise_all, setting
 from codex_ml.params.train import LoraParams, ModelParams, TrainParams
 
 __all__ = [
@@ -72,19 +73,21 @@ class Params(Section):
     def _relations(self) -> Self:
         """What stages share: everything a later stage would refuse is refused here, at the first stage."""
         train, ev = self.train, self.eval
+        problems: list[ParamsError] = []
         if self.tokenizer.backend == "pretrained" and not self.model.pretrained:
-            raise ParamsError("tokenizer.backend: pretrained needs model.pretrained (whose tokenizer it is), "
-                              "got model.pretrained: null")
+            problems.append(ParamsError("tokenizer.backend: pretrained needs model.pretrained (whose "
+                                        "tokenizer it is), got model.pretrained: null"))
         if train.parallel == "fsdp" and self.model.lora.enabled:
-            raise ParamsError("train.parallel: fsdp does not train LoRA adapters here (they are small: use "
-                              "ddp), got model.lora.enabled: true")
+            problems.append(ParamsError("train.parallel: fsdp does not train LoRA adapters here (they are "
+                                        "small: use ddp), got model.lora.enabled: true"))
         context = "train.final_seq_len" if train.final_seq_len else "train.seq_len"
         if ev.window and not self.model.pretrained and ev.window > train.context:
-            raise fail("eval.window", f"0 or <= {context}={train.context} (a model from the registry has "
-                        f"{context} positions)", ev.window)
+            problems.append(fail("eval.window", f"0 or <= {context}={train.context} (a model from the "
+                                 f"registry has {context} positions)", ev.window))
         if not ev.window:
-            ev.check_window(self.eval_window(),
-                            f"the eval window (eval.window=0 -> {context}={train.context})")
+            problems += ev.window_problems(self.eval_window(),
+                                           f"the eval window (eval.window=0 -> {context}={train.context})")
+        raise_all(problems)
         return self
 
 
@@ -95,7 +98,7 @@ def parse_params(raw: Any, source: str = "params") -> Params:
     try:
         return Params.model_validate(raw or {})
     except ValidationError as exc:
-        raise ParamsError(f"{source}: {error_line(exc, Params)}") from None
+        raise ParamsError("\n".join(f"{source}: {line}" for line in error_lines(exc, Params))) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

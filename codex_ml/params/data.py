@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from codex_ml.params.base import (
+from codex_ml.params.section import (
     AtLeast1,
     Cores,
     Count,
@@ -20,6 +20,7 @@ from codex_ml.params.base import (
     Section,
     Share,
     fail,
+    raise_all,
     setting,
 )
 
@@ -145,18 +146,22 @@ class DataParams(Section):
 
     @model_validator(mode="after")
     def _relations(self) -> Self:
+        problems = []
         if self.source in ("dir", "jsonl", "hf") and not self.path:
             what = {"dir": "a folder", "jsonl": "a JSONL file",
                     "hf": "a folder of shards, a save_to_disk folder or a hub dataset id"}[self.source]
-            raise ParamsError(f"data.path: required when data.source is {self.source!r} ({what}), got null")
+            problems.append(ParamsError(f"data.path: required when data.source is {self.source!r} ({what}), "
+                                        "got null"))
         if self.revision is not None and self.source != "hf":
-            raise ParamsError(f"data.revision: applies to data.source 'hf' only, got source {self.source!r}")
+            problems.append(ParamsError(f"data.revision: applies to data.source 'hf' only, got source "
+                                        f"{self.source!r}"))
         if (total := self.val_fraction + self.test_fraction) >= 1:
-            raise fail("data.val_fraction + data.test_fraction", "a sum < 1 (something must be left for "
-                        "train)", total)
+            problems.append(fail("data.val_fraction + data.test_fraction",
+                                 "a sum < 1 (something must be left for train)", total))
         if self.executor == "slurm" and not (self.slurm.partition or "").strip():
-            raise ParamsError("data.slurm.partition: required when data.executor is 'slurm' (the partition "
-                              "the job array runs on), got null")
+            problems.append(ParamsError("data.slurm.partition: required when data.executor is 'slurm' (the "
+                                        "partition the job array runs on), got null"))
+        raise_all(problems)
         return self
 
 
@@ -179,10 +184,12 @@ class TokenizerParams(Section):
         # The floor is what every model holds before learning anything: 4 specials + 256 bytes
         # (+ the newline piece for sentencepiece). ids must fit the uint32 token files.
         floor = 262 if self.backend == "sentencepiece" else 261
+        problems = []
         if self.backend != "pretrained" and not floor <= self.vocab_size <= 2**32:
-            raise fail("tokenizer.vocab_size", f"an integer in [{floor}, 4294967296] for backend "
-                        f"{self.backend}", self.vocab_size)
+            problems.append(fail("tokenizer.vocab_size", f"an integer in [{floor}, 4294967296] for backend "
+                                 f"{self.backend}", self.vocab_size))
         if self.backend == "hf-bpe" and self.model_type != "bpe":
-            raise ParamsError(f"tokenizer.model_type: {self.model_type!r} applies to backend "
-                              f"sentencepiece only; backend {self.backend} is always 'bpe'")
+            problems.append(ParamsError(f"tokenizer.model_type: {self.model_type!r} applies to backend "
+                                        f"sentencepiece only; backend {self.backend} is always 'bpe'"))
+        raise_all(problems)
         return self

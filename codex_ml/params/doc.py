@@ -13,16 +13,16 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from codex_ml.params import Params
-from codex_ml.params.base import Hint, constraints, expected_of, has_bounds
+from codex_ml.params.section import Hint, constraints, expected_of, has_bounds
 
 HEADER = """# Params
 
 Every key of `params.yaml`, generated from the schema in `codex_ml/params/` (`make params-doc`; a test
 fails while this page is stale). `params.yaml` is composed from `conf/` (Hydra groups); change a value
 for one run with `dvc exp run` and `-S <key>=<value>`, or pick a profile with `-S train=quick`,
-`-S model=small`, `-S data=dir`. Types are strict: `1.5` is not an integer, `"1"` is not a number,
-booleans are `true` or `false`. A bad value stops the first stage with one line naming the key, before
-any work.
+`-S model=llama-small`, `-S data=dir`. Types are strict: `1.5` is not an integer, `"1"` is not a number,
+booleans are `true` or `false`. Bad values stop the first stage before any work, with one line per
+problem naming its key: every problem of the file in one run.
 """
 
 

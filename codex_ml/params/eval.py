@@ -6,15 +6,17 @@ from typing import Annotated, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from codex_ml.params.base import (
+from codex_ml.params.section import (
     AtLeast1,
     Cores,
     Count,
     Hint,
+    ParamsError,
     Positive,
     PositiveNumber,
     Section,
     fail,
+    raise_all,
     setting,
 )
 
@@ -77,13 +79,18 @@ class EvalParams(Section):
         """At most 64 new tokens, and never more than half the window: the prompt keeps the rest."""
         return self.completion_max_tokens or min(64, window // 2)
 
-    def check_window(self, window: int, what: str) -> None:
+    def window_problems(self, window: int, what: str) -> list[ParamsError]:
         """Explicit stride and completion length against a window of `window` tokens (`what` says
         where that number comes from)."""
+        problems = []
         if self.stride and self.stride >= window:
-            raise fail("eval.stride", f"< {what}", self.stride)
+            problems.append(fail("eval.stride", f"< {what}", self.stride))
         if self.completion_samples and self.completion_max_tokens >= window:
-            raise fail("eval.completion_max_tokens", f"< {what}", self.completion_max_tokens)
+            problems.append(fail("eval.completion_max_tokens", f"< {what}", self.completion_max_tokens))
+        return problems
+
+    def check_window(self, window: int, what: str) -> None:
+        raise_all(self.window_problems(window, what))
 
 
 class ReportParams(Section):

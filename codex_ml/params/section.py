@@ -1,5 +1,5 @@
 """The machinery under every params section: strict frozen pydantic models whose errors read as one
-line, `key: expected ..., got ...`, for a YAML author.
+line each, `key: expected ..., got ...`, for a YAML author; every problem of one validation at once.
 
 Ranges are constraints on the types (`Positive`, `Fraction`, ...) and what a key expects is said from
 them (`expected_of`), with a `Hint` where a number needs a word ("0 = all cores").
@@ -16,7 +16,19 @@ from pydantic_core import ErrorDetails
 
 
 class ParamsError(ValueError):
-    """A params file or value that does not match the schema. The message names file and key."""
+    """A params file or value that does not match the schema: one line per problem, each naming its
+    key (and the file, when there is one)."""
+
+    @property
+    def problems(self) -> list[str]:
+        return str(self).splitlines()
+
+
+def raise_all(problems: list[ParamsError]) -> None:
+    """Every problem a validator found, raised as one ParamsError (one line each), so a user meets
+    them in one run rather than one per run."""
+    if problems:
+        raise ParamsError("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)
@@ -54,7 +66,7 @@ class Section(BaseModel):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise ParamsError(error_line(exc, type(self), self.key)) from None
+            raise ParamsError("\n".join(error_lines(exc, type(self), self.key))) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -106,22 +118,34 @@ def expected_of(info: FieldInfo) -> str:
     return text + (f" ({hints[0]})" if hints else "")
 
 
-def error_line(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
-    """pydantic's first error as one line, `key: expected ..., got ...` with the key dotted
-    (`data.include[0]`); a union's alternatives (one error each) are joined with "or"."""
-    errors = exc.errors()
-    if isinstance(inner := errors[0].get("ctx", {}).get("error"), ParamsError):
-        return str(inner)  # a validator's message, already complete
-    key, expected, got = _explain(errors[0], model, prefix)
-    if got is None:
-        return f"{key}: {expected}"
-    alternatives = [e for k, e, _ in (_explain(err, model, prefix) for err in errors[1:]) if k == key]
-    return f"{key}: expected {' or '.join([expected, *alternatives])}, got {got}"
+def error_lines(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every pydantic error, one line each, `key: expected ..., got ...` with the key dotted
+    (`data.include[0]`). A union's alternatives (one error each) are one problem: its first error's
+    line, with what the others at the same key expect joined by "or". A validator's own ParamsError
+    is its lines as they are."""
+    lines: list[str] = []
+    unions: dict[str, tuple[int, str, list[str]]] = {}  # union -> (its line, its key, what each expects)
+    for err in exc.errors():
+        if isinstance(inner := err.get("ctx", {}).get("error"), ParamsError):
+            lines += inner.problems  # a validator's messages, already complete
+            continue
+        key, expected, got, union = _explain(err, model, prefix)
+        if got is None:
+            lines.append(f"{key}: {expected}")
+        elif union not in unions:
+            unions[union] = (len(lines), key, [expected])
+            lines.append(f"{key}: expected {expected}, got {got}")
+        elif unions[union][1] == key:  # another alternative of that union, at the same key
+            at, _, alternatives = unions[union]
+            alternatives.append(expected)
+            lines[at] = f"{key}: expected {' or '.join(alternatives)}, got {got}"
+    return lines
 
 
-def _explain(err: ErrorDetails, model: type[BaseModel], prefix: str) -> tuple[str, str, str | None]:
-    """(dotted key, what was expected, what was given) of one pydantic error."""
-    key, owner, info = prefix, model, None
+def _explain(err: ErrorDetails, model: type[BaseModel], prefix: str) -> tuple[str, str, str | None, str]:
+    """(dotted key, what was expected, what was given, the key of the union it is an alternative of:
+    else the key itself) of one pydantic error."""
+    key, owner, info, union = prefix, model, None, ""
     annotation: Any = model
     for part in err["loc"]:
         if isinstance(part, int):
@@ -130,9 +154,10 @@ def _explain(err: ErrorDetails, model: type[BaseModel], prefix: str) -> tuple[st
             owner, key = annotation, f"{key}.{part}" if key else str(part)
             info = owner.model_fields.get(str(part))
             annotation = info.annotation if info else None
-        # else: a union member's tag (`list[str]`), not a key
+        else:  # a union member's tag (`list[str]`), not a key
+            union = union or key
     if err["type"] == "extra_forbidden":
-        return key, f"unknown key; expected one of {', '.join(sorted(owner.model_fields))}", None
+        return key, f"unknown key; expected one of {', '.join(sorted(owner.model_fields))}", None, key
     ctx = err.get("ctx", {})
     if err["type"] == "model_type":
         expected = f"a mapping of {ctx['class_name']} keys"
@@ -143,7 +168,7 @@ def _explain(err: ErrorDetails, model: type[BaseModel], prefix: str) -> tuple[st
     else:
         expected = _EXPECTED.get(err["type"], err["msg"].removeprefix("Input should be "))
     nullable = info is not None and type(None) in get_args(info.annotation)
-    return key, expected + (" or null" if nullable else ""), _show(err["input"])
+    return key, expected + (" or null" if nullable else ""), _show(err["input"]), union or key
 
 
 def _show(value: Any) -> str:

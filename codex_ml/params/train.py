@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from codex_ml.params.base import (
+from codex_ml.params.section import (
     AtLeast1,
     Cores,
     Count,
@@ -18,6 +18,7 @@ from codex_ml.params.base import (
     Section,
     Share,
     fail,
+    raise_all,
     setting,
 )
 
@@ -36,11 +37,14 @@ class LoraParams(Section):
 
     @model_validator(mode="after")
     def _relations(self) -> Self:
+        problems = []
         if self.enabled and not self.target_modules:
-            raise ParamsError("model.lora.target_modules: expected at least one module name, got []")
+            problems.append(ParamsError("model.lora.target_modules: expected at least one module name, "
+                                        "got []"))
         if self.qlora and not self.enabled:
-            raise ParamsError("model.lora.qlora: true needs model.lora.enabled: true (QLoRA trains LoRA "
-                              "adapters on 4-bit base weights)")
+            problems.append(ParamsError("model.lora.qlora: true needs model.lora.enabled: true (QLoRA trains "
+                                        "LoRA adapters on 4-bit base weights)"))
+        raise_all(problems)
         return self
 
 
@@ -55,14 +59,16 @@ class ModelParams(Section):
 
     @model_validator(mode="after")
     def _relations(self) -> Self:
+        problems = []
         if not self.name and not self.pretrained:
-            raise ParamsError("model.name: expected a registry name (or set model.pretrained)")
+            problems.append(ParamsError("model.name: expected a registry name (or set model.pretrained)"))
         if self.revision is not None and not self.pretrained:
-            raise ParamsError(f"model.revision: {self.revision!r} needs model.pretrained (a hub id), "
-                              "got null")
+            problems.append(ParamsError(f"model.revision: {self.revision!r} needs model.pretrained (a hub "
+                                        "id), got null"))
         if self.lora.qlora and not self.pretrained:
-            raise ParamsError("model.lora.qlora: true needs model.pretrained (it quantizes pretrained "
-                              "weights), got model.pretrained: null")
+            problems.append(ParamsError("model.lora.qlora: true needs model.pretrained (it quantizes "
+                                        "pretrained weights), got model.pretrained: null"))
+        raise_all(problems)
         return self
 
 
@@ -127,22 +133,25 @@ class TrainParams(Section):
 
     @model_validator(mode="after")
     def _relations(self) -> Self:
-        if self.final_seq_len:
-            if not (self.final_seq_len > self.seq_len and self.final_seq_len % self.seq_len == 0):
-                raise fail("train.final_seq_len", f"0 or a multiple > 1 of train.seq_len={self.seq_len}",
-                            self.final_seq_len)
-            ratio = self.final_seq_len // self.seq_len
-            if self.batch_size % ratio:
-                raise fail("train.batch_size", f"a multiple of train.final_seq_len / train.seq_len = {ratio} "
-                            f"(each final window takes the tokens of {ratio} windows)", self.batch_size)
+        problems = []
+        if self.final_seq_len and not (self.final_seq_len > self.seq_len
+                                       and self.final_seq_len % self.seq_len == 0):
+            problems.append(fail("train.final_seq_len",
+                                 f"0 or a multiple > 1 of train.seq_len={self.seq_len}", self.final_seq_len))
+        elif self.final_seq_len and self.batch_size % (ratio := self.final_seq_len // self.seq_len):
+            problems.append(fail("train.batch_size", f"a multiple of train.final_seq_len / train.seq_len = "
+                                 f"{ratio} (each final window takes the tokens of {ratio} windows)",
+                                 self.batch_size))
         if self.warmup_steps >= self.max_steps:
-            raise fail("train.warmup_steps", f"an integer in [0, train.max_steps={self.max_steps})",
-                        self.warmup_steps)
+            problems.append(fail("train.warmup_steps", f"an integer in [0, train.max_steps={self.max_steps})",
+                                 self.warmup_steps))
         if self.eval_every > self.max_steps:
-            raise fail("train.eval_every", f"<= train.max_steps ({self.max_steps})", self.eval_every)
+            problems.append(fail("train.eval_every", f"<= train.max_steps ({self.max_steps})",
+                                 self.eval_every))
         if self.fsdp_cpu_offload and self.parallel != "fsdp":
-            raise ParamsError("train.fsdp_cpu_offload: true needs train.parallel: fsdp, got train.parallel: "
-                              f"{self.parallel}")
+            problems.append(ParamsError("train.fsdp_cpu_offload: true needs train.parallel: fsdp, got "
+                                        f"train.parallel: {self.parallel}"))
+        raise_all(problems)
         return self
 
     def check_processes(self, processes: int) -> None:

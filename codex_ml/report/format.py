@@ -10,11 +10,12 @@ from typing import Any
 from codex_ml.report.document import Note
 
 
-def num(v: Any, digits: int | None = None) -> str:
+def num(v: Any, digits: int | None = None, missing: str = "not reported") -> str:
     """Integers with thousands separators; floats with `digits` decimals (metrics read side by side),
-    or 6 significant digits when `digits` is None (anything else: learning rates, throughput)."""
+    or 6 significant digits when `digits` is None (anything else: learning rates, throughput); `missing`
+    for a value that is not there."""
     if v is None or isinstance(v, bool):
-        return "not reported" if v is None else str(v)
+        return missing if v is None else str(v)
     if isinstance(v, int):
         return f"{v:,}"
     if isinstance(v, float):
@@ -26,9 +27,10 @@ def num(v: Any, digits: int | None = None) -> str:
     return str(v)
 
 
-def percent(v: Any, digits: int = 1) -> str:
-    """A fraction (metrics/tokenize.json's round_trip_exact, ...) as a percentage."""
-    return f"{v:.{digits}%}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "not reported"
+def percent(v: Any, digits: int = 1, missing: str = "not reported") -> str:
+    """A fraction (metrics/tokenize.json's round_trip_exact, ...) as a percentage; `missing` for
+    anything that is not a number."""
+    return f"{v:.{digits}%}" if isinstance(v, (int, float)) and not isinstance(v, bool) else missing
 
 
 def diff_value(v: Any) -> str:

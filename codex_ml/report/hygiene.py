@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from codex_ml.paths import DECONTAMINATED
 from codex_ml.report.document import Block, Code, Note, Para, Table
 from codex_ml.report.format import num, percent
 
@@ -28,7 +29,7 @@ def prepare_blocks(m: dict[str, Any]) -> list[Block]:
     if m.get("decontaminate") == []:
         blocks.append(Note("Benchmark decontamination was off (data.decontaminate: [])."))
     elif m.get("decontaminated_bytes"):
-        blocks.append(Para(["Removed documents are listed in ", Code("data/prepared/decontaminated.ndjson"),
+        blocks.append(Para(["Removed documents are listed in ", Code(str(DECONTAMINATED)),
                             "."]))
     return blocks
 

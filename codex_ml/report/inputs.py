@@ -9,21 +9,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_ml import paths
 from codex_ml.runtime import StageError
 
 
 @dataclass(frozen=True)
 class Paths:
-    """Where the report reads from, relative to the repository root."""
+    """Where the report reads from, relative to `root` (the pipeline's layout: codex_ml/paths.py)."""
 
     root: Path = Path(".")
-    prepare: Path = Path("metrics/prepare.json")
-    tokenize: Path = Path("metrics/tokenize.json")
-    train_metrics: Path = Path("metrics/train/metrics.json")
-    train_plots: Path = Path("metrics/train/plots/metrics")
-    eval_json: Path = Path("metrics/eval.json")
-    eval_dir: Path = Path("metrics/eval")
-    lock: Path = Path("dvc.lock")
+    prepare: Path = paths.PREPARE_METRICS
+    tokenize: Path = paths.TOKENIZE_METRICS
+    train_metrics: Path = paths.TRAIN_METRICS
+    train_plots: Path = paths.TRAIN_PLOTS
+    eval_json: Path = paths.EVAL_METRICS
+    eval_dir: Path = paths.EVAL_ROWS
+    lock: Path = paths.LOCK
+    report: Path = paths.REPORT_PAGE
 
     def at(self, p: Path) -> Path:
         return self.root / p

@@ -12,15 +12,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from codex_ml.handoffs import WIDE_RATIO
 from codex_ml.params import ReportParams
-from codex_ml.report import held_out, provenance
+from codex_ml.paths import HELD_OUT, SPLITS
+from codex_ml.report import hygiene, provenance
 from codex_ml.report.document import Code, CodeBlock, Figure, Heading, Note, Para, Report, Table
 from codex_ml.report.format import diff_value, flatten, missing, num, percent, with_ci
 from codex_ml.report.inputs import Paths, get, read_json, read_ndjson, read_tsv_series
 from codex_ml.report.svg import Interval, Series, interval_chart, line_chart
 from codex_ml.runtime import StageError
 
-SPLITS = ("val", "test")
 THIS_STAGE = "report"
 
 # Training curves: (figure name, title, y label, x axis, [(dvclive metric, legend label)]). System
@@ -47,8 +48,9 @@ def summary_section(r: Report, ev: Any) -> None:
                 f"(95% bootstrap interval over documents) against xz -9e {num(b.get('xz_bpb'), 4)}, "
                 f"gzip -9 {num(b.get('gzip_bpb'), 4)} and a unigram model {num(b.get('unigram_bpb'), 4)} "
                 f"on the same text{base}. Lower is better."
-                + (" The interval is too wide to rank models (its upper end over 1.5x its lower): too few "
-                   "or too uneven validation documents." if val.get("bits_per_byte_ci_too_wide") else "")]))
+                + (f" The interval is too wide to rank models (its upper end over {WIDE_RATIO:g}x its "
+                   "lower): too few or too uneven validation documents."
+                   if val.get("bits_per_byte_ci_too_wide") else "")]))
 
 
 def data_section(r: Report, paths: Paths) -> None:
@@ -63,7 +65,7 @@ def data_section(r: Report, paths: Paths) -> None:
     r.add(Para(["Source: ", Code(str(src.get("kind", "unknown"))), *at,
                 f"; {num(m.get('files_seen'))} files seen."]))
     docs, sizes = m.get("documents") or {}, m.get("bytes") or {}
-    splits = [s for s in ("train", "val", "test") if s in docs or s in sizes]
+    splits = [s for s in SPLITS if s in docs or s in sizes]
     r.add(Table(["split", "documents", "bytes"], [[s, num(docs.get(s)), num(sizes.get(s))] for s in splits],
                 [False, True, True]))
     rejected = m.get("rejected") or {}
@@ -71,7 +73,7 @@ def data_section(r: Report, paths: Paths) -> None:
                 + [["duplicate (exact content)", num(m.get("duplicates"))]]
                 + ([["near-duplicate (MinHash LSH)", num(m.get("near_duplicates"))]] if m.get("near_dedup")
                    else []), [False, True]))
-    r.add(*held_out.prepare_blocks(m))
+    r.add(*hygiene.prepare_blocks(m))
     red = m.get("redactions")
     if m.get("redact_secrets") is False:
         r.add(Note("Secret redaction was off (data.redact_secrets: false): no redaction counts."))
@@ -92,7 +94,7 @@ def tokenizer_section(r: Report, paths: Paths) -> None:
     r.add(Para([f"Backend {backend}, vocabulary {num(m.get('vocab_size'))} tokens, token files "
                 f"{m.get('dtype', 'not reported')}."]))
     per_split = ("documents", "bytes", "tokens", "tokens_per_byte", "bytes_per_token", "byte_fallback_rate")
-    splits = [s for s in ("train", "val", "test") if any(isinstance(m.get(k), dict) and s in m[k]
+    splits = [s for s in SPLITS if any(isinstance(m.get(k), dict) and s in m[k]
                                                         for k in per_split)]
     if splits:
         r.add(Table(["split", "documents", "bytes", "tokens", "tokens/byte", "bytes/token", "byte fallback"],
@@ -161,7 +163,7 @@ def eval_section(r: Report, paths: Paths, ev: Any) -> None:
     settings = read_json(paths.at(paths.eval_dir / "settings.json"))
     if isinstance(settings, dict):
         r.add(_eval_settings_para(settings))
-    splits = [s for s in SPLITS if isinstance(ev.get(s), dict)]
+    splits = [s for s in HELD_OUT if isinstance(ev.get(s), dict)]
     rows = []
     for key, label, digits in (("bits_per_byte", "bits per byte", 4), ("loss", "loss (nats/token)", 4),
                                ("perplexity", "perplexity", 3), ("accuracy", "next-token accuracy", 4),
@@ -178,7 +180,7 @@ def eval_section(r: Report, paths: Paths, ev: Any) -> None:
                        *((("base_model_bpb", "base model, before fine-tuning"),) if tuned_from else ())):
         base_rows.append([label, *(num(get(ev, s, "baselines", key), 4) for s in splits)])
     r.add(Table(["baseline, bits per byte", *splits], base_rows, [False] + [True] * len(splits)))
-    r.add(*held_out.leak_blocks(ev, splits))
+    r.add(*hygiene.leak_blocks(ev, splits))
     bars = []
     for s in splits:
         m = ev[s]

@@ -9,12 +9,12 @@ run lacks is one line saying so, never a number.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from codex_ml.handoffs import WIDE_RATIO
+from codex_ml.paths import HELD_OUT, SPLITS
+from codex_ml.report.format import num, percent
 from codex_ml.report.inputs import Paths, get, read_json
-
-SPLITS = ("val", "test")
 
 
 def _minutes(seconds: float) -> str:
@@ -23,11 +23,11 @@ def _minutes(seconds: float) -> str:
 
 
 def _bpb(v: Any) -> str:
-    return f"{v:.3f}" if isinstance(v, (int, float)) else "-"
+    return num(v, 3, missing="-")
 
 
 def _percent(v: Any) -> str:
-    return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "-"
+    return percent(v, missing="-")
 
 
 def _data_line(prepare: Any) -> str:
@@ -35,7 +35,7 @@ def _data_line(prepare: Any) -> str:
     source = get(prepare, "source") or {}
     python = f"Python {source['python']}" if source.get("python") else "Python"
     where = source.get("path") or f"the {python} standard library"
-    counts = "/".join(f"{docs.get(s, 0):,}" for s in ("train", "val", "test")) if docs else "-"
+    counts = "/".join(f"{docs.get(s, 0):,}" for s in SPLITS) if docs else "-"
     total = sum(size.values()) / 1e6 if size else 0.0
     return f"data    {source.get('kind', '?')} ({where}): {counts} documents (train/val/test), {total:.1f} MB"
 
@@ -61,11 +61,11 @@ def _train_line(train: Any) -> str:
 
 
 def _eval_lines(ev: Any) -> list[str]:
-    base = any(get(ev, s, "baselines", "base_model_bpb") is not None for s in SPLITS)
+    base = any(get(ev, s, "baselines", "base_model_bpb") is not None for s in HELD_OUT)
     head = f"{'split':<6}{'bits/byte [95% CI]':<24}{'xz':>7}{'gzip':>7}{'unigram':>9}"
     head += f"{'base':>7}" if base else ""
     lines = [head + "  line exact match"]
-    for split in SPLITS:
+    for split in HELD_OUT:
         m = get(ev, split)
         if not m:
             continue
@@ -76,10 +76,10 @@ def _eval_lines(ev: Any) -> list[str]:
                f"{_bpb(b.get('gzip_bpb')):>7}{_bpb(b.get('unigram_bpb')):>9}")
         row += f"{_bpb(b.get('base_model_bpb')):>7}" if base else ""
         lines.append(row + f"  {_percent(m.get('completion_exact_match'))}")
-    wide = [s for s in SPLITS if get(ev, s, "bits_per_byte_ci_too_wide")]
-    if wide:  # eval/bootstrap.py says what too wide is
-        lines.append(f"{' and '.join(wide)}: interval too wide to rank models (its upper end over 1.5x its "
-                     f"lower): too few or too uneven documents")
+    wide = [s for s in HELD_OUT if get(ev, s, "bits_per_byte_ci_too_wide")]
+    if wide:  # handoffs.py says what too wide is
+        lines.append(f"{' and '.join(wide)}: interval too wide to rank models (its upper end over "
+                     f"{WIDE_RATIO:g}x its lower): too few or too uneven documents")
     return lines
 
 
@@ -96,7 +96,7 @@ def summary_lines(paths: Paths, elapsed_s: float | None = None) -> list[str]:
         lines.extend("        " + line for line in _eval_lines(ev))
     else:
         lines.append(f"eval    no {paths.eval_json}: eval has not run")
-    report = paths.at(Path("reports/report.html"))
+    report = paths.at(paths.report)
     lines.append(f"report  {report} (and report.md)" if report.is_file() else "report  not written yet")
     if elapsed_s is not None:
         lines.append(f"time    {_minutes(elapsed_s)} for this `dvc repro`")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from codex_ml.params import TokenizerParams
-from codex_ml.tokenization.base import (
+from codex_ml.tokenization.codex_tokenizer import (
     CONFIG_FILE,
     HF_TOKENIZER_FILE,
     CodexTokenizer,

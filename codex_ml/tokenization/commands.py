@@ -12,9 +12,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from codex_ml import paths
 from codex_ml.io import atomic_dir, write_bytes
 from codex_ml.params import ParamsError, TokenizerParams
-from codex_ml.runtime import StageError
+from codex_ml.runtime import StageError, print_error
 from codex_ml.tokenization import configure_threads, load_tokenizer, train_tokenizer
 from codex_ml.tokenization.validate import PROBES, check_tokenizer
 
@@ -47,7 +48,7 @@ def one_line_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (StageError, ParamsError, InputError) as exc:
-            typer.echo(f"codex tokenizer: error: {exc}", err=True)
+            print_error("codex tokenizer", exc)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -139,7 +140,7 @@ def validate(
     inputs: Annotated[list[str] | None, typer.Argument(
         help="Text files to check on (default: built-in probes: tabs, CRLF, Unicode, special-token text).",
         show_default=False)] = None,
-    tokenizer: TokenizerDir = Path("models/tokenizer"),
+    tokenizer: TokenizerDir = paths.TOKENIZER,
     threads: Threads = 0,
 ) -> None:
     """Check a tokenizer folder on texts: lossless, and AutoTokenizer gives the same ids.
@@ -171,7 +172,7 @@ def validate(
 @one_line_errors
 def encode(
     inputs: Inputs = None,
-    tokenizer: TokenizerDir = Path("models/tokenizer"),
+    tokenizer: TokenizerDir = paths.TOKENIZER,
     output: Output = None,
     format: Annotated[str, typer.Option(
         "--format", "-f", help="ids: space-separated ids, one line per document; "
@@ -207,7 +208,7 @@ def decode(
     inputs: Annotated[list[str] | None, typer.Argument(
         help="Files of token ids separated by whitespace (or JSON lists, or `encode --format json` "
              "lines); '-' or nothing: stdin.", show_default=False)] = None,
-    tokenizer: TokenizerDir = Path("models/tokenizer"),
+    tokenizer: TokenizerDir = paths.TOKENIZER,
     output: Output = None,
 ) -> None:
     """Decode token ids back to text.

@@ -15,7 +15,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from codex_ml.params import TokenizerParams
-from codex_ml.tokenization.base import SPECIAL_TOKENS, CodexTokenizer
+from codex_ml.tokenization.codex_tokenizer import SPECIAL_TOKENS, CodexTokenizer
 
 # Merges seen once are noise from a single spot in the corpus; this is the usual floor.
 MIN_FREQUENCY = 2

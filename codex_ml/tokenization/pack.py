@@ -6,11 +6,8 @@ ids whatever the corpus size."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import hashlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
@@ -22,9 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from codex_ml.runtime import StageError, progress_enabled
+from codex_ml.handoffs import ShardMeta, SplitMeta, token_dtype_name
+from codex_ml.runtime import StageError, progress_enabled, release_freed_memory
 from codex_ml.shards import INDEX_SCHEMA, index_name, iter_prepared, iter_shard, prepared_shards, shard_name
-from codex_ml.tokenization.base import CodexTokenizer
+from codex_ml.tokenization.codex_tokenizer import CodexTokenizer
 
 # Text per encode call: few calls (each ends in a tail where some threads idle), while the Python
 # lists of ids in flight (three chunks: ~100 MB each) stay bounded whatever the corpus size.
@@ -54,54 +52,6 @@ def read_documents(prepared_dir: Path, split: str) -> Iterator[Document]:
     """A split's prepared documents in order, streamed from its shards."""
     for where, record in iter_prepared(prepared_dir, split):
         yield document(where, record)
-
-
-@dataclass
-class Sample:
-    """The train documents a tokenizer learns from, and how much of the split they are."""
-
-    texts: list[str]  # emptied once the tokenizer is trained (release); the counts stay
-    documents: int
-    bytes: int
-    of_documents: int
-    of_bytes: int
-
-    def release(self) -> None:
-        self.texts = []
-
-    def metrics(self, budget_mb: int, seed: int) -> dict[str, Any]:
-        return {"documents": self.documents, "bytes": self.bytes, "of_documents": self.of_documents,
-                "of_bytes": self.of_bytes, "budget_mb": budget_mb, "seed": seed}
-
-
-def sample_key(seed: int, path: str, sha256: str) -> int:
-    """A document's place in the sample order: a seeded hash of its identity and content, so the
-    sample does not change when other documents are added or shards are cut elsewhere."""
-    digest = hashlib.sha256(f"{seed}\0{path}\0{sha256}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def training_sample(prepared_dir: Path, budget_bytes: int, seed: int) -> Sample:
-    """The train split's documents (in split order) whose text fits in `budget_bytes`: all of them when
-    the split is smaller, otherwise those first in a seeded hash order (a uniform, deterministic
-    sample of documents). Two passes over the split; memory holds 16 bytes per document and the
-    sample's text."""
-    shard_bytes = sum(p.stat().st_size for p in prepared_shards(prepared_dir, "train"))
-    if shard_bytes <= budget_bytes:  # JSON lines are longer than their text: everything fits
-        docs = list(read_documents(prepared_dir, "train"))
-        total = sum(d.bytes for d in docs)
-        return Sample([d.text for d in docs], len(docs), total, len(docs), total)
-    keys, sizes = [], []
-    for where, record in iter_prepared(prepared_dir, "train"):
-        doc = document(where, record)
-        keys.append(sample_key(seed, doc.path, str(record.get("sha256", ""))))
-        sizes.append(doc.bytes)
-    order = np.argsort(np.asarray(keys, dtype=np.uint64), kind="stable")
-    within = np.cumsum(np.asarray(sizes, dtype=np.int64)[order]) <= budget_bytes
-    chosen = np.zeros(len(keys), dtype=bool)
-    chosen[order[within]] = True
-    texts = [d.text for i, d in enumerate(read_documents(prepared_dir, "train")) if chosen[i]]
-    return Sample(texts, len(texts), int(np.asarray(sizes)[chosen].sum()), len(keys), int(sum(sizes)))
 
 
 def chunks(docs: Iterable[Document], chunk_bytes: int = CHUNK_BYTES) -> Iterator[list[Document]]:
@@ -137,26 +87,6 @@ def encode_chunks(tok: CodexTokenizer, docs: Iterable[Document], threads: int,
             yield done, job.result()
 
 
-def _libc_malloc_trim() -> Callable[[int], int] | None:
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        return trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-_MALLOC_TRIM = _libc_malloc_trim()
-
-
-def release_freed_memory() -> None:
-    """Hand memory freed by the last chunk back to the OS. The backends encode on their own threads,
-    and glibc gives each thread its own heap (arena), which keeps freed blocks: without this the
-    stage's peak memory grew with the corpus (bench_scale: 579 -> 776 MiB from 20 MB to 236 MB of
-    code; with it, or MALLOC_ARENA_MAX=2, it stays flat)."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
 def pack_ids(ids: Sequence[Sequence[int]], eos_id: int, dtype: np.dtype[Any]) -> np.ndarray:
     """ids of consecutive documents -> one flat array with EOS after each document."""
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
@@ -165,7 +95,7 @@ def pack_ids(ids: Sequence[Sequence[int]], eos_id: int, dtype: np.dtype[Any]) ->
 
 
 def token_dtype(vocab_size: int) -> np.dtype[Any]:
-    return np.dtype(np.uint16) if vocab_size <= 2**16 else np.dtype(np.uint32)
+    return np.dtype(token_dtype_name(vocab_size))
 
 
 @dataclass
@@ -200,7 +130,7 @@ def pack_shard(tok: CodexTokenizer, source: Path, out_path: Path, threads: int,
             paths += [d.path for d in chunk]
             sizes += [d.bytes for d in chunk]
             del ids, arr
-            release_freed_memory()
+            release_freed_memory()  # what the encoding threads freed (runtime.py says why)
     tokens = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
     rows = pa.table({"path": pa.array(paths, pa.string()), "bytes": pa.array(sizes, pa.int64()),
                      "tokens": pa.array(tokens, pa.int64())})
@@ -215,12 +145,12 @@ class PackedSplit:
     tokens: int = 0  # including one EOS per document
     bytes: int = 0
     documents: int = 0
-    shards: list[dict[str, Any]] = field(default_factory=list)
+    shards: list[ShardMeta] = field(default_factory=list)
     byte_fallback_tokens: int = 0
 
-    def meta(self) -> dict[str, Any]:
-        return {"tokens": self.tokens, "bytes": self.bytes, "documents": self.documents,
-                "shards": self.shards, "index": self.index}
+    def meta(self) -> SplitMeta:
+        return SplitMeta(tokens=self.tokens, bytes=self.bytes, documents=self.documents, shards=self.shards,
+                         index=self.index)
 
 
 def assemble_split(split: str, shards: Iterable[PackedShard], out_dir: Path) -> PackedSplit:
@@ -238,7 +168,7 @@ def assemble_split(split: str, shards: Iterable[PackedShard], out_dir: Path) -> 
             packed.bytes += shard.bytes
             packed.documents += shard.documents
             packed.byte_fallback_tokens += shard.byte_fallback_tokens
-            packed.shards.append({"file": shard.file, "tokens": shard.tokens, "documents": shard.documents})
+            packed.shards.append(ShardMeta(file=shard.file, tokens=shard.tokens, documents=shard.documents))
     return packed
 
 

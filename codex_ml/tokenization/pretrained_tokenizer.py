@@ -24,11 +24,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import ValidationError
 from tokenizers import Tokenizer
 
-from codex_ml.base_model import BaseModel
+from codex_ml.base_model import PretrainedBase
+from codex_ml.handoffs import BaseRecord, problems
 from codex_ml.io import write_json
-from codex_ml.tokenization.base import CONFIG_FILE, FORMAT_VERSION, CodexTokenizer, SpecialIds, TokenizerError
+from codex_ml.tokenization.codex_tokenizer import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    CodexTokenizer,
+    SpecialIds,
+    TokenizerError,
+)
 from codex_ml.tokenization.hf_bpe import unicode_to_byte
 
 BACKEND = "pretrained"
@@ -38,9 +46,9 @@ class PretrainedTokenizer(CodexTokenizer):
     backend: ClassVar[str] = BACKEND
     lossless: ClassVar[bool] = False  # a round-trip failure is a reported rate, not a stage error
 
-    def __init__(self, auto: Any, base: dict[str, Any]) -> None:  # no super().__init__: no codex specials
+    def __init__(self, auto: Any, base: BaseRecord) -> None:  # no super().__init__: no codex specials
         if not getattr(auto, "is_fast", False) or getattr(auto, "backend_tokenizer", None) is None:
-            raise TokenizerError(f"{base.get('pretrained')}: the tokenizer has no `tokenizers` backend "
+            raise TokenizerError(f"{base.pretrained}: the tokenizer has no `tokenizers` backend "
                                  f"(tokenizer.json); only fast tokenizers are supported")
         # A copy: the flag is runtime state of the Rust tokenizer, and `auto` (what is saved and what
         # users load) keeps the model's own handling of special-token text.
@@ -49,7 +57,7 @@ class PretrainedTokenizer(CodexTokenizer):
         self.auto, self.base = auto, base
         eos = auto.eos_token_id
         if eos is None:
-            raise TokenizerError(f"{base.get('pretrained')}: the tokenizer has no EOS token, which the "
+            raise TokenizerError(f"{base.pretrained}: the tokenizer has no EOS token, which the "
                                  f"packed streams put between documents")
         if auto.pad_token_id is None:
             auto.pad_token = auto.eos_token  # the documented choice: pad with EOS
@@ -57,12 +65,17 @@ class PretrainedTokenizer(CodexTokenizer):
                                       unk=auto.unk_token_id)
 
     @classmethod
-    def from_base(cls, base: BaseModel) -> PretrainedTokenizer:
+    def from_base(cls, base: PretrainedBase) -> PretrainedTokenizer:
         return cls(_auto(base.folder), base.record())
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any]) -> PretrainedTokenizer:
-        return cls(_auto(folder), dict(config.get("base") or {}))
+        try:
+            base = BaseRecord.model_validate(config.get("base"))
+        except ValidationError as exc:
+            raise TokenizerError(f"{folder / CONFIG_FILE}: base: expected the record of the pretrained model "
+                                 f"({problems(exc)})") from None
+        return cls(_auto(folder), base)
 
     @property
     def vocab_size(self) -> int:
@@ -94,7 +107,7 @@ class PretrainedTokenizer(CodexTokenizer):
         return table
 
     def config(self) -> dict[str, Any]:
-        return {"base": self.base}
+        return {"base": self.base.model_dump()}
 
     def _save_backend_files(self, folder: Path) -> None:
         pass

@@ -38,7 +38,7 @@ from tokenizers import AddedToken, Tokenizer, decoders
 from tokenizers.models import BPE, Unigram
 
 from codex_ml.params import TokenizerParams
-from codex_ml.tokenization.base import SPECIAL_TOKENS, CodexTokenizer, TokenizerError
+from codex_ml.tokenization.codex_tokenizer import SPECIAL_TOKENS, CodexTokenizer, TokenizerError
 
 MODEL_FILE = "sentencepiece.model"
 SPACE_SYMBOL = "\u2581"  # how SentencePiece writes " " inside pieces

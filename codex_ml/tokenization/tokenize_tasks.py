@@ -20,7 +20,8 @@ from pathlib import Path
 
 from codex_ml.executors import Task, check_executor, cpus_per_task, run_tasks, work_folder
 from codex_ml.params import DataParams
-from codex_ml.shards import SPLITS, prepared_shards, shard_name
+from codex_ml.paths import SPLITS
+from codex_ml.shards import prepared_shards, shard_name
 from codex_ml.tokenization import configure_threads, load_tokenizer
 from codex_ml.tokenization.pack import PackedShard, PackedSplit, assemble_split, pack_shard
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_ml.tokenization.base import CodexTokenizer, TokenizerError
+from codex_ml.tokenization.codex_tokenizer import CodexTokenizer, TokenizerError
 
 # Text that has broken code tokenizers: tabs and CRLF, runs of spaces, digits, non-ASCII, emoji,
 # control characters, SentencePiece's own space symbol, special-token text and byte-piece names.

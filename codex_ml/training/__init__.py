@@ -1,2 +1,2 @@
 """Training: windows from the token streams, transformers' Trainer with verified checkpoints and exact
-resume, dvclive telemetry. The stage's recipe is codex_ml.training.run.run_training."""
+resume, dvclive telemetry. The stage's recipe is codex_ml.training.stage.run_training."""

@@ -6,10 +6,6 @@ the last step (always validated: trainer.EvalOnSave) and every checkpoint of thi
 loss). The lowest val loss wins, a tie going to the later step, so a run whose val loss still falls
 at its end ships exactly what it would without this. A checkpoint is shipped as it was validated:
 its weight average (train.ema_decay) where there is one, else its weights.
-
-Early stopping (train.early_stopping_patience) is transformers' EarlyStoppingCallback rule: stop
-after `patience` val losses in a row without a new best. It reads the val losses from the trainer's
-log history, which a checkpoint carries, so a resumed run stops where an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -18,8 +14,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from transformers import TrainerCallback
 
 from codex_ml.training.checkpoint import checkpoint_dirs, read_checkpoint, verify
 
@@ -81,21 +75,3 @@ def load_shipped(trainer: Any, shipped: Shipped) -> None:
         trainer.average.copy_to()
     else:
         trainer._load_from_checkpoint(str(shipped.checkpoint))
-
-
-class EarlyStopping(TrainerCallback):
-    """Stop after `patience` val losses in a row with no new best (a strictly lower loss)."""
-
-    def __init__(self, patience: int):
-        self.patience = patience
-
-    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        history = sorted(val_losses(state.log_history).items())
-        if not history:
-            return
-        losses = [loss for _, loss in history]
-        best = losses.index(min(losses))  # the first time the lowest loss was reached
-        if len(losses) - 1 - best >= self.patience:
-            log.info("train: stopping early at step %d: %d val losses without a new best (%.4f at step %d)",
-                     state.global_step, len(losses) - 1 - best, losses[best], history[best][0])
-            control.should_training_stop = True

@@ -55,7 +55,7 @@ def open_live(metrics_dir: Path, monitor_system: bool = True) -> Any:
     # sample: no CPU, RAM or disk metrics either. Tell it there is no GPU when NVML cannot start.
     dvclive.monitor_system.GPU_AVAILABLE = dvclive.monitor_system.GPU_AVAILABLE and nvml_available()
     # dvcyaml=False: plots are declared in the project's dvc.yaml; save_dvc_exp=False: a direct
-    # `python stages/train.py` must not create DVC experiments (inside `dvc exp run` DVC does).
+    # `python -m stages.train` must not create DVC experiments (inside `dvc exp run` DVC does).
     live = Live(dir=str(metrics_dir), dvcyaml=False, save_dvc_exp=False, report=None)
     if monitor_system:
         live.monitor_system(interval=0.05, num_samples=20)  # one aggregated sample per second

@@ -2,8 +2,8 @@
 
 Trainer brings the loop: AdamW, warmup + cosine, clipping, accumulation, torch.compile, bf16 autocast,
 DDP under torchrun, and exact resume (optimizer, scheduler and every RNG state restored, consumed
-batches skipped by index). With the fused loss run.py adds on CPU (models/head.py) the stage trains
-1.13x faster than a plain torch loop of the same model (benchmarks/bench_train.py).
+batches skipped by index). benchmarks/bench_train.py measures the stage, with the fused loss it uses on
+CPU (models/head.py), against a plain torch loop of the same model (docs/stages.md has the figures).
 What it does not do, and this subclass adds: Muon for the hidden matrices (train.optimizer=muon,
 training/optim.py), a fingerprint and val loss in each checkpoint, a sha256 manifest written last, and
 retention of the best `keep_best` by val loss plus the newest.
@@ -26,8 +26,8 @@ from codex_ml.training.optim import muon_adamw
 
 
 def use_bf16(params: TrainParams) -> bool:
-    """bf16 where the hardware does it well: CUDA with native bf16. On CPUs without AMX bf16 matmuls
-    are ~5x slower than fp32 (measured here), so `auto` means fp32 on CPU."""
+    """bf16 where the hardware does it well: CUDA with native bf16. A CPU without native bf16 matmuls
+    (AMX, AVX-512 BF16) emulates them, far slower than fp32, so `auto` means fp32 on CPU."""
     if params.dtype == "auto":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return params.dtype == "bfloat16"
@@ -43,7 +43,7 @@ def fused_adamw() -> bool:
 
 def fsdp(params: TrainParams) -> bool:
     """train.parallel: fsdp applies under torchrun (any number of processes, 1 included: CPU offload
-    and bf16 on one GPU); a plain `python stages/train.py` is one process without torch.distributed."""
+    and bf16 on one GPU); a plain `python -m stages.train` is one process without torch.distributed."""
     return params.parallel == "fsdp" and "LOCAL_RANK" in os.environ
 
 
@@ -124,7 +124,7 @@ class CodexTrainer(Trainer):
         self.checkpoint_meta = checkpoint_meta
         self.keep_best = keep_best
         self.muon_lr = muon_lr
-        # train.ema_decay's average (training/ema.py), set by run.py once the model is on its device:
+        # train.ema_decay's average (training/ema.py), set by training/stage.py once the model is on its device:
         # evaluation (and so checkpoint ranking) scores it, and every checkpoint carries it.
         self.average: WeightAverage | None = None
 

@@ -1,4 +1,4 @@
-"""Training data: fixed-length windows cut from the packed token streams of the tokenize stage.
+"""Training windows: fixed-length windows cut from the packed token streams of the tokenize stage.
 
 Train windows start at seeded random offsets in the train split's stream (its shards in order, read as
 one sequence: codex_ml/shards.py). Window i is a pure function of (seed, i),
@@ -10,84 +10,13 @@ so every val loss in a run (and across runs) is measured on the same tokens.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from codex_ml.base_model import BaseModel, folder_sha256, tokenizer_sha256
-from codex_ml.io import sha256_bytes, sha256_file
 from codex_ml.runtime import StageError
-from codex_ml.shards import TokenStream, open_stream, token_files
-
-DTYPES = ("uint16", "uint32")
-
-
-@dataclass(frozen=True)
-class TokenData:
-    """data/tokens/: meta.json and the memory-mapped train and val streams."""
-
-    dir: Path
-    meta: dict[str, Any]
-    train: TokenStream
-    val: TokenStream
-
-    def fingerprint(self) -> str:
-        """sha256 over meta.json, and the shards and index of train and val: a different tokenization
-        is different data."""
-        files = [self.dir / "meta.json"]
-        files += [f for s in ("train", "val") for f in token_files(self.dir, self.meta, s)]
-        return sha256_bytes("-".join(sha256_file(f) for f in files).encode())
-
-
-def load_token_data(tokens_dir: Path) -> TokenData:
-    """Open data/tokens as docs/pipeline.md describes it; StageError naming what does not fit."""
-    meta_path = tokens_dir / "meta.json"
-    if not meta_path.is_file():
-        raise StageError(f"{meta_path} not found: run the tokenize stage first")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    for key in ("dtype", "vocab_size", "pad_id", "bos_id", "eos_id", "splits"):
-        if key not in meta:
-            raise StageError(f"{meta_path}: missing key {key!r}")
-    if meta["dtype"] not in DTYPES:
-        raise StageError(f"{meta_path}: dtype must be one of {', '.join(DTYPES)}, got {meta['dtype']!r}")
-    streams = {}
-    for split in ("train", "val"):
-        if split not in meta["splits"]:
-            raise StageError(f"{meta_path}: no {split!r} split")
-        tokens = open_stream(tokens_dir, meta, split)
-        if tokens.max() >= meta["vocab_size"]:  # would crash the embedding lookup
-            raise StageError(f"{tokens_dir}: {split} token id {tokens.max()} >= vocab_size "
-                             f"{meta['vocab_size']}")
-        streams[split] = tokens
-    return TokenData(dir=tokens_dir, meta=meta, train=streams["train"], val=streams["val"])
-
-
-def check_made_by(data: TokenData, tokenizer_dir: Path, base: BaseModel | None) -> None:
-    """With a pretrained model, data/tokens and models/tokenizer must be its own tokenizer's, and
-    meta.json must record the base model as it is now (its lineage): one StageError otherwise."""
-    if base is None:
-        return
-    want = tokenizer_sha256(base.folder)
-    made = (data.meta.get("base_model") or {}).get("tokenizer_sha256")
-    config_path = tokenizer_dir / "codex_tokenizer.json"
-    saved = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    saved_sha = (saved.get("base") or {}).get("tokenizer_sha256")
-    if made != want or saved_sha != want:
-        by = (f"a tokenizer with sha256 {made[:12]}" if made else
-              f"the {data.meta.get('backend')} tokenizer the tokenize stage trained")
-        where = data.dir / "meta.json" if made != want else config_path
-        raise StageError(f"{where}: the token files were made by {by}, not by model.pretrained "
-                         f"{base.name}'s own tokenizer (sha256 {want[:12]}): rerun the tokenize stage with "
-                         f"model.pretrained set (dvc repro tokenize)")
-    recorded = data.meta["base_model"].get("sha256")
-    if recorded != folder_sha256(base.folder):
-        raise StageError(f"{data.dir / 'meta.json'}: model.pretrained {base.name} changed since the tokenize "
-                         f"stage recorded it (sha256 {str(recorded)[:12]}): rerun tokenize (dvc repro -f "
-                         f"tokenize) so the token files record the base this model is trained from")
+from codex_ml.shards import TokenStream
 
 
 def _window(tokens: TokenStream, start: int, seq_len: int) -> dict[str, torch.Tensor]:
@@ -171,11 +100,3 @@ class EvalWindows(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return _window(self.tokens, int(self.starts[index]), self.seq_len)
-
-
-def unigram_entropy(tokens: TokenStream, vocab_size: int) -> float:
-    """Entropy (nats/token) of the tokens' unigram distribution: the loss of the best model that
-    ignores context, so a trained model's val loss must land well below it."""
-    counts = tokens.bincount(vocab_size).astype(np.float64)
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())

@@ -19,9 +19,9 @@ from transformers import AutoModelForCausalLM
 
 from codex_ml.params import load_params, parse_params
 from codex_ml.training.ema import EMA_FILE
-from codex_ml.training.run import run_training
+from codex_ml.training.stage import run_training
 from tests.conftest import merge
-from tests.train.conftest import MICRO, write_token_data
+from tests.trainkit import MICRO, write_token_data
 
 # One small module to train on (a few thousand tokens), others to validate on: many passes overfit.
 TRAIN = ["colorsys.py"]

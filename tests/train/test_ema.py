@@ -16,9 +16,10 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from codex_ml.params import load_params
 from codex_ml.runtime import StageError
 from codex_ml.training.checkpoint import checkpoint_dirs
-from codex_ml.training.data import EvalWindows, load_token_data
 from codex_ml.training.ema import EMA_FILE, WeightAverage, ema_decay
-from codex_ml.training.run import run_training
+from codex_ml.training.inputs import load_token_data
+from codex_ml.training.stage import run_training
+from codex_ml.training.windows import EvalWindows
 
 
 def test_average_follows_the_warmed_up_decay_and_swaps_back_exactly(tmp_path: Path) -> None:

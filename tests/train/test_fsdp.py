@@ -15,14 +15,12 @@ import torch
 
 from codex_ml.params import ParamsError, load_params, parse_params
 from codex_ml.runtime import StageError
-from codex_ml.training.run import run_training
+from codex_ml.training.stage import run_training
 from tests.conftest import ROOT, merge, run
-from tests.train.test_train_process import loss_curve
-from tests.train.test_train_run import folder_hashes
+from tests.trainkit import folder_hashes, series
 
 pytestmark = [pytest.mark.cluster]
 
-STAGE = str(ROOT / "stages" / "train.py")
 # AdamW (Muon's orthogonalisation needs whole matrices, not FSDP's row shards); the weight average
 # (train.ema_decay) runs on the shards as it does on whole tensors.
 FSDP = {"train": {"max_steps": 20, "eval_every": 10, "checkpoint_every": 10, "optimizer": "adamw",
@@ -34,7 +32,7 @@ REL = 1e-4
 
 def torchrun(folder: Path, nproc: int = 2) -> str:
     return run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-                STAGE], folder).stderr
+                "-m", "stages.train"], folder, PYTHONPATH=str(ROOT)).stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU refusal; CUDA runs the GPU tests below")
@@ -59,7 +57,7 @@ def test_fsdp_on_two_gpus_follows_one_process_and_resumes_exactly(workdir: Calla
     assert sorted(held) == [0, 1], log
     assert all(h < 0.6 * n for h, n in held.values()) and sum(h for h, _ in held.values()) == held[0][1]
     for name in ("train/loss", "val/loss"):
-        a, b = loss_curve(one, name), loss_curve(two, name)
+        a, b = series(one, name), series(two, name)
         assert [s for s, _ in a] == [s for s, _ in b]
         assert [v for _, v in b] == pytest.approx([v for _, v in a], rel=REL), name
     files = sorted(p.name for p in (two / "models/model").iterdir())
@@ -81,8 +79,8 @@ def test_fsdp_bf16_with_cpu_offload_on_a_gpu_follows_the_plain_bf16_run(workdir:
     assert "FSDP: process 0 of 1 held" in log
     # bf16 rounds each matmul to 8 bits of mantissa: the curves agree to bf16's precision, not float32's.
     for name in ("train/loss", "val/loss"):
-        assert [v for _, v in loss_curve(offload, name)] == pytest.approx(
-            [v for _, v in loss_curve(plain, name)], rel=2e-2), name
+        assert [v for _, v in series(offload, name)] == pytest.approx(
+            [v for _, v in series(plain, name)], rel=2e-2), name
     assert (offload / "models/model/model.safetensors").is_file()
 
 

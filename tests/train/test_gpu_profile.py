@@ -20,22 +20,14 @@ import yaml
 from codex_ml.models import MODELS as REGISTRY
 from codex_ml.params import load_params
 from tests.conftest import ROOT
-from tests.conftest import compose as conf_composed
-from tests.train.test_train_run import series, train
+from tests.trainkit import compose_checked, series, train
 
 MODELS = sorted(f.stem for f in (ROOT / "conf/model").glob("*.yaml") if f.stem != "pretrained")
 
 
-def compose(tmp_path: Path, overrides: list[str]) -> dict[str, Any]:
-    """conf/ composed as `dvc exp run -S ...` composes it (DVC's own function)."""
-    out = conf_composed(tmp_path, overrides)
-    load_params(out)  # every check a stage makes
-    return yaml.safe_load(out.read_text())
-
-
 @pytest.mark.parametrize("model", MODELS)
 def test_gpu_profile_composes_with_every_model(tmp_path: Path, model: str) -> None:
-    composed = compose(tmp_path, ["train=gpu", f"model={model}"])
+    composed = compose_checked(tmp_path, ["train=gpu", f"model={model}"])
     t = composed["train"]
     assert (t["dtype"], t["compile"], t["grad_accum"]) == ("bfloat16", True, 1)
     assert t["seq_len"] >= 1024 and t["batch_size"] * t["seq_len"] >= 65_536  # a batch that fills a GPU
@@ -50,7 +42,7 @@ SMALL = {"seq_len": 32, "batch_size": 4, "max_steps": 2, "warmup_steps": 0, "eva
 
 
 def profile_params(tmp_path: Path, **train: Any) -> dict[str, Any]:
-    profile = compose(tmp_path, ["train=gpu", "model=micro"])["train"]
+    profile = compose_checked(tmp_path, ["train=gpu", "model=llama-micro"])["train"]
     return {"model": {"name": "llama-micro"}, "train": {**profile, **SMALL, **train}}
 
 

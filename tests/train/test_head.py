@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from codex_ml.eval.score import score_documents
 from codex_ml.models import Vocab, apply_lora, build_model, head
 from codex_ml.params import LoraParams, ModelParams
-from tests.evalkit import EOS, PAD
-from tests.test_eval_metrics import stdlib_docs
+from tests.evalkit import EOS, PAD, stdlib_docs
 
 VOCAB = Vocab(size=384, pad_id=0, bos_id=1, eos_id=2)
 

@@ -12,8 +12,8 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 from codex_ml.models import Vocab, build_model
 from codex_ml.params import ModelParams, load_params
 from codex_ml.training.optim import Muon, MuonAdamW, muon_adamw, newton_schulz
-from codex_ml.training.run import run_training
-from tests.train.test_train_run import StopAt, folder_hashes
+from codex_ml.training.stage import run_training
+from tests.trainkit import StopAt, folder_hashes
 
 VOCAB = Vocab(size=384, pad_id=0, bos_id=1, eos_id=2)
 

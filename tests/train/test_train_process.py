@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import signal
 import subprocess
 import sys
@@ -14,19 +13,18 @@ import pytest
 
 from codex_ml.params import load_params
 from codex_ml.training.checkpoint import MANIFEST
-from codex_ml.training.run import run_training
-from tests.conftest import ROOT, run, subprocess_env
-from tests.train.test_train_run import folder_hashes
+from codex_ml.training.stage import run_training
+from tests.conftest import ROOT, run, stage_command, subprocess_env
+from tests.trainkit import folder_hashes, series
 
 pytestmark = pytest.mark.slow
 
-STAGE = str(ROOT / "stages" / "train.py")
 SLOW = {"train": {"max_steps": 80, "checkpoint_every": 10, "eval_every": 40}}
 
 
 def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_model(workdir: Callable[..., Path]) -> None:
     killed = workdir(SLOW, name="killed")
-    proc = subprocess.Popen([sys.executable, STAGE], cwd=killed, env=subprocess_env(),
+    proc = subprocess.Popen(stage_command("train"), cwd=killed, env=subprocess_env(PYTHONPATH=str(ROOT)),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first = killed / "models/checkpoints/checkpoint-10" / MANIFEST
     deadline = time.monotonic() + 120
@@ -39,7 +37,7 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_model(workdir: 
     assert not (killed / "models/model").exists()  # killed: no half-written model
     assert not (killed / "models/checkpoints/checkpoint-80").exists()
 
-    resumed = run([sys.executable, STAGE], killed)
+    resumed = run(stage_command("train"), killed, PYTHONPATH=str(ROOT))
     assert "resuming from models/checkpoints/checkpoint-" in resumed.stderr
 
     # Two clean runs (in-process: the same numerics as the stage's process) give byte-identical
@@ -53,23 +51,18 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_model(workdir: 
         assert folder_hashes(killed / out) == folder_hashes(clean[0] / out), out
 
 
-def loss_curve(root: Path, name: str) -> list[tuple[int, float]]:
-    with open(root / "metrics/train/plots/metrics" / f"{name}.tsv", newline="") as f:
-        return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f, delimiter="\t")]
-
-
-def test_torchrun_two_processes_follow_the_one_process_loss_curve(workdir: Callable[..., Path]) -> None:
+def test_torchrun_two_processes_follow_the_one_process_series(workdir: Callable[..., Path]) -> None:
     params = {"train": {"max_steps": 20, "eval_every": 10, "checkpoint_every": 10}}
     one = workdir(params, name="one")
     run_training(load_params("params.yaml"))
     two = workdir(params, name="two")
     proc = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                STAGE], two)
+                "-m", "stages.train"], two, PYTHONPATH=str(ROOT))
     assert "processes" in (two / "metrics/train/metrics.json").read_text()
     # Same global batch (8 = 2 x 4), same windows, same initial weights: the same curve up to float
     # summation order (gloo all-reduce of the gradients).
     for name in ("train/loss", "val/loss"):
-        a, b = loss_curve(one, name), loss_curve(two, name)
+        a, b = series(one, name), series(two, name)
         assert [s for s, _ in a] == [s for s, _ in b]
         assert [v for _, v in b] == pytest.approx([v for _, v in a], rel=1e-4), name
     assert '"processes": 2' in (two / "metrics/train/metrics.json").read_text()

@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from codex_ml.io import sha256_file
-from codex_ml.params import ParamsError, load_params
+from codex_ml.params import ParamsError
 from codex_ml.training.checkpoint import MANIFEST, checkpoint_dirs, verify
-from codex_ml.training.run import run_training
 from codex_ml.training.telemetry import nvml_available
-
-
-def train(root: Path, callbacks: tuple[TrainerCallback, ...] = ()) -> dict[str, Any]:
-    return run_training(load_params(root / "params.yaml"), callbacks=callbacks)
-
-
-def folder_hashes(path: Path) -> dict[str, str]:
-    return {f.relative_to(path).as_posix(): sha256_file(f) for f in sorted(path.rglob("*")) if f.is_file()}
-
-
-def series(root: Path, name: str) -> list[tuple[int, float]]:
-    with open(root / "metrics/train/plots/metrics" / f"{name}.tsv", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    column = name.rsplit("/", 1)[-1]
-    return [(int(r["step"]), float(r[column])) for r in rows]
-
-
-class StopAt(TrainerCallback):
-    """Ends training after `step` (its checkpoint is saved first): an interruption, in-process."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step >= self.step:
-            control.should_training_stop = True
+from tests.trainkit import StopAt, folder_hashes, series, train
 
 
 def test_trains_below_unigram_entropy_and_writes_model_checkpoints_and_telemetry(

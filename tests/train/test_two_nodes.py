@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from codex_ml.params import load_params
-from codex_ml.training.run import run_training
+from codex_ml.training.stage import run_training
 from tests.clusters import free_port
 from tests.conftest import ROOT, subprocess_env
-from tests.train.test_train_process import loss_curve
+from tests.trainkit import series
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -25,8 +25,8 @@ PARAMS = {"train": {"max_steps": 20, "eval_every": 10, "checkpoint_every": 10}}
 
 def readme_two_machine_command() -> str:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"^\s*(torchrun --nnodes 2 .*?\\\n.*?stages/train\.py)", readme, re.M)
-    assert found, "README.md: no `torchrun --nnodes 2 ... stages/train.py` command"
+    found = re.search(r"^\s*(torchrun --nnodes 2 .*?\\\n.*?-m stages\.train)", readme, re.M)
+    assert found, "README.md: no `torchrun --nnodes 2 ... -m stages.train` command"
     return found[1].replace("\\\n", " ")
 
 
@@ -39,9 +39,9 @@ def test_two_torchrun_nodes_on_loopback_train_the_one_process_model(workdir: Cal
                                ("<host>", "127.0.0.1"), ("<port>", str(free_port()))):
         assert placeholder in command, (placeholder, command)
         command = command.replace(placeholder, value)
-    command = command.replace("stages/train.py", str(ROOT / "stages/train.py"))  # the folder is no checkout
-    nodes = [subprocess.Popen(shlex.split(command), cwd=two, env=subprocess_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    # the folder is no checkout: the stages package is found through PYTHONPATH
+    nodes = [subprocess.Popen(shlex.split(command), cwd=two, env=subprocess_env(PYTHONPATH=str(ROOT)),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     try:
         outs = [node.communicate(timeout=600)[0] for node in nodes]
     finally:
@@ -51,7 +51,7 @@ def test_two_torchrun_nodes_on_loopback_train_the_one_process_model(workdir: Cal
     assert '"processes": 2' in (two / "metrics/train/metrics.json").read_text()
     # Same global batch split over the two nodes: the same curve up to gloo's summation order.
     for name in ("train/loss", "val/loss"):
-        a, b = loss_curve(one, name), loss_curve(two, name)
+        a, b = series(one, name), series(two, name)
         assert [s for s, _ in a] == [s for s, _ in b]
         assert [v for _, v in b] == pytest.approx([v for _, v in a], rel=1e-4), name
     from transformers import AutoModelForCausalLM
