@@ -75,8 +75,7 @@ def stdlib_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """torch on one thread for the test, restored after. The test models are tiny: with two threads on
-    a machine shared with other work, every small op waits at a barrier for a descheduled thread and
-    eval runs ~50x slower."""
+    a machine shared with other work, every small op waits at a barrier for a descheduled thread."""
     import torch
 
     before = torch.get_num_threads()

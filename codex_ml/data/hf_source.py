@@ -315,8 +315,8 @@ def read_saved(ds: HfDataset, params: DataParams, rank: int, world_size: int) ->
 
 
 def as_arrow(rows: Any, columns: list[str]) -> Any:
-    """Rows batched as Arrow tables, not as Python dicts built row by row (5x faster), when every column
-    is a plain value; a `Json` column (json shards whose types vary by row) decodes only in Python."""
+    """Rows batched as Arrow tables, not as Python dicts built row by row, when every column is a plain
+    value; a `Json` column (json shards whose types vary by row) decodes only in Python."""
     import datasets
 
     plain = rows.features is not None and all(isinstance(rows.features[c], datasets.Value) for c in columns)

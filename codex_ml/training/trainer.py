@@ -124,8 +124,8 @@ class CodexTrainer(Trainer):
         self.checkpoint_meta = checkpoint_meta
         self.keep_best = keep_best
         self.muon_lr = muon_lr
-        # train.ema_decay's average (training/ema.py), set by training/stage.py once the model is on its device:
-        # evaluation (and so checkpoint ranking) scores it, and every checkpoint carries it.
+        # train.ema_decay's average (training/ema.py), set by training/stage.py once the model is on its
+        # device: evaluation (and so checkpoint ranking) scores it, and every checkpoint carries it.
         self.average: WeightAverage | None = None
 
     def evaluate(self, *args: Any, **kwargs: Any) -> Any:
