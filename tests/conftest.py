@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,11 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env.pop("DVCLIVE_TEST", None)
     env.update(extra)
     return env
+
+
+def unboxed(stderr: str) -> str:
+    """A Typer usage error as one line of words: out of the box it is drawn in, unwrapped."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", stderr).split())
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:

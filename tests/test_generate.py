@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from codex_ml.eval.model import load_model, load_tokenizer, pick_device
 from codex_ml.eval.options import SamplingParams
 from codex_ml.runtime import StageError
 from codex_ml.shards import iter_prepared
+from tests.conftest import unboxed
 from tests.evalkit import EOS, PAD, shared_workspace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -79,7 +79,7 @@ def test_eval_command(workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path
     for option, value, choices in (("--split", "train", "'val', 'test'"),
                                    ("--device", "gpu", "'auto', 'cpu', 'cuda'")):
         bad = CliRunner().invoke(app, ["eval", "--model", "models/model", option, value])
-        said = " ".join(re.sub(r"[│╭╮╰╯─]", " ", bad.stderr).split())  # out of its box, unwrapped
+        said = unboxed(bad.stderr)
         assert bad.exit_code == 2 and f"Invalid value for '{option}'" in said, said
         assert f"'{value}' is not one of {choices}" in said, said
     bad = CliRunner().invoke(app, ["eval", "--model", "models/model", "--window", "1"])

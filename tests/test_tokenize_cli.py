@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from codex_ml.cli import app
 from codex_ml.tokenization import load_tokenizer
-from tests.conftest import ROOT, run
+from tests.conftest import ROOT, run, unboxed
 from tests.tokenizekit import held_out_documents
 
 runner = CliRunner()
@@ -85,11 +85,10 @@ def test_validate(tokenizer_dir: Path, stdlib_sample: Path) -> None:
     (["encode", "-t", "{tok}", "{missing}/a.py"], None, "a.py: no such file"),
     (["train", "--out", "{missing}", "--vocab-size", "100"], "x",
      "tokenizer.vocab_size: expected an integer"),
-    (["train", "--out", "{missing}", "--backend", "wordpiece"], "x", "tokenizer.backend: expected one of"),
     (["train", "--out", "{missing}", "--backend", "hf-bpe", "--model-type", "unigram"], "x",
      "tokenizer.model_type: 'unigram' applies to backend sentencepiece only"),
 ], ids=["missing-folder", "not-a-tokenizer", "validate-missing", "bad-id", "id-out-of-range",
-        "missing-input", "vocab-too-small", "unknown-backend", "unigram-hf"])
+        "missing-input", "vocab-too-small", "unigram-hf"])
 def test_errors_are_one_line_and_exit_2(args: list[str], stdin: str | None, message: str,
                                         tokenizer_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
@@ -101,6 +100,20 @@ def test_errors_are_one_line_and_exit_2(args: list[str], stdin: str | None, mess
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("codex tokenizer: error: ")
     assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize(("args", "option", "value"), [
+    (["train", "--out", "x", "--backend", "wordpiece"], "--backend", "wordpiece"),
+    (["train", "--out", "x", "--backend", "pretrained"], "--backend", "pretrained"),  # nothing to train
+    (["encode", "--format", "yaml"], "--format", "yaml"),
+])
+def test_choices_are_typers(args: list[str], option: str, value: str, tmp_path: Path) -> None:
+    """Options with a fixed set of values are Typer's choices: its usage error, exit 2, listing them."""
+    result = runner.invoke(app, ["tokenizer", *args])
+    said = unboxed(result.stderr)
+    assert result.exit_code == 2 and f"Invalid value for '{option}'" in said
+    assert f"'{value}' is not one of" in said
+    assert not (tmp_path / "x").exists()
 
 
 def test_installed_command_fails_cleanly(tmp_path: Path) -> None:

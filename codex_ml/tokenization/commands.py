@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import typer
 
@@ -37,6 +37,8 @@ Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write here 
 Threads = Annotated[int, typer.Option(help="Encoding threads; 0 = all cores.", min=0)]
 
 DEFAULTS = TokenizerParams()
+Trainable = Literal["sentencepiece", "hf-bpe"]  # the backends `codex tokenizer train` trains
+DEFAULT_BACKEND = cast(Trainable, DEFAULTS.backend)  # the schema's default, a trained one
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -105,10 +107,11 @@ def write_output(output: Path | None, data: bytes) -> None:
 def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Tokenizer folder to write (replaced whole).")],
     inputs: Inputs = None,
-    backend: Annotated[str, typer.Option(help="sentencepiece | hf-bpe")] = DEFAULTS.backend,
+    backend: Annotated[Trainable, typer.Option(help="the tokenizer to train")] = DEFAULT_BACKEND,
     vocab_size: Annotated[int, typer.Option(
         help="Tokens in the vocabulary, specials and bytes included.")] = DEFAULTS.vocab_size,
-    model_type: Annotated[str, typer.Option(help="sentencepiece: bpe | unigram")] = DEFAULTS.model_type,
+    model_type: Annotated[Literal["bpe", "unigram"], typer.Option(help="sentencepiece's model")] = (
+        DEFAULTS.model_type),
     max_sentence_length: Annotated[int, typer.Option(
         help="sentencepiece: longest line learned from, bytes.")] = DEFAULTS.max_sentence_length,
 ) -> None:
@@ -117,21 +120,14 @@ def train(
     The same training as the tokenize stage (which trains on data/prepared/train.jsonl). Each file is
     one document; a .jsonl file gives one document per line. The folder is replaced whole.
     """
-    params = TokenizerParams(backend=backend, vocab_size=vocab_size, model_type=model_type,  # type: ignore[arg-type]
+    params = TokenizerParams(backend=backend, vocab_size=vocab_size, model_type=model_type,
                              max_sentence_length=max_sentence_length)
-    _check_choice("backend", backend, ("sentencepiece", "hf-bpe"))
-    _check_choice("model_type", model_type, ("bpe", "unigram"))
     texts = [text for _, text in read_documents(inputs)]
     tok = train_tokenizer(texts, params)
     with atomic_dir(out) as tmp:
         tok.save(tmp)
     typer.echo(f"{out}: {tok.backend} ({params.model_type}), {tok.vocab_size} tokens, trained on "
                f"{len(texts)} document(s)", err=True)
-
-
-def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ParamsError(f"tokenizer.{key}: expected one of {', '.join(choices)}, got {value!r}")
 
 
 @app.command()
@@ -174,7 +170,7 @@ def encode(
     inputs: Inputs = None,
     tokenizer: TokenizerDir = paths.TOKENIZER,
     output: Output = None,
-    format: Annotated[str, typer.Option(
+    format: Annotated[Literal["ids", "json"], typer.Option(
         "--format", "-f", help="ids: space-separated ids, one line per document; "
                                "json: one {name, ids, tokens} object per line.")] = "ids",
     eos: Annotated[bool, typer.Option(help="End each document with EOS, as in the token files.")] = False,
@@ -185,8 +181,6 @@ def encode(
     One output line per document. Round trip: `codex tokenizer encode f.py | codex tokenizer decode`
     gives f.py back byte for byte.
     """
-    if format not in ("ids", "json"):
-        raise typer.BadParameter("expected ids or json", param_hint="--format")
     n = configure_threads(threads)
     tok = load_tokenizer(tokenizer)
     docs = list(read_documents(inputs))
