@@ -25,9 +25,11 @@ import numpy as np
 
 from codex_ml.data.near_dedup import CrossIndex
 from codex_ml.params import DataParams
+from codex_ml.paths import SPLITS
 from codex_ml.runtime import StageError
 
-SPLIT_CODES = {"train": 0, "val": 1, "test": 2}  # a cluster goes to its members' smallest code
+SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}  # train 0, val 1, test 2: a cluster goes
+# to its members' smallest code
 MAX_PASSES = 8
 
 
