@@ -21,6 +21,7 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
+from codex_ml.data import hf_source
 from codex_ml.data.documents import part_bounds
 from codex_ml.data.sources import open_source
 from codex_ml.data.stage import prepare
@@ -311,13 +312,21 @@ def test_part_bounds_cut_every_item_once_in_order(weights: list[int], world_size
     assert all(start <= stop for start, stop in bounds)
 
 
-def test_prepare_runs_on_a_parquet_folder_and_a_jsonl_gz(tmp_path: Path,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_prepare_runs_on_a_parquet_folder_and_a_jsonl_gz(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     folder = write_parquet_shards(tmp_path / "pq")
     params = DataParams(source="hf", path=str(folder), max_file_bytes=100, val_fraction=0.0,
                         test_fraction=0.0)
+    real, resolved = hf_source.resolve_hf, []
+
+    def counted(p: DataParams) -> hf_source.HfDataset:  # the real resolver, its calls counted
+        resolved.append(p)
+        return real(p)
+
+    monkeypatch.setattr(hf_source, "resolve_hf", counted)
     with caplog.at_level(logging.WARNING):
         m = prepare(params, tmp_path / "out-pq", tmp_path / "pq.json")
+    assert resolved == [params]  # once for the run: checked, described and read from one resolution
     assert m["documents"] == {"train": 3, "val": 0, "test": 0}
     assert m["rejected"]["malformed_row"] == 1 and m["rejected"]["too_large"] == 1
     assert m["files_seen"] == 5 and m["source"]["files"] == ["part-0.parquet", "part-1.parquet"]
