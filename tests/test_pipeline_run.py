@@ -22,6 +22,7 @@ import yaml
 from codex_ml.shards import iter_prepared
 from tests.chromium import chromium_binary, file_url, open_page
 from tests.conftest import compose, new_repo, run
+from tests.depskit import closure, covered, entry_of
 
 pytestmark = pytest.mark.slow
 
@@ -212,3 +213,25 @@ def test_an_experiment_with_another_lr_starts_fresh_and_exp_show_compares_it(qui
     after = exp_rev["data"]["metrics"]["metrics/train/metrics.json"]["data"]["val"]["loss"]
     shown = json.loads((quick_run.repo / "metrics/train/metrics.json").read_text())
     assert before == shown["val"]["loss"] and after != before
+
+
+def test_dvc_sees_a_change_to_any_module_a_stage_imports(quick_run: QuickRun, tmp_path: Path) -> None:
+    """dvc.yaml's deps cover each stage's import closure (tests/test_dvc_deps.py); here real DVC reports
+    the stage changed once a module of its closure changes: one module under each code dep of each stage
+    gets a comment (DVC hashes bytes), and every module of every stage's closure lies under a dep that
+    `dvc status` then reports modified."""
+    repo = copy_of(quick_run.repo, tmp_path / "repo")
+    assert json.loads(run(["dvc", "status", "--json"], repo).stdout) == {}
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    closures = {name: closure(entry_of(stage["cmd"], repo), repo) for name, stage in stages.items()}
+    changed = {max(f for f in files if covered(f, dep)) for name, files in closures.items()
+               for dep in stages[name]["deps"] if any(covered(f, dep) for f in files)}
+    for file in changed:
+        (repo / file).write_text((repo / file).read_text() + "\n# changed\n")
+    status = json.loads(run(["dvc", "status", "--json"], repo).stdout)
+    for name, files in closures.items():
+        modified = {path for entry in status.get(name, []) if isinstance(entry, dict)
+                    for path, what in entry.get("changed deps", {}).items() if what == "modified"}
+        unseen = sorted(str(f) for f in files if not any(covered(f, dep) for dep in modified))
+        assert not unseen, f"{name}: DVC sees no change to {unseen}"
+    assert len(changed) > 10
