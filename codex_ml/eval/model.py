@@ -1,5 +1,10 @@
 """Loading a model folder (the pipeline's `models/model`, a checkpoint, or any local Hugging Face
-causal-LM folder) and its tokenizer for evaluation and generation."""
+causal-LM folder) and its tokenizer for evaluation and generation.
+
+A training checkpoint holds two sets of weights: `model.safetensors`, the last step's, and
+`ema.safetensors`, their moving average (train.ema_decay). The average is what the run validated, ranked
+the checkpoint by and ships as `models/model`, so a checkpoint is loaded with it: `codex eval` on a
+checkpoint scores the model its recorded val loss describes."""
 
 from __future__ import annotations
 
@@ -42,6 +47,8 @@ def load_model(path: Path, device: torch.device) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
+    from codex_ml.training.ema import EMA_FILE
+
     check_model_dir(path)
     if not progress_enabled():  # transformers' own bars ("Loading weights") stay out of CI logs too
         hf_logging.disable_progress_bar()
@@ -50,7 +57,19 @@ def load_model(path: Path, device: torch.device) -> torch.nn.Module:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except (OSError, ValueError, KeyError) as exc:
         raise StageError(f"{path}: cannot load the model: {str(exc).splitlines()[0]}") from None
+    if (path / EMA_FILE).is_file():
+        load_average(model, path / EMA_FILE)
     return model.to(device).eval()  # type: ignore[arg-type]  # transformers' stubs type .to oddly
+
+
+def load_average(model: torch.nn.Module, path: Path) -> None:
+    """Put a checkpoint's weight average into its model (see the module docstring)."""
+    from safetensors.torch import load_file
+
+    unexpected = model.load_state_dict(load_file(str(path)), strict=False).unexpected_keys
+    if unexpected:
+        raise StageError(f"{path} averages parameters the model beside it does not have ({unexpected[:3]})")
+    log.info("%s: the checkpoint's weight average (%s), as its val loss scored it", path.parent, path.name)
 
 
 def load_base_model(model_dir: Path, device: torch.device) -> torch.nn.Module | None:

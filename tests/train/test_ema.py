@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoModelForCausalLM, TrainerCallback
 
+from codex_ml.eval.model import load_model
 from codex_ml.params import load_params
 from codex_ml.runtime import StageError
 from codex_ml.training.checkpoint import checkpoint_dirs
@@ -78,6 +79,9 @@ def test_the_saved_model_is_the_average_and_every_checkpoint_carries_it(workdir:
                   for ids in torch.stack([val[i]["input_ids"] for i in range(16)]).split(8)]
     assert summary["val/final_loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-5)
 
+    # `codex eval` and `codex generate` load a checkpoint with its average: the model its val loss scored
+    assert_same_weights(last, root / "models/model")
+
     off = workdir({"train": {"ema_decay": 0}}, name="off")
     run_training(load_params(off / "params.yaml"))
     last = dict(checkpoint_dirs(off / "models/checkpoints"))[30]
@@ -85,6 +89,15 @@ def test_the_saved_model_is_the_average_and_every_checkpoint_carries_it(workdir:
     saved = load_file(str(off / "models/model/model.safetensors"))
     live = load_file(str(last / "model.safetensors"))
     assert all(torch.equal(saved[name], live[name]) for name in live)
+    assert_same_weights(last, off / "models/model")
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    """The model folders load (for eval and generate) with the same weights."""
+    sa, sb = (load_model(folder, torch.device("cpu")).state_dict() for folder in (a, b))
+    assert sa.keys() == sb.keys()
+    for name, tensor in sa.items():
+        assert torch.equal(tensor, sb[name]), name
 
 
 class RecordShapes(TrainerCallback):
