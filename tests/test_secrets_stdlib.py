@@ -41,7 +41,7 @@ def test_redacted_stdlib_files_that_compiled_still_compile(prepared: tuple[dict,
     for row in rows:
         original = (root / row["path"]).read_text(encoding="utf-8")
         if original == row["text"]:
-            continue  # untouched: compiles exactly as before
+            continue  # untouched: it compiles as the original does
         changed += 1
         if _compiles(original, row["path"]) and not _compiles(row["text"], row["path"]):
             broken += 1
@@ -64,7 +64,7 @@ def test_stdlib_findings_per_kind_stay_at_the_reviewed_rates(prepared: tuple[dic
 
 
 def test_planted_files_in_a_tree_are_all_redacted(tmp_path: Path) -> None:
-    """The issue's experiment: a folder of small modules, one credential or PII each, as data=dir."""
+    """A folder of small modules, one credential or PII each, prepared as data=dir: nothing leaks."""
     from tests.planted_secrets import CASES, render
 
     for i, case in enumerate(CASES):

@@ -64,7 +64,7 @@ def test_fused_model_matches_transformers_loss_and_every_gradient(small_blocks: 
         for (name, a), (_, b) in zip(plain.named_parameters(), fused.named_parameters(), strict=True):
             assert a.grad is not None and b.grad is not None, name
             torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-7, msg=name)
-    # without labels the model is untouched: logits as before
+    # without labels the model is untouched: the same logits as the plain model
     with torch.no_grad():
         torch.testing.assert_close(fused(input_ids=x).logits, plain(input_ids=x).logits)
     assert set(fused.state_dict()) == set(plain.state_dict())  # saving sees the same module
