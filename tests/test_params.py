@@ -3,6 +3,7 @@ problem of the file at once."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -244,5 +245,56 @@ def test_params_doc_is_generated_from_the_schema() -> None:
 
     page = (ROOT / "docs" / "params.md").read_text(encoding="utf-8")
     assert page == markdown(), "docs/params.md is stale: run `make params-doc`"
-    keys = [line.split("`")[1] for line in page.splitlines() if line.startswith("| `")]
+    schema = page.split("## Rules between keys")[0]
+    keys = [line.split("`")[1] for line in schema.splitlines() if line.startswith("| `")]
     assert "train.max_steps" in keys and "eval.humaneval.limit" in keys and len(keys) == len(set(keys))
+    profiles = page.split("## Profiles")[1]
+    assert "| `model=small` | `model.name: \"llama-small\"` |" in profiles
+    assert "`data.near_dedup.enabled: true`" in profiles.split("| `data=dir` |")[1].split("\n")[0]
+
+
+# A value that breaks each rule between keys that docs/params.md states (codex_ml/params/doc.py RULES).
+BREAKS = {
+    "data.path": {"data": {"source": "dir", "path": None}},
+    "data.revision": {"data": {"revision": "main"}},
+    "data.include": {"data": {"include": []}},
+    "data.val_fraction + data.test_fraction": {"data": {"val_fraction": 0.6, "test_fraction": 0.5}},
+    "data.decontaminate": {"data": {"decontaminate": ["humaneval", "humaneval"]}},
+    "data.held_out.near_dup_threshold": {"data": {"held_out": {"near_dup_threshold": 1.5}}},
+    "data.slurm.partition": {"data": {"executor": "slurm"}},
+    "data.slurm.time": {"data": {"slurm": {"time": " "}}},
+    "tokenizer.backend": {"tokenizer": {"backend": "pretrained"}},
+    "tokenizer.vocab_size": {"tokenizer": {"vocab_size": 260}},
+    "tokenizer.model_type": {"tokenizer": {"model_type": "unigram"}},
+    "model.name": {"model": {"name": ""}},
+    "model.revision": {"model": {"revision": "main"}},
+    "model.lora.target_modules": {"model": {"lora": {"enabled": True, "target_modules": []}}},
+    "model.lora.qlora": {"model": {"lora": {"qlora": True}}},
+    "train.final_seq_len": {"train": {"final_seq_len": 200}},
+    "train.batch_size": {"train": {"batch_size": 15}},
+    "train.warmup_steps": {"train": {"warmup_steps": 1200}},
+    "train.eval_every": {"train": {"eval_every": 1201}},
+    "train.fsdp_cpu_offload": {"train": {"fsdp_cpu_offload": True}},
+    "train.parallel": {"train": {"parallel": "fsdp"}, "model": {"lora": {"enabled": True}}},
+    "eval.window": {"eval": {"window": 1}},
+    "eval.stride": {"eval": {"stride": 512}},
+    "eval.completion_max_tokens": {"eval": {"completion_max_tokens": 512}},
+    "report.baseline_rev": {"report": {"baseline_rev": " "}},
+}
+
+
+@pytest.mark.parametrize("key", sorted(BREAKS))
+def test_each_documented_rule_between_keys_is_enforced(key: str) -> None:
+    with pytest.raises(ParamsError) as err:
+        parse_params(merge(Params().model_dump(), BREAKS[key]), source="params.yaml")
+    assert str(err.value).startswith(f"params.yaml: {key}: "), str(err.value)
+
+
+def test_every_rule_a_validator_enforces_is_documented() -> None:
+    """The keys the validators name in their errors (codex_ml/params/) are RULES' keys: a new check
+    between keys is documented in docs/params.md, and a rule dropped from the code leaves the page."""
+    from codex_ml.params.doc import RULES
+
+    source = "\n".join(p.read_text() for p in sorted((ROOT / "codex_ml/params").glob("*.py")))
+    named = set(re.findall(r'(?:fail\(|ParamsError\()f?"([a-z_]+(?:\.[a-z_]+)+(?: \+ [a-z_.]+)?)[:"]', source))
+    assert named == set(RULES) == set(BREAKS), (named ^ set(RULES), set(RULES) ^ set(BREAKS))
