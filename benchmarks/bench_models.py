@@ -1,20 +1,25 @@
 """The model table's numbers: each registry model, and `model=pretrained` on a GPT-2-small-shaped base,
 trained by the train stage for a few steps on this machine's CPUs.
 
-Each model runs in a fresh process (its peak RSS is its own: Python, torch, the model, the optimizer
-and the activations of one step), with the params `dvc exp run -S model=...` composes from conf/ (the
-default train profile: 16 x 128-token windows a step, Muon for registry models; the pretrained
-profile: LoRA r 16 on every linear layer, AdamW), on the stdlib tokenized as the pipeline does
-(hf-bpe 4,096 for registry models; the base's own tokenizer for the pretrained one). Printed per
-model: parameters (trainable ones for LoRA), context, the stage's tokens/s over the timed steps, and
-the process's peak RSS.
+Each model runs in a fresh interpreter, and its peak RSS is that process's own high-water mark
+(`VmHWM` in /proc/self/status: Python, torch, the model, the optimizer and the activations of one
+step). Not `getrusage`'s `ru_maxrss`: a child started by a process that has already grown (this one
+prepares and tokenizes the corpus) reports its parent's peak until it outgrows it. The params are
+those `dvc exp run -S model=...` composes from conf/ (the default train profile: 16 x 128-token
+windows a step, Muon for registry models; the pretrained profile: LoRA r 16 on every linear layer,
+AdamW), on the stdlib tokenized as the pipeline does (hf-bpe 4,096 for registry models; the base's own
+tokenizer for the pretrained one). Per model: parameters (trainable ones for LoRA), context, the
+stage's tokens/s over the timed steps, its ratio to the default model's in the same run (the figure to
+compare across machines), and the peak RSS. `--repeats N` measures the models N times in turn and
+keeps each one's best tokens/s: the machines are shared, and the slowest passes are the loaded ones.
 
 The pretrained base is GPT-2 small's shape (transformers' GPT2Config defaults: 12 layers, hidden 768,
 50,257 embeddings, 1,024 positions), randomly initialised and saved with save_pretrained with a
 byte-level BPE tokenizer trained here: nothing is downloaded, and speed and memory depend on the
 shape, not on the weights' values.
 
-    python benchmarks/bench_models.py                      # every model, 1 + 3 steps each
+    python benchmarks/bench_models.py --save               # every model; writes benchmarks/results/
+    python benchmarks/bench_models.py --markdown           # the saved table (README.md, docs/models.md)
     python benchmarks/bench_models.py --models qwen3-mini llama-mini --steps 5 --threads 2
 """
 
@@ -23,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import sysconfig
@@ -31,6 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tables  # benchmarks/tables.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 PRETRAINED = "pretrained (GPT-2 small shape)"
@@ -89,6 +96,29 @@ def setup(work: Path) -> None:
              base=resolve(str(work / "base")), data=params.data)
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set (its memory's high-water mark), MiB (see the docstring)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise SystemExit("bench_models: /proc/self/status has no VmHWM (it measures memory on Linux)")
+
+
+def options() -> dict[str, str]:
+    """Registry name -> the conf/model option that picks it (`-S model=<option>`)."""
+    import yaml
+
+    found = {}
+    for path in sorted((ROOT / "conf/model").glob("*.yaml")):
+        conf = yaml.safe_load(path.read_text()) or {}
+        name = conf.get("name") or (conf.get("model") or {}).get("name")
+        if "pretrained" in (conf.get("model") or {}):
+            found[PRETRAINED] = path.stem
+        elif name:
+            found[name] = path.stem
+    return found
+
+
 def measure(work: Path, model: str, warmup: int, steps: int, threads: int) -> dict[str, Any]:
     """One model's row (run in its own process: see the docstring)."""
     import sys as _sys
@@ -115,54 +145,99 @@ def measure(work: Path, model: str, warmup: int, steps: int, threads: int) -> di
     paths = TrainPaths(tokens=work / kind / "tokens", tokenizer=work / kind / "tokenizer",
                        model=out / "model", checkpoints=out / "checkpoints", metrics=out / "metrics")
     summary = run_training(params, paths, callbacks=(clock,))
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     if model == PRETRAINED:
         context = json.loads((work / "base/config.json").read_text())["n_positions"]
     t = params.train
     return {"model": model, "parameters": summary["model/parameters"],
             "trainable": summary["model/trainable_parameters"], "context": context,
             "tokens_per_s": steps * t.batch_size * t.grad_accum * t.seq_len / clock.seconds,
-            "peak_rss_mb": peak_rss, "batch": f"{t.batch_size} x {t.seq_len}", "optimizer": t.optimizer}
+            "peak_rss_mib": peak_rss_mib(), "batch": f"{t.batch_size} x {t.seq_len}",
+            "optimizer": t.optimizer}
 
 
-def main() -> None:
-    from codex_ml.models.registry import MODELS
+def markdown(result: dict[str, Any]) -> str:
+    """The table of a saved run, and the line naming its command and machine."""
+    rows, default = result["rows"], result["settings"]["default_model"]
+    base = next(r["tokens_per_s"] for r in rows if r["model"] == default)
+    cells = []
+    for r in rows:
+        params = f"{r['parameters'] / 1e6:.2f}M"
+        if r["trainable"] != r["parameters"]:
+            params += f" ({r['trainable'] / 1e6:.2f}M trained)"
+        option = f"`{r['option']}`" + (" (default)" if r["model"] == default else "")
+        cells.append([option, r["model"], params, str(r["context"]), r["optimizer"],
+                      f"{r['tokens_per_s']:,.0f}", f"{r['tokens_per_s'] / base:.2f}x",
+                      f"{r['peak_rss_mib']:,.0f} MiB"])
+    s = result["settings"]
+    return (tables.table(["`model=`", "registry name", "parameters", "context", "optimizer", "tokens/s",
+                          "vs default", "peak RSS"], cells) + "\n\n"
+            + f"{s['batch']}-token windows a step on {s['threads']} torch threads; tokens/s over "
+            f"{s['steps']} timed steps after {s['warmup']}, the best of {s['repeats']} passes over the "
+            "models. " + tables.measured_on(result))
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="*", default=[*MODELS, PRETRAINED])
-    ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    ap.add_argument("--steps", type=int, default=3, help="timed steps per model")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (train.threads)")
-    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this model in this process
-    ap.add_argument("--work", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.one:
-        os.chdir(args.work)  # dvclive looks for a DVC repository from the working directory
-        print(json.dumps(measure(Path(args.work), args.one, args.warmup, args.steps, args.threads)))
-        return
+
+def measure_all(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every model of args.models, each in a fresh interpreter, args.repeats times in turn."""
+    best: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:
         work = Path(tmp)
         started = time.perf_counter()
         setup(work)
         print(f"setup (prepare + tokenize, twice): {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        rows = []
-        for model in args.models:
-            started = time.perf_counter()
-            proc = subprocess.run([sys.executable, __file__, "--one", model, "--work", str(work),
-                                   "--warmup", str(args.warmup), "--steps", str(args.steps),
-                                   "--threads", str(args.threads)], capture_output=True, text=True)
-            if proc.returncode:
-                raise SystemExit(f"bench_models: {model} failed\n{proc.stderr[-4000:]}")
-            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(f"{model}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    print(f"{args.threads} torch threads, {args.steps} timed steps after {args.warmup}, "
-          f"{os.cpu_count()} CPUs visible")
-    print("| model | parameters | trainable | context | batch | optimizer | tokens/s | peak RSS |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['model']} | {r['parameters'] / 1e6:.2f}M | {r['trainable'] / 1e6:.2f}M | "
-              f"{r['context']} | "
-              f"{r['batch']} | {r['optimizer']} | {r['tokens_per_s']:,.0f} | {r['peak_rss_mb']:,.0f} MiB |")
+        for _ in range(args.repeats):
+            for model in args.models:
+                args.load.sample()
+                started = time.perf_counter()
+                proc = subprocess.run([sys.executable, __file__, "--one", model, "--work", str(work),
+                                       "--warmup", str(args.warmup), "--steps", str(args.steps),
+                                       "--threads", str(args.threads)], capture_output=True, text=True)
+                if proc.returncode:
+                    raise SystemExit(f"bench_models: {model} failed\n{proc.stderr[-4000:]}")
+                row = json.loads(proc.stdout.strip().splitlines()[-1])
+                print(f"{model}: {time.perf_counter() - started:.0f} s, {row['tokens_per_s']:,.0f} tokens/s, "
+                      f"{row['peak_rss_mib']:,.0f} MiB", file=sys.stderr)
+                if model in best:
+                    row["peak_rss_mib"] = max(row["peak_rss_mib"], best[model]["peak_rss_mib"])
+                    row["tokens_per_s"] = max(row["tokens_per_s"], best[model]["tokens_per_s"])
+                best[model] = row
+        args.load.sample()
+    names = options()
+    return [{**best[m], "option": names.get(m, "")} for m in args.models]
+
+
+def main() -> None:
+    from codex_ml.models.registry import MODELS
+    from codex_ml.params.train import ModelParams
+
+    default = ModelParams().name
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="*", default=[*MODELS, PRETRAINED])
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per model")
+    ap.add_argument("--repeats", type=int, default=2, help="passes over the models; each one's best counts")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (train.threads)")
+    ap.add_argument("--save", action="store_true", help="write benchmarks/results/bench_models.json")
+    ap.add_argument("--markdown", action="store_true", help="print the saved table; measure nothing")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this model in this process
+    ap.add_argument("--work", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.markdown:
+        print(markdown(tables.load("bench_models")))
+        return
+    if args.one:
+        os.chdir(args.work)  # dvclive looks for a DVC repository from the working directory
+        print(json.dumps(measure(Path(args.work), args.one, args.warmup, args.steps, args.threads)))
+        return
+    if default not in args.models:
+        args.models.insert(0, default)  # the ratios' reference
+    args.load = tables.Load()
+    rows = measure_all(args)
+    settings = {"default_model": default, "warmup": args.warmup, "steps": args.steps,
+                "repeats": args.repeats, "threads": args.threads, "batch": rows[0]["batch"]}
+    result = tables.result(rows, args.load, **settings)
+    if args.save:
+        tables.save("bench_models", result)
+    print(markdown(result))
 
 
 if __name__ == "__main__":

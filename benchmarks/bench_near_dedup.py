@@ -1,20 +1,22 @@
 """Near-duplicate removal on the default corpus (the stdlib as prepare keeps it): what it costs against
-prepare's own per-document work, measured in this one command, and what it finds.
+prepare's own per-document work, measured in this one command, and what it finds at three thresholds
+(checked against the exact Jaccard similarity of the shingle sets).
 
-    .venv/bin/python benchmarks/bench_near_dedup.py
+    .venv/bin/python benchmarks/bench_near_dedup.py --save      # measure; writes benchmarks/results/
+    .venv/bin/python benchmarks/bench_near_dedup.py --markdown  # the saved tables (docs/scaling.md)
 
-The machines are noisy: compare the ratios, not the seconds. Budget: the default pipeline's
-prepare + tokenize (~35 s) may grow by 10% at most, so near-dedup on the stdlib must stay under ~3.5 s
-of wall time; the decision it informs is in docs/scaling.md ("Near-duplicate removal").
+The machines are noisy: compare the ratios, not the seconds.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
 import tracemalloc
 import zlib
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -29,6 +31,9 @@ from codex_ml.data.splits import split_of
 from codex_ml.data.stage import Tally, kept_documents
 from codex_ml.params import DataParams, HeldOutParams, NearDedupParams
 from codex_ml.paths import SPLITS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tables  # benchmarks/tables.py, beside this file
 
 T = TypeVar("T")
 THRESHOLDS = (0.7, 0.85, 0.9)
@@ -79,7 +84,34 @@ def import_seconds(module: str) -> float:
     return with_it - min(once("import numpy") for _ in range(3))
 
 
-def main() -> None:
+def found_at(threshold: float, docs: list[tuple[str, str]], sigs: list[np.ndarray], params: DataParams
+             ) -> dict[str, Any]:
+    """The near-duplicates at `threshold`: how many, their bytes, how many cross the path-hash splits, the
+    weakest pair by exact shingle Jaccard, and the index's memory per kept document."""
+    nd = params.near_dedup.model_copy(update={"threshold": threshold})
+    tracemalloc.start()
+    index = NearDedupIndex(nd)
+    pairs = [(key, text, kept) for (key, text), sig in zip(docs, sigs, strict=True)
+             if (kept := index.match(key, sig)) is not None]
+    memory = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    texts = dict(docs)
+
+    def exact(a: str, b: str) -> float:
+        sa, sb = set(shingles(a, nd.shingle_size)), set(shingles(b, nd.shingle_size))
+        return len(sa & sb) / len(sa | sb)
+
+    def split(path: str) -> str:
+        return split_of(path, params.val_fraction, params.test_fraction)
+
+    return {"threshold": threshold, "documents": len(pairs),
+            "bytes": sum(len(text.encode("utf-8")) for _, text, _ in pairs),
+            "across_splits": sum(split(key) != split(kept) for key, _, kept in pairs),
+            "weakest_exact": min((exact(text, texts[kept]) for _, text, kept in pairs), default=None),
+            "index_bytes_per_kept": memory / len(index)}
+
+
+def measure() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     params = DataParams()
     nd = params.near_dedup
     # prepare's own per-document work: without the held-out hygiene, which computes signatures too
@@ -87,36 +119,66 @@ def main() -> None:
     prepare_s, result = best_of(3, collect, own)
     # Path order: the order prepare writes, and within a folder the order it walks.
     docs = sorted((r["path"], r["text"]) for split in SPLITS for r in result[split])
-    mb = sum(len(text.encode("utf-8")) for _, text in docs) / 1e6
+    nbytes = sum(len(text.encode("utf-8")) for _, text in docs)
     sig_s, sigs = best_of(3, signatures, docs, nd)
     lib_s, lib_sigs = best_of(3, signatures_datasketch, docs, nd)
     assert all(np.array_equal(a, b) for a, b in zip(sigs, lib_sigs, strict=True))
     sha1_s, _ = best_of(1, signatures_datasketch, docs, nd, sha1_hash32)
-    index_s, index = best_of(3, index_all, docs, sigs, nd)
-    tracemalloc.start()
-    index_all(docs, sigs, nd)
-    index_bytes = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    import_s = import_seconds("datasketch")
+    index_s, _ = best_of(3, index_all, docs, sigs, nd)
+    cost = {"documents": len(docs), "bytes": nbytes, "prepare_s": prepare_s, "signature_s": sig_s,
+            "datasketch_s": lib_s, "datasketch_sha1_s": sha1_s, "index_s": index_s,
+            "import_datasketch_s": import_seconds("datasketch"), "threshold": nd.threshold,
+            "num_perm": nd.num_perm}
+    return [found_at(t, docs, sigs, params) for t in THRESHOLDS], cost
 
-    print(f"corpus: {len(docs)} documents kept by prepare, {mb:.1f} MB")
-    print(f"prepare's per-document work (collect): {prepare_s:6.2f} s  {mb / prepare_s:6.1f} MB/s")
-    print(f"signature (one core)                 : {sig_s:6.2f} s  {mb / sig_s:6.1f} MB/s  "
-          f"({sig_s / prepare_s:.2f}x prepare's work)")
-    print(f"  the same values from datasketch's MinHash.update_batch: {lib_s:.2f} s "
-          f"({lib_s / sig_s:.2f}x the time); with its default SHA-1 instead of CRC-32: "
-          f"{mb / sha1_s:.1f} MB/s ({sha1_s / lib_s:.1f}x datasketch's CRC-32 time)")
-    print(f"index (match, one process)           : {index_s:6.2f} s  "
-          f"{index_s / len(docs) * 1e6:6.0f} us/doc, {index_bytes / len(index):.0f} B/kept doc")
-    print(f"import datasketch (once per process) : {import_s:6.2f} s")
-    ratio = (prepare_s + sig_s + index_s) / prepare_s
-    print(f"prepare with near-dedup / without    : {ratio:.2f}x on one core; "
-          f"+{sig_s + index_s + import_s:.1f} s on one core, about +{sig_s / 2 + index_s + import_s:.1f} s "
-          f"with signatures on 2 workers (budget: +3.5 s)")
-    for threshold in THRESHOLDS:
-        at = nd.model_copy(update={"threshold": threshold})
-        found = index_all(docs, sigs, at).duplicates
-        print(f"threshold {threshold}: {found} near-duplicates ({found / len(docs):.1%} of documents)")
+
+def markdown(result: dict[str, Any]) -> str:
+    c = result["settings"]
+    mb = c["bytes"] / 1e6
+    one_core = c["signature_s"] + c["index_s"] + c["import_datasketch_s"]
+    cost = tables.table(["", "measured"], [
+        ["`signature`, one core", f"{c['signature_s']:.2f} s, {mb / c['signature_s']:.1f} MB/s: "
+         f"{c['signature_s'] / c['prepare_s']:.1f}x prepare's own per-document work (walk, filters, exact "
+         f"dedup, redaction: {c['prepare_s']:.2f} s)"],
+        ["the same values from datasketch's `MinHash.update_batch`",
+         f"{c['datasketch_s'] / c['signature_s']:.2f}x that time"],
+        ["datasketch with its default SHA-1 instead of CRC-32",
+         f"{mb / c['datasketch_sha1_s']:.1f} MB/s, {c['datasketch_sha1_s'] / c['datasketch_s']:.1f}x "
+         "datasketch's CRC-32 time"],
+        ["`match` over all documents, one process",
+         f"{c['index_s']:.2f} s, {c['index_s'] / c['documents'] * 1e6:.0f} µs a document"],
+        ["`import datasketch`", f"{c['import_datasketch_s']:.2f} s per process"],
+        ["prepare with near-dedup / without",
+         f"{(c['prepare_s'] + c['signature_s'] + c['index_s']) / c['prepare_s']:.2f}x on one core: "
+         f"+{one_core:.1f} s"],
+    ])
+    found = tables.table(["threshold", "near-duplicates", "bytes", "across splits", "weakest exact J",
+                          "index memory a kept document"], [
+        [f"{r['threshold']}", f"{r['documents']} ({r['documents'] / c['documents']:.1%})",
+         f"{r['bytes'] / 1e3:,.0f} kB ({r['bytes'] / c['bytes']:.2%})", str(r["across_splits"]),
+         "n/a" if r["weakest_exact"] is None else f"{r['weakest_exact']:.2f}",
+         f"{r['index_bytes_per_kept'] / 1e3:.1f} kB"] for r in result["rows"]])
+    return (cost + "\n\n" + found + "\n\n" + f"On the {c['documents']:,} documents ({mb:.1f} MB) prepare "
+            f"keeps from the stdlib, {c['num_perm']} permutations; the default threshold is "
+            f"{c['threshold']}. " + tables.measured_on(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/bench_near_dedup.json")
+    parser.add_argument("--markdown", action="store_true", help="print the saved tables; measure nothing")
+    args = parser.parse_args()
+    if args.markdown:
+        print(markdown(tables.load("bench_near_dedup")))
+        return
+    load = tables.Load()
+    load.sample()
+    rows, cost = measure()
+    load.sample()
+    result = tables.result(rows, load, **cost)
+    if args.save:
+        tables.save("bench_near_dedup", result)
+    print(markdown(result))
 
 
 if __name__ == "__main__":

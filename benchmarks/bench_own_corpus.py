@@ -2,8 +2,9 @@
 here wrote: documents per split, what the quality filters dropped, passes, the shipped step, val and
 test bits/byte against xz, and wall time (the table in docs/sources.md).
 
-    .venv/bin/python benchmarks/bench_own_corpus.py                      # huggingface_hub networkx pandas
-    .venv/bin/python benchmarks/bench_own_corpus.py networkx --json out.json
+    .venv/bin/python benchmarks/bench_own_corpus.py --save    # huggingface_hub networkx pandas
+    .venv/bin/python benchmarks/bench_own_corpus.py networkx  # one library, nothing saved
+    .venv/bin/python benchmarks/bench_own_corpus.py --markdown  # the saved table (docs/sources.md)
 
 Each library runs in a fresh copy of this project (its git-tracked and untracked, not ignored files, as
 a clone has them, committed on main) with this venv, as README.md's own-corpus command, read from
@@ -28,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tables  # benchmarks/tables.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -102,6 +106,11 @@ def run_library(name: str, site: Path, work: Path) -> dict[str, Any]:
     }
 
 
+def markdown(result: dict[str, Any]) -> str:
+    return (table(result["rows"]) + "\n\nThe README's own-corpus command as written, `data.path` the "
+            "library's folder. " + tables.measured_on(result))
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     def bpb(r: dict[str, Any], split: str) -> str:
         m = r[split]
@@ -123,23 +132,31 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("libraries", nargs="*", default=list(DEFAULT))
-    parser.add_argument("--json", type=Path, help="also write every row here")
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/bench_own_corpus.json")
+    parser.add_argument("--markdown", action="store_true", help="print the saved table; measure nothing")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(tables.load("bench_own_corpus")))
+        return
     site = Path(sysconfig.get_paths()["purelib"])
     missing = [n for n in args.libraries if not (site / n).is_dir()]
     if missing:
         raise SystemExit(f"not in {site}: {', '.join(missing)}")
     rows = []
+    load = tables.Load()
     with tempfile.TemporaryDirectory(prefix="bench_own_corpus_") as tmp:
         for name in args.libraries:
             print(f"{name}: {py_megabytes(site / name):.1f} MB of .py ...", flush=True)
+            load.sample()
             row = run_library(name, site, Path(tmp))
             print(f"  {row['passes_line']}\n  shipped: step {row['shipped_step']}, {row['shipped']}",
                   flush=True)
             rows.append(row)
-            if args.json:
-                args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    print(table(rows))
+    load.sample()
+    result = tables.result(rows, load)
+    if args.save:
+        tables.save("bench_own_corpus", result)
+    print(markdown(result))
 
 
 if __name__ == "__main__":

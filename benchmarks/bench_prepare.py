@@ -1,19 +1,17 @@
 """prepare on the default corpus (the stdlib), as MB/s and as a ratio against a plain read-and-hash of
-the same files, measured in this one command (the machines are noisy: compare ratios, not seconds).
+the same files, with and without redaction, measured in this one command (the machines are noisy:
+compare ratios, not seconds); and, with --held-out-only, what the held-out hygiene costs.
 
-    .venv/bin/python benchmarks/bench_prepare.py                    # both measurements
-    .venv/bin/python benchmarks/bench_prepare.py --held-out-only    # the held-out budget alone
-    .venv/bin/python benchmarks/bench_prepare.py --held-out-only --runs 5
+    .venv/bin/python benchmarks/bench_prepare.py --save                   # both; writes benchmarks/results/
+    .venv/bin/python benchmarks/bench_prepare.py --markdown               # the redaction table
+    .venv/bin/python benchmarks/bench_prepare.py --held-out-only --runs 5 --save
+    .venv/bin/python benchmarks/bench_prepare.py --held-out-only --markdown
 
-Redaction's budget: prepare with redaction at most 1.5x the time of prepare before the
-detect-secrets rules. Before them (bd45ef0, eight hand-written regexes) this command measured 1.60 s
-with redaction and 0.51 s without on the stdlib: a ratio of 3.14, printed below as the reference.
-
-Held-out hygiene's budget: prepare + tokenize with benchmark decontamination and near-duplicate
-clusters kept in one split (the default) at most 1.15x the time of both without them
-(`data.decontaminate: []`, `data.held_out.near_dup_threshold: null`), interleaved, best of 3 (or
-`--runs N`); the ratio of the means is printed too, as tokenize's own run-to-run spread is about as large
-as the difference.
+Held-out hygiene: prepare + tokenize with benchmark decontamination and near-duplicate clusters kept in
+one split (the default) against both without them (`data.decontaminate: []`,
+`data.held_out.near_dup_threshold: null`), interleaved, `--runs` of each; wall time and CPU time (the
+steadier of the two on a shared machine), best to best and mean to mean, as tokenize's own run-to-run
+spread is about as large as the difference.
 """
 
 from __future__ import annotations
@@ -21,11 +19,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import resource
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from codex_ml.data.sources import open_source
 from codex_ml.data.stage import prepare
@@ -33,10 +32,10 @@ from codex_ml.params import DataParams, HeldOutParams, TokenizerParams
 from codex_ml.runtime import log
 from codex_ml.tokenization.stage import tokenize
 
-T = TypeVar("T")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tables  # benchmarks/tables.py, beside this file
 
-# prepare with redaction / prepare without, measured by this command at bd45ef0 (before the rules).
-REDACT_RATIO_BEFORE = 1.60 / 0.51
+T = TypeVar("T")
 
 
 def read_and_hash(params: DataParams) -> int:
@@ -71,66 +70,88 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
-def held_out_budget(runs: int = 3) -> None:
+def held_out_cost(runs: int, load: tables.Load) -> dict[str, dict[str, list[float]]]:
     """prepare + tokenize with and without decontamination and the cluster rule, interleaved: wall
-    time (what the budget is about) and CPU time (steadier on a machine shared with other work)."""
+    time and CPU time of each run."""
     log.setLevel("WARNING")
     plain = DataParams(decontaminate=[], held_out=HeldOutParams(near_dup_threshold=None))
-    wall: dict[str, list[float]] = {"without": [], "with": []}
-    cpu: dict[str, list[float]] = {"without": [], "with": []}
-    m: dict = {}
+    times: dict[str, dict[str, list[float]]] = {"without": {"wall": [], "cpu": []},
+                                                 "with": {"wall": [], "cpu": []}}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(runs):
             for name, params in (("without", plain), ("with", DataParams())):
+                load.sample()
                 t, c = time.perf_counter(), cpu_seconds()
-                m = prepare_and_tokenize(params, Path(tmp) / name)
-                wall[name].append(time.perf_counter() - t)
-                cpu[name].append(cpu_seconds() - c)
-    labels = {"without": "without decontamination and clusters", "with": "with them (the default)"}
-    for name, label in labels.items():
-        runs_text = (f"wall {', '.join(f'{t:.2f}' for t in wall[name])}; "
-                     f"cpu {', '.join(f'{t:.2f}' for t in cpu[name])}")
-        print(f"prepare+tokenize {label:37s}: wall {min(wall[name]):6.2f} s, cpu {min(cpu[name]):6.2f} s "
-              f"(runs: {runs_text})")
+                prepare_and_tokenize(params, Path(tmp) / name)
+                times[name]["wall"].append(time.perf_counter() - t)
+                times[name]["cpu"].append(cpu_seconds() - c)
+    load.sample()
+    return times
+
+
+def held_out_markdown(result: dict[str, Any]) -> str:
+    t = {r["name"]: r for r in result["rows"]}
+
     def mean(xs: list[float]) -> float:
         return sum(xs) / len(xs)
 
-    print(f"held-out hygiene: wall {min(wall['with']) / min(wall['without']):.3f}x, cpu "
-          f"{min(cpu['with']) / min(cpu['without']):.3f}x best to best; wall "
-          f"{mean(wall['with']) / mean(wall['without']):.3f}x, cpu "
-          f"{mean(cpu['with']) / mean(cpu['without']):.3f}x mean to mean (budget 1.15x); "
-          f"decontaminated {m['decontaminated']}, "
-          f"cross-split near-duplicates {m['cross_split_near_duplicates']}")
+    cells = [[f"{kind} time", f"{min(t['without'][kind]):.2f} s", f"{min(t['with'][kind]):.2f} s",
+              f"{min(t['with'][kind]) / min(t['without'][kind]):.2f}x",
+              f"{mean(t['with'][kind]) / mean(t['without'][kind]):.2f}x"] for kind in ("wall", "cpu")]
+    return (tables.table(["prepare + tokenize", "without (best)", "with, the default (best)", "best to best",
+                          "mean to mean"], cells)
+            + f"\n\n{result['settings']['runs']} interleaved runs of each on the stdlib. "
+            + tables.measured_on(result))
 
 
-def main() -> None:
+def redaction(load: tables.Load) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     params = DataParams()
+    load.sample()
     with tempfile.TemporaryDirectory() as tmp:
         base_s, nbytes = best_of(3, read_and_hash, params)
         stage_s, metrics = best_of(3, prepare, params, Path(tmp) / "out", Path(tmp) / "m.json")
         plain_s, _ = best_of(3, prepare, DataParams(redact_secrets=False), Path(tmp) / "o2",
                              Path(tmp) / "m2.json")
-    mb = nbytes / 1e6
-    print(f"corpus: {sum(metrics['documents'].values())} documents kept of {metrics['files_seen']} files, "
-          f"{mb:.1f} MB read")
-    print(f"read+hash baseline : {base_s:6.2f} s  {mb / base_s:7.1f} MB/s")
-    print(f"prepare (redaction): {stage_s:6.2f} s  {mb / stage_s:7.1f} MB/s  "
-          f"ratio {base_s / stage_s:.3f} of baseline throughput ({stage_s / base_s:.1f}x its time)")
-    print(f"prepare (no redact): {plain_s:6.2f} s  {mb / plain_s:7.1f} MB/s  "
-          f"ratio {base_s / plain_s:.3f} of baseline throughput")
-    ratio = stage_s / plain_s
-    print(f"redaction: prepare {ratio:.2f}x its no-redaction time (before the detect-secrets rules: "
-          f"{REDACT_RATIO_BEFORE:.2f}x); time against before: {ratio / REDACT_RATIO_BEFORE:.2f}x "
-          f"(budget 1.5x)")
-    found = {k: v for k, v in metrics["redactions"].items() if v}
-    print("findings per MB: " + ", ".join(f"{k} {v / mb:.2f}" for k, v in sorted(found.items())))
+    load.sample()
+    rows = [{"name": "read and hash every file", "seconds": base_s},
+            {"name": "prepare without redaction (`data.redact_secrets: false`)", "seconds": plain_s},
+            {"name": "prepare with redaction (the default)", "seconds": stage_s}]
+    return rows, {"bytes": nbytes, "documents": sum(metrics["documents"].values()),
+                  "files": metrics["files_seen"]}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s, rows = result["settings"], result["rows"]
+    mb, base = s["bytes"] / 1e6, rows[0]["seconds"]
+    cells = [[r["name"], f"{r['seconds']:.2f}", f"{mb / r['seconds']:.1f}", f"{r['seconds'] / base:.1f}x"]
+             for r in rows]
+    return (tables.table(["", "seconds", "MB/s", "x read and hash"], cells)
+            + f"\n\nRedaction: {rows[2]['seconds'] / rows[1]['seconds']:.2f}x prepare's time without it. "
+            f"The stdlib: {s['files']:,} files, {mb:.1f} MB read, {s['documents']:,} documents kept; best of "
+            "3 runs of each. " + tables.measured_on(result))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--held-out-only", action="store_true", help="the held-out budget alone")
-    parser.add_argument("--runs", type=int, default=3, help="interleaved runs of each (held-out budget)")
+    parser.add_argument("--held-out-only", action="store_true", help="the held-out hygiene's cost alone")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved runs of each (held-out cost)")
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/")
+    parser.add_argument("--markdown", action="store_true", help="print a saved table; measure nothing")
     args = parser.parse_args()
+    if args.markdown:
+        print(held_out_markdown(tables.load("bench_prepare_held_out")) if args.held_out_only
+              else markdown(tables.load("bench_prepare")))
+        raise SystemExit(0)
     if not args.held_out_only:
-        main()
-    held_out_budget(args.runs)
+        load = tables.Load()
+        rows, settings = redaction(load)
+        result = tables.result(rows, load, **settings)
+        if args.save:
+            tables.save("bench_prepare", result)
+        print(markdown(result))
+    load = tables.Load()
+    times = held_out_cost(args.runs, load)
+    result = tables.result([{"name": name, **t} for name, t in times.items()], load, runs=args.runs)
+    if args.save:
+        tables.save("bench_prepare_held_out", result)
+    print(held_out_markdown(result))

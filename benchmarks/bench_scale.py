@@ -1,16 +1,14 @@
 """prepare and tokenize as the corpus grows: MB/s and peak RSS at three sizes spanning 10x or more,
 and throughput on 2 workers against 1, measured in this one command (noisy machines: read ratios).
 
-The corpus is real code already on the machine: the `.py` files of this venv's site-packages (about
-215 MB kept after filters), in sorted order, cut at three sizes and copied into a folder (`data=dir`).
-Each stage runs in a fresh process (`python -m stages.prepare`, `python -m stages.tokenize`) in a scratch
-workspace; its peak RSS is the largest sum of RSS over the process and its children, sampled every
-20 ms.
+The corpus is real code already on the machine: the `.py` files of this venv's site-packages, in
+sorted order, cut at three sizes and copied into a folder (`data=dir`, near-duplicate removal on as
+that profile has it). Each stage runs in a fresh process (`python -m stages.prepare`,
+`python -m stages.tokenize`) in a scratch workspace, with the environment dvc.yaml gives it; its peak
+RSS is the largest sum of RSS over the process and its children, sampled every 20 ms.
 
-Goals: tokenize's peak RSS <= 1 GiB on the whole corpus, and flat (within 20%) across a
-10x growth once the corpus is larger than the tokenizer's sample; prepare >= 1.6x on 2 workers.
-
-    .venv/bin/python benchmarks/bench_scale.py [--sizes 20,70,0] [--sample-mb 32]
+    .venv/bin/python benchmarks/bench_scale.py --save [--sizes 20,70,0] [--sample-mb 32]
+    .venv/bin/python benchmarks/bench_scale.py --markdown     # the saved table (docs/scaling.md)
 """
 
 from __future__ import annotations
@@ -25,9 +23,13 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tables  # benchmarks/tables.py, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,54 +94,81 @@ def workspace(tmp: Path, corpus: Path, data: dict, tokenizer: dict) -> Path:
     return ws
 
 
+def measure(sizes: list[int], data: dict, sample_mb: int, load: tables.Load) -> dict[str, Any]:
+    files = corpus_files()
+    py = sys.executable
+    rows = []
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        for mb in sizes:
+            corpus = tmp / f"corpus-{mb}"
+            build_corpus(files, mb, corpus)
+            ws = workspace(tmp, corpus, data, {"sample_mb": sample_mb})
+            load.sample()
+            p_s, p_rss = run_measured([py, "-m", "stages.prepare"], ws)
+            t_s, t_rss = run_measured([py, "-m", "stages.tokenize"], ws)
+            m = json.loads((ws / "metrics/prepare.json").read_text())
+            t = json.loads((ws / "metrics/tokenize.json").read_text())
+            rows.append({"kept_bytes": sum(m["bytes"].values()), "prepare_s": p_s, "prepare_rss": p_rss,
+                         "tokenize_s": t_s, "tokenize_rss": t_rss, "train_shards": t["shards"]["train"]})
+            print(rows[-1], file=sys.stderr)
+            shutil.rmtree(corpus)
+        # Workers: the middle size, prepare and tokenize on 1 and 2 workers.
+        mb = sizes[len(sizes) // 2]
+        corpus = tmp / "corpus-workers"
+        build_corpus(files, mb, corpus)
+        workers: dict[int, tuple[float, float]] = {}
+        for n in (1, 2):
+            ws = workspace(tmp, corpus, {**data, "workers": n}, {"workers": n, "sample_mb": sample_mb})
+            load.sample()
+            workers[n] = (run_measured([py, "-m", "stages.prepare"], ws)[0],
+                          run_measured([py, "-m", "stages.tokenize"], ws)[0])
+        load.sample()
+    return {"rows": rows, "workers_mb": mb, "prepare_2_vs_1": workers[1][0] / workers[2][0],
+            "tokenize_2_vs_1": workers[1][1] / workers[2][1]}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows, s = result["rows"], result["settings"]
+
+    def mib(n: float) -> str:
+        return f"{n / 2**20:,.0f} MiB"
+
+    cells = [[f"{r['kept_bytes'] / 1e6:.0f} MB", f"{r['prepare_s']:.1f} s", mib(r["prepare_rss"]),
+              f"{r['tokenize_s']:.1f} s", mib(r["tokenize_rss"]), str(r["train_shards"])] for r in rows]
+    small, big = rows[0], rows[-1]
+    growth = big["kept_bytes"] / small["kept_bytes"]
+    return (tables.table(["corpus kept", "prepare", "prepare peak RSS", "tokenize", "tokenize peak RSS",
+                          "train shards"], cells)
+            + f"\n\nFrom the smallest corpus to the largest ({growth:.1f}x), tokenize's peak RSS grew "
+            f"{big['tokenize_rss'] / small['tokenize_rss']:.2f}x and prepare's "
+            f"{big['prepare_rss'] / small['prepare_rss']:.2f}x. On {s['workers_mb']} MB, 2 workers "
+            f"against 1: prepare {s['prepare_2_vs_1']:.2f}x as fast, tokenize {s['tokenize_2_vs_1']:.2f}x "
+            "(the same output bytes: tests/test_scale.py). "
+            f"`tokenizer.sample_mb` {s['sample_mb']}, near-dedup {'on' if s['near_dedup'] else 'off'}; "
+            "the corpus is this venv's site-packages. " + tables.measured_on(result))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="20,70,0", help="corpus sizes in MB, 0 = every file")
     ap.add_argument("--sample-mb", type=int, default=32, help="tokenizer.sample_mb")
     ap.add_argument("--no-near-dedup", action="store_true",
                     help="without near-duplicate removal (the dir profile, what this corpus is, has it on)")
+    ap.add_argument("--save", action="store_true", help="write benchmarks/results/bench_scale.json")
+    ap.add_argument("--markdown", action="store_true", help="print the saved table; measure nothing")
     a = ap.parse_args()
-    data = {"near_dedup": {"enabled": not a.no_near_dedup}}
-    files = corpus_files()
-    py = sys.executable
-    print(f"corpus: site-packages .py files ({len(files)} files, "
-          f"{sum(s for _, s in files) / 1e6:.0f} MB); tokenizer.sample_mb={a.sample_mb}, near-dedup "
-          f"{'off' if a.no_near_dedup else 'on'}")
-    print(f"{'size':>8} {'kept MB':>8} | {'prepare s':>9} {'MB/s':>6} {'peak RSS':>9} | "
-          f"{'tokenize s':>10} {'MB/s':>6} {'peak RSS':>9} {'shards':>6}")
-    rows = []
-    with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
-        for mb in (int(s) for s in a.sizes.split(",")):
-            corpus = tmp / f"corpus-{mb}"
-            build_corpus(files, mb, corpus)
-            ws = workspace(tmp, corpus, data, {"sample_mb": a.sample_mb})
-            p_s, p_rss = run_measured([py, "-m", "stages.prepare"], ws)
-            t_s, t_rss = run_measured([py, "-m", "stages.tokenize"], ws)
-            m = json.loads((ws / "metrics/prepare.json").read_text())
-            t = json.loads((ws / "metrics/tokenize.json").read_text())
-            kept = sum(m["bytes"].values()) / 1e6
-            rows.append((mb, kept, p_s, p_rss, t_s, t_rss))
-            print(f"{mb or 'all':>8} {kept:8.1f} | {p_s:9.1f} {kept / p_s:6.1f} {p_rss / 2**20:7.0f}Mi | "
-                  f"{t_s:10.1f} {kept / t_s:6.1f} {t_rss / 2**20:7.0f}Mi {t['shards']['train']:>6}")
-            shutil.rmtree(corpus)
-        small, big = rows[0], rows[-1]
-        print(f"growth {big[1] / small[1]:.1f}x: tokenize peak RSS x{big[5] / small[5]:.2f} "
-              f"(goal within 1.2), prepare peak RSS x{big[3] / small[3]:.2f}; tokenize on the largest "
-              f"{big[5] / 2**30:.2f} GiB (goal <= 1)")
-        # Workers: the middle size, prepare and tokenize on 1 and 2 workers.
-        mb = rows[len(rows) // 2][0]
-        corpus = tmp / "corpus-workers"
-        build_corpus(files, mb, corpus)
-        times = {}
-        for workers in (1, 2):
-            ws = workspace(tmp, corpus, {**data, "workers": workers},
-                           {"workers": workers, "sample_mb": a.sample_mb})
-            times[workers] = (run_measured([py, "-m", "stages.prepare"], ws)[0],
-                              run_measured([py, "-m", "stages.tokenize"], ws)[0])
-        print(f"workers on {mb or 'all'} MB: prepare 2 vs 1 worker x{times[1][0] / times[2][0]:.2f} "
-              f"(goal >= 1.6), tokenize x{times[1][1] / times[2][1]:.2f} (outputs identical: "
-              "tests/test_scale.py)")
+    if a.markdown:
+        print(markdown(tables.load("bench_scale")))
+        return
+    load = tables.Load()
+    measured = measure([int(x) for x in a.sizes.split(",")], {"near_dedup": {"enabled": not a.no_near_dedup}},
+                       a.sample_mb, load)
+    rows = measured.pop("rows")
+    result = tables.result(rows, load, **measured, sample_mb=a.sample_mb, near_dedup=not a.no_near_dedup)
+    if a.save:
+        tables.save("bench_scale", result)
+    print(markdown(result))
 
 
 if __name__ == "__main__":

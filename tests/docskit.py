@@ -74,6 +74,8 @@ PLACEHOLDERS = {
     "<model-folder>": "{pretrained}",
     "<source.py>": "src.py",
     "<exp>": '"$(dvc exp list --name-only | head -n 1)"',
+    "<git-remote>": "{git_remote}",  # a bare repository: the team's git server
+    "<storage>": "{storage}",  # a folder: the team's DVC remote
 }
 PLACEHOLDER = re.compile(r"<[a-z][a-z0-9.-]*>")
 
@@ -105,8 +107,10 @@ AFTER = {
     "dvc queue start -j 2": WAIT_FOR_QUEUE,
     # both queued experiments ran to the end, each with its own params
     "dvc exp show --md": QUEUED_BOTH,
-    "cd .. && git clone codex-ml codex-ml-copy && cd codex-ml-copy && dvc pull":
+    "cd .. && git clone <git-remote> teammate && cd teammate && dvc pull":
         "dvc status | grep -q 'up to date' && ! dvc repro | grep -q 'Running stage'",
+    # the teammate has the pushed experiment, and applying it brings its outputs from the remote
+    "dvc exp apply <exp>": "dvc status | grep -q 'up to date' && git status --short | grep -q params.yaml",
 }
 
 
@@ -246,7 +250,8 @@ def quick_defaults(repo: Path) -> None:
 def user_inputs(tmp_path: Path, repo: Path) -> dict[str, str]:
     """What a user would bring: their repository (real code, with a .gitignore and a file it ignores),
     a gzipped JSONL corpus, a folder of parquet shards, a source file to tokenize, a pretrained model
-    folder with its own tokenizer (a tiny random-init GPT-2 saved with save_pretrained: no hub here)."""
+    folder with its own tokenizer (a tiny random-init GPT-2 saved with save_pretrained: no hub here),
+    and a team's git server (a bare repository) and DVC remote (a folder) to share runs through."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     corpus = tmp_path / "your-repo"
     for rel in SAMPLE_MODULES[14:30]:
@@ -268,8 +273,11 @@ def user_inputs(tmp_path: Path, repo: Path) -> dict[str, str]:
     shutil.copyfile(stdlib / "textwrap.py", repo / "src.py")
     texts = [(stdlib / rel).read_text(encoding="utf-8") for rel in QUICK_MODULES]
     pretrained = make_pretrained("gpt2", texts, tmp_path / "gpt2-model")
+    git_remote = tmp_path / "team.git"
+    run(["git", "init", "-q", "--bare", "-b", "main", str(git_remote)], tmp_path)
     return {"corpus": str(corpus), "jsonl": str(jsonl), "parquet": str(parquet),
-            "pretrained": str(pretrained)}
+            "pretrained": str(pretrained), "git_remote": str(git_remote),
+            "storage": str(tmp_path / "storage")}
 
 
 def run_documents(tmp_path: Path, blocks: list[Block], run_elsewhere: tuple[Path, ...] = (),

@@ -1,11 +1,10 @@
 """README.md and docs/*.md as a tested contract (tests/docskit.py says how): the documents are well
-formed, every command they show is accounted for, no history outside the changelog, the headline is the
-committed run, and every README.md command runs in a fresh copy. A document's other halves run in
-tests/test_docs_readme_own.py and tests/test_docs_guides.py, beside this one on other cores."""
+formed, every command they show is accounted for, no history outside the changelog, and every README.md
+command runs in a fresh copy (tests/test_docs_figures.py holds their figures to metrics/). A document's
+other halves run in tests/test_docs_readme_own.py and tests/test_docs_guides.py, on other cores."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -103,21 +102,6 @@ def test_no_history_outside_the_changelog_and_the_speedrun_log() -> None:
              for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1)
              if (m := HISTORY.search(line))]
     assert not found, f"history words (they belong in CHANGELOG.md or docs/speedrun.md): {found}"
-
-
-def test_the_readme_headline_is_the_committed_run() -> None:
-    """README's numbers for the committed run are metrics/eval.json's, to the digits it prints."""
-    m = json.loads((ROOT / "metrics" / "eval.json").read_text())
-    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    val, test = m["val"], m["test"]
-
-    def ci(split: dict) -> str:
-        return "[{:.3f}, {:.3f}]".format(*split["bits_per_byte_ci"])
-
-    headline = (f"**{val['bits_per_byte']:.3f} bits per byte on val** {ci(val)} and "
-                f"**{test['bits_per_byte']:.3f} on test** {ci(test)}, against `xz -9e` at "
-                f"{val['baselines']['xz_bpb']:.3f} and {test['baselines']['xz_bpb']:.3f}")
-    assert headline in text, f"README.md should say: {headline}"
 
 
 # --- Every documented command, in order, in a fresh copy -------------------------------------------------
