@@ -85,11 +85,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wrong-problems", type=int, default=8, help="problems given wrong completions too")
     parser.add_argument("--repeat", type=int, default=2, help="runs per runner; the best counts")
-    parser.add_argument("--save", action="store_true", help="write benchmarks/results/bench_humaneval.json")
-    parser.add_argument("--markdown", action="store_true", help="print the saved table; measure nothing")
+    tables.arguments(parser)
     args = parser.parse_args()
     if args.markdown:
-        print(markdown(tables.load("bench_humaneval")))
+        tables.print_saved("bench_humaneval", markdown)
         return
     timeout = HumanEvalParams().timeout  # the pipeline's default limits
     limits = Limits(timeout=timeout, cpu_seconds=max(1, int(timeout)))
@@ -108,10 +107,7 @@ def main() -> None:
     rows = [{"runner": name, "seconds": round(t, 3)}
             for name, t in zip(RUNNERS, (parallel_s, serial_s, theirs_s), strict=True)]
     settings = {"programs": n, "passed": sum(parallel), "timeout": timeout, "repeat": args.repeat}
-    result = tables.result(rows, load, **settings)
-    if args.save:
-        tables.save("bench_humaneval", result)
-    print(markdown(result))
+    tables.publish("bench_humaneval", args, tables.result(rows, load, **settings), markdown)
 
 
 if __name__ == "__main__":

@@ -216,13 +216,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps per model")
     ap.add_argument("--repeats", type=int, default=2, help="passes over the models; each one's best counts")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (train.threads)")
-    ap.add_argument("--save", action="store_true", help="write benchmarks/results/bench_models.json")
-    ap.add_argument("--markdown", action="store_true", help="print the saved table; measure nothing")
+    tables.arguments(ap)
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this model in this process
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.markdown:
-        print(markdown(tables.load("bench_models")))
+        tables.print_saved("bench_models", markdown)
         return
     if args.one:
         os.chdir(args.work)  # dvclive looks for a DVC repository from the working directory
@@ -234,10 +233,7 @@ def main() -> None:
     rows = measure_all(args)
     settings = {"default_model": default, "warmup": args.warmup, "steps": args.steps,
                 "repeats": args.repeats, "threads": args.threads, "batch": rows[0]["batch"]}
-    result = tables.result(rows, args.load, **settings)
-    if args.save:
-        tables.save("bench_models", result)
-    print(markdown(result))
+    tables.publish("bench_models", args, tables.result(rows, args.load, **settings), markdown)
 
 
 if __name__ == "__main__":

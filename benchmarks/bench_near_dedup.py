@@ -165,20 +165,16 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--save", action="store_true", help="write benchmarks/results/bench_near_dedup.json")
-    parser.add_argument("--markdown", action="store_true", help="print the saved tables; measure nothing")
+    tables.arguments(parser)
     args = parser.parse_args()
     if args.markdown:
-        print(markdown(tables.load("bench_near_dedup")))
+        tables.print_saved("bench_near_dedup", markdown)
         return
     load = tables.Load()
     load.sample()
     rows, cost = measure()
     load.sample()
-    result = tables.result(rows, load, **cost)
-    if args.save:
-        tables.save("bench_near_dedup", result)
-    print(markdown(result))
+    tables.publish("bench_near_dedup", args, tables.result(rows, load, **cost), markdown)
 
 
 if __name__ == "__main__":

@@ -132,11 +132,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("libraries", nargs="*", default=list(DEFAULT))
-    parser.add_argument("--save", action="store_true", help="write benchmarks/results/bench_own_corpus.json")
-    parser.add_argument("--markdown", action="store_true", help="print the saved table; measure nothing")
+    tables.arguments(parser)
     args = parser.parse_args()
     if args.markdown:
-        print(markdown(tables.load("bench_own_corpus")))
+        tables.print_saved("bench_own_corpus", markdown)
         return
     site = Path(sysconfig.get_paths()["purelib"])
     missing = [n for n in args.libraries if not (site / n).is_dir()]
@@ -153,10 +152,7 @@ def main() -> None:
                   flush=True)
             rows.append(row)
     load.sample()
-    result = tables.result(rows, load)
-    if args.save:
-        tables.save("bench_own_corpus", result)
-    print(markdown(result))
+    tables.publish("bench_own_corpus", args, tables.result(rows, load), markdown)
 
 
 if __name__ == "__main__":

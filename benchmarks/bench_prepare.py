@@ -135,23 +135,20 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--held-out-only", action="store_true", help="the held-out hygiene's cost alone")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs of each (held-out cost)")
-    parser.add_argument("--save", action="store_true", help="write benchmarks/results/")
-    parser.add_argument("--markdown", action="store_true", help="print a saved table; measure nothing")
+    tables.arguments(parser)
     args = parser.parse_args()
     if args.markdown:
-        print(held_out_markdown(tables.load("bench_prepare_held_out")) if args.held_out_only
-              else markdown(tables.load("bench_prepare")))
+        if args.held_out_only:
+            tables.print_saved("bench_prepare_held_out", held_out_markdown)
+        else:
+            tables.print_saved("bench_prepare", markdown)
         raise SystemExit(0)
     if not args.held_out_only:
         load = tables.Load()
         rows, settings = redaction(load)
-        result = tables.result(rows, load, **settings)
-        if args.save:
-            tables.save("bench_prepare", result)
-        print(markdown(result))
+        tables.publish("bench_prepare", args, tables.result(rows, load, **settings), markdown)
     load = tables.Load()
     times = held_out_cost(args.runs, load)
-    result = tables.result([{"name": name, **t} for name, t in times.items()], load, runs=args.runs)
-    if args.save:
-        tables.save("bench_prepare_held_out", result)
-    print(held_out_markdown(result))
+    rows = [{"name": name, **t} for name, t in times.items()]
+    result = tables.result(rows, load, runs=args.runs)
+    tables.publish("bench_prepare_held_out", args, result, held_out_markdown)

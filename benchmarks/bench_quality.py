@@ -63,11 +63,10 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--save", action="store_true", help="write benchmarks/results/bench_quality.json")
-    parser.add_argument("--markdown", action="store_true", help="print the saved table; measure nothing")
+    tables.arguments(parser)
     args = parser.parse_args()
     if args.markdown:
-        print(markdown(tables.load("bench_quality")))
+        tables.print_saved("bench_quality", markdown)
         return
     load = tables.Load()
     load.sample()
@@ -77,10 +76,7 @@ def main() -> None:
     load.sample()
     settings = {"documents": len(docs), "bytes": sum(d["bytes"] for d in docs),
                 "python": ".".join(map(str, sys.version_info[:3]))}
-    result = tables.result(rows, load, **settings)
-    if args.save:
-        tables.save("bench_quality", result)
-    print(markdown(result))
+    tables.publish("bench_quality", args, tables.result(rows, load, **settings), markdown)
 
 
 if __name__ == "__main__":

@@ -155,20 +155,17 @@ def main() -> None:
     ap.add_argument("--sample-mb", type=int, default=32, help="tokenizer.sample_mb")
     ap.add_argument("--no-near-dedup", action="store_true",
                     help="without near-duplicate removal (the dir profile, what this corpus is, has it on)")
-    ap.add_argument("--save", action="store_true", help="write benchmarks/results/bench_scale.json")
-    ap.add_argument("--markdown", action="store_true", help="print the saved table; measure nothing")
+    tables.arguments(ap)
     a = ap.parse_args()
     if a.markdown:
-        print(markdown(tables.load("bench_scale")))
+        tables.print_saved("bench_scale", markdown)
         return
     load = tables.Load()
     measured = measure([int(x) for x in a.sizes.split(",")], {"near_dedup": {"enabled": not a.no_near_dedup}},
                        a.sample_mb, load)
     rows = measured.pop("rows")
     result = tables.result(rows, load, **measured, sample_mb=a.sample_mb, near_dedup=not a.no_near_dedup)
-    if a.save:
-        tables.save("bench_scale", result)
-    print(markdown(result))
+    tables.publish("bench_scale", a, result, markdown)
 
 
 if __name__ == "__main__":

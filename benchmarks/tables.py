@@ -16,12 +16,14 @@ README.md and docs/*.md from the saved results.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,23 @@ def save(name: str, data: dict[str, Any]) -> None:
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     tmp.replace(out)
     print(f"wrote {out}", file=sys.stderr)
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--save", action="store_true", help="write the results to benchmarks/results/")
+    parser.add_argument("--markdown", action="store_true", help="print the saved table; measure nothing")
+
+
+def publish(name: str, args: argparse.Namespace, data: dict[str, Any],
+            markdown: Callable[[dict[str, Any]], str]) -> None:
+    """Save a run's results when asked (--save), and print its table."""
+    if args.save:
+        save(name, data)
+    print(markdown(data))
+
+
+def print_saved(name: str, markdown: Callable[[dict[str, Any]], str]) -> None:
+    print(markdown(load(name)))
 
 
 def load(name: str) -> dict[str, Any]:
