@@ -246,3 +246,16 @@ def test_the_benchmark_tables_are_there() -> None:
             ("docs/models.md", "python benchmarks/bench_models.py --markdown")} <= commands
     opened = sum(doc.read_text(encoding="utf-8").count("<!-- python benchmarks/") for doc in DOCS)
     assert opened == len(commands), "a benchmark block without its `<!-- end -->`"
+
+
+def test_the_readme_names_the_params_each_stage_reads_as_dvc_yaml_lists_them() -> None:
+    import yaml
+
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    found = re.search(r"reads the params `dvc.yaml` lists for it: (.*?)\. ", text)
+    assert found, "README.md: no sentence naming the params each stage reads"
+    said = {part.split()[0]: set(re.findall(r"`([^`]+)`", part)) for part in found.group(1).split("; ")}
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    listed = {name: {p for p in stage.get("params", []) if isinstance(p, str)}
+              for name, stage in stages.items()}
+    assert said == listed
