@@ -140,33 +140,37 @@ def covered(file: Path, dep: str) -> bool:
     return str(file) == dep or str(file).startswith(dep + "/")
 
 
+def dep_problems(dep: str, files: set[Path], root: Path, outs: set[str]) -> list[str]:
+    """What is wrong with one dep of a stage whose closure is `files` (see stage_problems)."""
+    path = root / dep
+    if not path.exists():
+        known = dep in outs or (root / f"{dep.rstrip('/')}.dvc").exists()
+        return [] if known else [f"{dep} is a dep that does not exist (nor is any stage's output)"]
+    holds_source = path.suffix == ".py" or (path.is_dir() and any(path.rglob("*.py")))
+    if holds_source and not any(covered(f, dep) for f in files):
+        return [f"{dep} is a dep of which the stage imports nothing"]
+    return []
+
+
 def stage_problems(root: Path) -> dict[str, list[str]]:
     """Per stage of root/dvc.yaml, what is wrong with its deps (empty lists dropped):
     - a file of the closure that no dep covers;
     - a dep that is not in the repository, nor another stage's output, nor a `dvc add`ed path;
     - a dep holding Python source of which no file is in the closure (the stage no longer imports it)."""
-    pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
-    stages = pipeline["stages"]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     outs = {next(iter(o)) if isinstance(o, dict) else o
             for s in stages.values() for key in ("outs", "metrics", "plots") for o in s.get(key, [])}
     problems: dict[str, list[str]] = {}
     for name, stage in stages.items():
         deps = [next(iter(d)) if isinstance(d, dict) else d for d in stage.get("deps", [])]
-        found: list[str] = []
         try:
             files = closure(entry_of(stage["cmd"], root), root)
         except ValueError as e:
             problems[name] = [f"cmd: {e}"]
             continue
-        found += [f"{f} is imported but no dep covers it" for f in sorted(files)
-                  if not any(covered(f, d) for d in deps)]
-        for dep in deps:
-            path = root / dep
-            if not path.exists() and dep not in outs and not (root / f"{dep.rstrip('/')}.dvc").exists():
-                found.append(f"{dep} is a dep that does not exist (nor is any stage's output)")
-            sources = ([path] if path.suffix == ".py" else sorted(path.rglob("*.py"))) if path.exists() else []
-            if sources and not any(covered(f, dep) for f in files):
-                found.append(f"{dep} is a dep of which the stage imports nothing")
+        found = [f"{f} is imported but no dep covers it" for f in sorted(files)
+                 if not any(covered(f, d) for d in deps)]
+        found += [problem for dep in deps for problem in dep_problems(dep, files, root, outs)]
         if found:
             problems[name] = found
     return problems

@@ -97,8 +97,8 @@ HISTORY_FREE = [*PROSE_DOCS, ROOT / "Makefile",
 
 def test_no_history_outside_the_changelog_and_the_speedrun_log() -> None:
     assert HISTORY.search("speedrun row 15") and not HISTORY.search("rows of the table")
-    for said in ("before the fix it took 3 s, now 1 s", "Measured 2026-12-02 on", "in March 2026", "as before",
-                 "the issue's experiment", "none was available where this page was written"):
+    for said in ("before the fix it took 3 s, now 1 s", "Measured 2026-12-02 on", "in March 2026",
+                 "as before", "the issue's experiment", "none was available where this page was written"):
         assert HISTORY.search(said), said
     for fine in ("before training: it stops now", "Before training starts the stage says", "sizes 2,048"):
         assert not HISTORY.search(fine), fine
