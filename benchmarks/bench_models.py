@@ -157,23 +157,26 @@ def measure(work: Path, model: str, warmup: int, steps: int, threads: int) -> di
 
 def markdown(result: dict[str, Any]) -> str:
     """The table of a saved run, and the line naming its command and machine."""
-    rows, default = result["rows"], result["settings"]["default_model"]
-    base = next(r["tokens_per_s"] for r in rows if r["model"] == default)
+    rows, s = result["rows"], result["settings"]
+    base = next(r["tokens_per_s"] for r in rows if r["model"] == s["default_model"])
     cells = []
     for r in rows:
         params = f"{r['parameters'] / 1e6:.2f}M"
         if r["trainable"] != r["parameters"]:
             params += f" ({r['trainable'] / 1e6:.2f}M trained)"
-        option = f"`{r['option']}`" + (" (default)" if r["model"] == default else "")
+        option = f"`{r['option']}`" if r["option"] else "-"
+        if r["model"] == s["default_model"]:
+            option += " (default)"
+        speed = r["tokens_per_s"] / base
         cells.append([option, r["model"], params, str(r["context"]), r["optimizer"],
-                      f"{r['tokens_per_s']:,.0f}", f"{r['tokens_per_s'] / base:.2f}x",
+                      f"{r['tokens_per_s']:,.0f}", f"{speed:.2f}x" if speed >= 0.1 else f"{speed:.3f}x",
                       f"{r['peak_rss_mib']:,.0f} MiB"])
-    s = result["settings"]
+    threads = f"{s['threads']} torch thread" + ("s" if s["threads"] != 1 else "")
     return (tables.table(["`model=`", "registry name", "parameters", "context", "optimizer", "tokens/s",
                           "vs default", "peak RSS"], cells) + "\n\n"
-            + f"{s['batch']}-token windows a step on {s['threads']} torch threads; tokens/s over "
-            f"{s['steps']} timed steps after {s['warmup']}, the best of {s['repeats']} passes over the "
-            "models. " + tables.measured_on(result))
+            + f"{s['batch']}-token windows a step on {threads}; tokens/s over {s['steps']} timed steps "
+            f"after {s['warmup']}, the best of {s['repeats']} passes over the models (peak RSS: the "
+            "highest). " + tables.measured_on(result))
 
 
 def measure_all(args: argparse.Namespace) -> list[dict[str, Any]]:
