@@ -159,12 +159,13 @@ def markdown(result: dict[str, Any]) -> str:
     """The table of a saved run, and the line naming its command and machine."""
     rows, s = result["rows"], result["settings"]
     base = next(r["tokens_per_s"] for r in rows if r["model"] == s["default_model"])
+    names = options()  # conf/'s option names as they are now: not a measurement
     cells = []
     for r in rows:
         params = f"{r['parameters'] / 1e6:.2f}M"
         if r["trainable"] != r["parameters"]:
             params += f" ({r['trainable'] / 1e6:.2f}M trained)"
-        option = f"`{r['option']}`" if r["option"] else "-"
+        option = f"`{names[r['model']]}`" if r["model"] in names else "-"
         if r["model"] == s["default_model"]:
             option += " (default)"
         speed = r["tokens_per_s"] / base
@@ -204,8 +205,7 @@ def measure_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                     row["tokens_per_s"] = max(row["tokens_per_s"], best[model]["tokens_per_s"])
                 best[model] = row
         args.load.sample()
-    names = options()
-    return [{**best[m], "option": names.get(m, "")} for m in args.models]
+    return [best[m] for m in args.models]
 
 
 def main() -> None:
