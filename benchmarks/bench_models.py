@@ -165,15 +165,19 @@ def markdown(result: dict[str, Any]) -> str:
         params = f"{r['parameters'] / 1e6:.2f}M"
         if r["trainable"] != r["parameters"]:
             params += f" ({r['trainable'] / 1e6:.2f}M trained)"
-        option = f"`{names[r['model']]}`" if r["model"] in names else "-"
+        option = names.get(r["model"])  # conf/ names each option as the registry names its model
+        if option is None:
+            label = f"{r['model']} (`-S model.name={r['model']}`)"
+        else:  # the pretrained row's model says which base: `pretrained` (GPT-2 small shape)
+            label = f"`{option}`" + r["model"].removeprefix(option)
         if r["model"] == s["default_model"]:
-            option += " (default)"
+            label += " (default)"
         speed = r["tokens_per_s"] / base
-        cells.append([option, r["model"], params, str(r["context"]), r["optimizer"],
+        cells.append([label, params, str(r["context"]), r["optimizer"],
                       f"{r['tokens_per_s']:,.0f}", f"{speed:.2f}x" if speed >= 0.1 else f"{speed:.3f}x",
                       f"{r['peak_rss_mib']:,.0f} MiB"])
     threads = f"{s['threads']} torch thread" + ("s" if s["threads"] != 1 else "")
-    return (tables.table(["`model=`", "registry name", "parameters", "context", "optimizer", "tokens/s",
+    return (tables.table(["`model=`", "parameters", "context", "optimizer", "tokens/s",
                           "vs default", "peak RSS"], cells) + "\n\n"
             + f"{s['batch']}-token windows a step on {threads}; tokens/s over {s['steps']} timed steps "
             f"after {s['warmup']}, the best of {s['repeats']} passes over the models (peak RSS: the "

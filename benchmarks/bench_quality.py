@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tables  # benchmarks/tables.py, beside this file
 
 from codex_ml.data.filters import QUALITY_REASONS, quality_reason
-from codex_ml.data.prepare import prepare
+from codex_ml.data.stage import prepare
 from codex_ml.params import DataParams, QualityParams
 from codex_ml.shards import iter_prepared
 

@@ -249,7 +249,7 @@ def test_params_doc_is_generated_from_the_schema() -> None:
     keys = [line.split("`")[1] for line in schema.splitlines() if line.startswith("| `")]
     assert "train.max_steps" in keys and "eval.humaneval.limit" in keys and len(keys) == len(set(keys))
     profiles = page.split("## Profiles")[1]
-    assert "| `model=small` | `model.name: \"llama-small\"` |" in profiles
+    assert "| `model=llama-small` | `model.name: \"llama-small\"` |" in profiles
     assert "`data.near_dedup.enabled: true`" in profiles.split("| `data=dir` |")[1].split("\n")[0]
 
 
