@@ -1,0 +1,195 @@
+"""License detection per document (codex_ml/data/licenses.py) on a planted corpus: folders under MIT,
+Apache-2.0, BSD-3-Clause, GPL-3.0 and none, files whose SPDX header overrides their folder, installed
+packages with their dist-info; the filter and its errors; the same answers for any number of workers;
+and the default corpus, where every document gets the standard library's own license."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from codex_ml.data.documents import RawDocument
+from codex_ml.data.licenses import (
+    UNKNOWN,
+    License,
+    LicenseError,
+    LicenseResolver,
+    header_license,
+    metadata_license,
+    parse_filter,
+    value_license,
+)
+from codex_ml.data.sources import EXCLUDED_STDLIB_DIRS, stdlib_root, walk_files
+
+TEXTS = Path(__file__).parent / "data" / "licenses"  # MIT, Apache-2.0, BSD-3-Clause and GPL-3.0 texts
+
+# path -> (text of the file, the license it must get, where from)
+PLANTED: dict[str, tuple[str, str, str]] = {
+    "mit/a.py": ("x = 1\n", "MIT", "file:mit/LICENSE"),
+    "mit/deep/er/b.py": ("y = 2\n", "MIT", "file:mit/LICENSE"),
+    "mit/vendored/c.py": ("z = 3\n", "Apache-2.0", "file:mit/vendored/LICENSE-APACHE"),
+    "apache/d.py": ("def d(): pass\n", "Apache-2.0", "file:apache/LICENSE.txt"),
+    "apache/e.py": ("# SPDX-License-Identifier: MIT\ne = 5\n", "MIT", "header"),
+    "bsd/f.py": ("f = 6\n", "BSD-3-Clause", "file:bsd/COPYING"),
+    "bsd/g.c": ("/* SPDX-License-Identifier: Apache-2.0 OR MIT */\nint g;\n", "Apache-2.0 OR MIT", "header"),
+    "gpl/h.py": ("h = 8\n", "GPL-3.0-only", "file:gpl/COPYING"),
+    "gpl/i.py": ("#!/usr/bin/env python\n# SPDX-License-Identifier: GPL-2.0+\n", "GPL-2.0-or-later",
+                 "header"),
+    "gpl/j.py": ("# SPDX-License-Identifier: BSD-3-Clause\nj = 10\n", "BSD-3-Clause", "header"),
+    "none/k.py": ("k = 11\n", UNKNOWN, "none"),
+    "none/l.py": ("# SPDX-License-Identifier: Not-A-License\nl = 12\n", UNKNOWN, "none"),
+    "none/m.html": ("<!-- SPDX-License-Identifier: 0BSD -->\n<p>m</p>\n", "0BSD", "header"),
+    "site/pkg/__init__.py": ("p = 1\n", "BSD-2-Clause", "package:pkg-1.0.dist-info"),
+    "site/pkg/sub/mod.py": ("q = 2\n", "BSD-2-Clause", "package:pkg-1.0.dist-info"),
+    "site/old/__init__.py": ("r = 3\n", "MIT", "package:old-0.1.dist-info"),
+    "site/loose.py": ("s = 4\n", "GPL-3.0-only", "file:site/COPYING"),
+}
+LICENSE_FILES = {"mit/LICENSE": "MIT", "mit/vendored/LICENSE-APACHE": "Apache-2.0",
+                 "apache/LICENSE.txt": "Apache-2.0", "bsd/COPYING": "BSD-3-Clause", "gpl/COPYING": "GPL-3.0",
+                 "site/COPYING": "GPL-3.0"}
+
+
+def plant(root: Path) -> Path:
+    for rel, (text, _, _) in PLANTED.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    for rel, name in LICENSE_FILES.items():
+        (root / rel).write_text((TEXTS / name).read_text(encoding="utf-8"), encoding="utf-8")
+    # an installed package that declares its license (PEP 639), beside a stray COPYING of the folder
+    new = root / "site" / "pkg-1.0.dist-info"
+    new.mkdir()
+    (new / "METADATA").write_text("Metadata-Version: 2.4\nName: pkg\nVersion: 1.0\n"
+                                  "License-Expression: BSD-2-Clause\n", encoding="utf-8")
+    (new / "RECORD").write_text("pkg/__init__.py,sha256=x,6\npkg/sub/mod.py,,\npkg-1.0.dist-info/METADATA,,\n"
+                                "../../bin/pkg,,\n", encoding="utf-8")
+    # an older one: no License-Expression, no license file, a classifier
+    old = root / "site" / "old-0.1.dist-info"
+    old.mkdir()
+    (old / "METADATA").write_text("Metadata-Version: 2.1\nName: old\nVersion: 0.1\nLicense: UNKNOWN\n"
+                                  "Classifier: License :: OSI Approved :: MIT License\n"
+                                  "Classifier: Programming Language :: Python\n", encoding="utf-8")
+    (old / "RECORD").write_text("old/__init__.py,,\n", encoding="utf-8")
+    return root
+
+
+def resolve(root: Path, docs: list[RawDocument]) -> list[tuple[str, License]]:
+    resolver = LicenseResolver(root)
+    return [(d.path, resolver.of(d.path, d.data)) for d in docs if d.data is not None]
+
+
+def walked(root: Path, rank: int = 0, world_size: int = 1) -> list[RawDocument]:
+    return list(walk_files(root, ["*.py", "*.c", "*.html"], 1 << 20, rank=rank, world_size=world_size))
+
+
+def test_planted_corpus_gets_the_planted_licenses(tmp_path: Path) -> None:
+    root = plant(tmp_path)
+    found = dict(resolve(root, walked(root)))
+    assert found == {rel: License(expr, source) for rel, (_, expr, source) in PLANTED.items()}
+
+
+def test_permissive_keeps_exactly_the_permissive_documents(tmp_path: Path) -> None:
+    root = plant(tmp_path)
+    found = resolve(root, walked(root))
+    keep = parse_filter("permissive")
+    kept = {path for path, lic in found if keep.keeps(lic.expression)}
+    dropped = Counter(lic.expression for path, lic in found if path not in kept)
+    assert kept == {"mit/a.py", "mit/deep/er/b.py", "mit/vendored/c.py", "apache/d.py", "apache/e.py",
+                    "bsd/f.py", "bsd/g.c", "gpl/j.py", "none/m.html", "site/pkg/__init__.py",
+                    "site/pkg/sub/mod.py", "site/old/__init__.py"}
+    assert dropped == {"GPL-3.0-only": 2, "GPL-2.0-or-later": 1, UNKNOWN: 2}
+    assert all(parse_filter("all").keeps(lic.expression) for _, lic in found)
+
+
+def test_a_list_of_ids_keeps_exactly_those(tmp_path: Path) -> None:
+    root = plant(tmp_path)
+    found = resolve(root, walked(root))
+    only_mit = {path for path, lic in found if parse_filter(["mit"]).keeps(lic.expression)}
+    # "Apache-2.0 OR MIT" is satisfied by MIT alone; "Apache-2.0 AND ..." would not be
+    assert only_mit == {"mit/a.py", "mit/deep/er/b.py", "apache/e.py", "bsd/g.c", "site/old/__init__.py"}
+    gpl_or_unknown = parse_filter(["GPL-3.0-only", "unknown"])
+    assert {path for path, lic in found if gpl_or_unknown.keeps(lic.expression)} == {
+        "gpl/h.py", "site/loose.py", "none/k.py", "none/l.py"}
+    assert not parse_filter(["MIT"]).keeps("MIT AND Apache-2.0")
+    assert parse_filter(["MIT", "Apache-2.0"]).keeps("MIT AND Apache-2.0")
+    assert parse_filter(["GPL-2.0-only"]).keeps("GPL-2.0-only WITH Classpath-exception-2.0")
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (["MIT", "Foo-1.0"], "data.license_filter[1]: expected an SPDX license id, got 'Foo-1.0'"),
+    (["MIT AND"], "data.license_filter[0]: expected an SPDX license id, got 'MIT AND'"),
+    (["MIT OR Apache-2.0"], "data.license_filter[0]: expected one SPDX license id, got 'MIT OR Apache-2.0'"),
+    ("permisive", "data.license_filter: expected 'all', 'permissive' or a list of SPDX license ids, "
+                  "got 'permisive'"),
+    ([], "data.license_filter: expected 'all', 'permissive' or a list of SPDX license ids, got []"),
+    ([3], "data.license_filter[0]: expected one SPDX license id, got 3"),
+])
+def test_a_malformed_filter_is_one_error_naming_key_and_value(value: object, message: str) -> None:
+    with pytest.raises(LicenseError) as err:
+        parse_filter(value)
+    assert str(err.value).startswith(message)
+
+
+def _part(args: tuple[str, int, int]) -> list[tuple[str, License]]:
+    root, rank, world_size = args
+    return resolve(Path(root), walked(Path(root), rank, world_size))
+
+
+def test_the_same_answers_for_any_number_of_workers(tmp_path: Path) -> None:
+    """Each worker process walks its own part with a resolver of its own (cold caches): together the
+    same licenses, in the same order, as one process."""
+    root = plant(tmp_path)
+    one = resolve(root, walked(root))
+    with ProcessPoolExecutor(2) as pool:
+        for world_size in (2, 3):
+            parts = pool.map(_part, [(str(root), r, world_size) for r in range(world_size)])
+            assert [x for part in parts for x in part] == one
+
+
+def test_header_forms() -> None:
+    assert header_license(b"// SPDX-License-Identifier: mit\n") == "MIT"
+    assert header_license(b"# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception\n") == (
+        "Apache-2.0 WITH LLVM-exception")
+    assert header_license(b"-- SPDX-License-Identifier: LicenseRef-Corp-1\n") == "LicenseRef-Corp-1"
+    two = b"# SPDX-License-Identifier: MIT\n# SPDX-License-Identifier: ISC\n"
+    assert header_license(two) == "MIT AND ISC"
+    assert header_license(b"x = 1\n" * 1000 + b"# SPDX-License-Identifier: MIT\n") is None  # past 4 KiB
+    assert header_license(b'"""SPDX-License-Identifier: MIT"""\n') == "MIT"
+
+
+def test_dataset_columns() -> None:
+    """A dataset's own license column (data.source hf): an SPDX id, The Stack's list of detected ids,
+    or a value that is no license id (`no_license`, free text), which is unknown."""
+    assert value_license("mit") == "MIT"
+    assert value_license(["MIT", "Apache-2.0", "MIT"]) == "MIT AND Apache-2.0"
+    assert value_license("GPL-3.0+") == "GPL-3.0-or-later"
+    for value in ("no_license", "", None, [], ["MIT", None], "see LICENSE"):
+        assert value_license(value) == UNKNOWN
+
+
+def test_an_installed_package_of_this_venv() -> None:
+    """The METADATA of a package the project installs: license-expression declares Apache-2.0."""
+    from importlib import metadata
+
+    dist = metadata.distribution("license-expression")
+    dist_info = Path(str(dist.locate_file(""))) / f"license_expression-{dist.version}.dist-info"
+    assert metadata_license(dist_info) == License("Apache-2.0", f"package:{dist_info.name}")
+
+
+def test_the_default_corpus_has_the_standard_librarys_license() -> None:
+    """Every document of the stdlib gets a license: CPython's own LICENSE.txt at its root (the PSF
+    license stack, SPDX Python-2.0.1, with 0BSD for the code in its documentation), and the MIT of the
+    files that carry an SPDX header (tomllib)."""
+    root = stdlib_root()
+    resolver = LicenseResolver(root)
+    counts: Counter[License] = Counter()
+    for doc in walk_files(root, ["**/*.py"], 1 << 20, frozenset(EXCLUDED_STDLIB_DIRS)):
+        if doc.data is not None:
+            counts[resolver.of(doc.path, doc.data)] += 1
+    by_expression = Counter({lic.expression: n for lic, n in counts.items()})
+    assert UNKNOWN not in by_expression
+    assert counts.most_common(1)[0][0] == License("Python-2.0.1 AND 0BSD", "file:LICENSE.txt")
+    assert counts[License("MIT", "header")] >= 4  # tomllib's four modules at least
+    assert all(parse_filter("permissive").keeps(e) for e in by_expression)
