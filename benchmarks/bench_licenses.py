@@ -23,7 +23,6 @@ import argparse
 import email.parser
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 from license_expression import ExpressionError, get_spdx_licensing
 
 from codex_ml.data.licenses import DETECTOR, detect_text, is_license_file, metadata_license
+from codex_ml.report.provenance import cpu_model
 
 LICENSING = get_spdx_licensing()
 
@@ -293,7 +293,7 @@ def main() -> None:
     meta = metadata_rows(args.venvs, site)
     load = os.getloadavg()
     header = (f"{len(files)} license files of {site.name} ({len(list(site.glob('*.dist-info')))} packages), "
-              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+              f"{cpu_model()}, {os.cpu_count()} cores, "
               f"load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print_tables(header, rows, meta, args.markdown)
 
