@@ -79,6 +79,10 @@ def test_dataset_card_round_trips_and_holds_prepares_numbers(tmp_path: Path) -> 
     assert "- dropped 1 exact duplicate" in text and "- dropped 1 document: empty or whitespace only" in text
     assert "- redacted 1 email addresses" in text
     assert "| BSD-3-Clause | 20 |" in text and "`0123abcd`" in text
+    # written by the stage into its own output, the card names no commit (it would change the folder
+    # with every commit): the commit is the one whose dvc.lock records the folder
+    staged = dataset_card(out, metrics, Provenance(None, False, provenance.params))
+    assert "Code at the commit whose dvc.lock records this folder" in staged.text
 
 
 def test_the_prepared_folder_loads_with_datasets_by_its_card(tmp_path: Path) -> None:

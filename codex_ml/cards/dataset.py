@@ -198,11 +198,17 @@ def licenses_table(metrics: dict[str, Any]) -> list[str]:
 
 
 def reproduce(data: DatasetCardData, provenance: Provenance) -> list[str]:
-    commit = provenance.commit or "none (not a git repository)"
-    dirty = ", with uncommitted changes" if provenance.dirty else ""
+    """The params and the files' md5s; the commit when the caller gives one. A card written inside the
+    stage's own output leaves it out (the folder would change with every commit, its inputs unchanged):
+    the commit is the one whose dvc.lock records this folder."""
+    if provenance.commit:
+        dirty = ", with uncommitted changes" if provenance.dirty else ""
+        code = f"Code at commit `{provenance.commit}`{dirty}"
+    else:
+        code = "Code at the commit whose dvc.lock records this folder"
     files = data.to_dict()["codex_ml"]["files"]
-    lines = ["## Reproduce", "", f"Code at commit `{commit}`{dirty}; `dvc repro prepare` with these params "
-             "makes the same bytes (the md5 of each file, as DVC records it, is below).", "", "```yaml",
+    lines = ["## Reproduce", "", f"{code}; `dvc repro prepare` with these params makes the same bytes "
+             "(the md5 of each file, as DVC records it, is below).", "", "```yaml",
              *yaml.safe_dump(provenance.params, sort_keys=True).splitlines(), "```", "",
              "| file | md5 |", "|---|---|", *(f"| {n} | `{h}` |" for n, h in files.items())]
     return [*lines, ""]
