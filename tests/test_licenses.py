@@ -148,6 +148,23 @@ def test_the_same_answers_for_any_number_of_workers(tmp_path: Path) -> None:
             assert [x for part in parts for x in part] == one
 
 
+def test_a_license_file_outside_the_corpus_is_not_read(tmp_path: Path) -> None:
+    """A LICENSE symlinked out of the corpus is not the corpus's: ignored, as the walk ignores such links;
+    one that points inside it is read."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text((TEXTS / "MIT").read_text(encoding="utf-8"), encoding="utf-8")
+    root = tmp_path / "corpus"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    (root / "a" / "LICENSE").symlink_to(outside)
+    (root / "b" / "LICENSE").symlink_to(root / "b" / "real.txt")
+    bsd = (TEXTS / "BSD-3-Clause").read_text(encoding="utf-8")
+    (root / "b" / "real.txt").write_text(bsd, encoding="utf-8")
+    resolver = LicenseResolver(root)
+    assert resolver.of("a/x.py", b"x = 1\n") == License(UNKNOWN, "none")
+    assert resolver.of("b/y.py", b"y = 2\n") == License("BSD-3-Clause", "file:b/LICENSE")
+
+
 def test_header_forms() -> None:
     assert header_license(b"// SPDX-License-Identifier: mit\n") == "MIT"
     assert header_license(b"# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception\n") == (

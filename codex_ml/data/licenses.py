@@ -224,13 +224,20 @@ class LicenseResolver:
     def folder_files(self, folder: str) -> License | None:
         """The license of the folder's own license files (all of them, AND), or None."""
         if folder not in self._files:
-            names = [n for n in self.listing(folder)
-                     if is_license_file(n) and (self.root / folder / n).is_file()]
+            names = [n for n in self.listing(folder) if is_license_file(n) and self.inside(folder, n)]
             found = [(n, e) for n in names if (e := read_license_file(self.root / folder / n))]
             where = "/".join(filter(None, [folder, found[0][0]])) if found else ""
             expression = combine([e for _, e in found])
             self._files[folder] = License(expression, f"file:{where}") if expression else None
         return self._files[folder]
+
+    def inside(self, folder: str, name: str) -> bool:
+        """A regular file, or a symlink to one that stays inside the root (as the walk reads them)."""
+        path = self.root / folder / name
+        try:
+            return path.is_file() and path.resolve().is_relative_to(self.root.resolve())
+        except OSError:  # a symlink loop
+            return False
 
     def owners(self, folder: str) -> dict[str, str]:
         """The files the folder's `*.dist-info/RECORD`s list (relative to the folder), each with the
