@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from codex_ml.data.licenses import LicenseResolver
-from codex_ml.data.prepare import prepare
-from codex_ml.data.sources import iter_documents, stdlib_root
+from codex_ml.data.sources import open_source, stdlib_root
+from codex_ml.data.stage import prepare
 from codex_ml.params import DataParams
 from codex_ml.runtime import log
 
@@ -39,13 +39,13 @@ def cpu_seconds() -> float:
 
 
 def read_all(params: DataParams) -> int:
-    return sum(len(d.data) for d in iter_documents(params) if d.data is not None)
+    return sum(len(d.data) for d in open_source(params).documents() if d.data is not None)
 
 
 def licenses_all(params: DataParams) -> Counter[str]:
     resolver = LicenseResolver(stdlib_root())
     return Counter(resolver.of(d.path, d.data).expression
-                   for d in iter_documents(params) if d.data is not None)
+                   for d in open_source(params).documents() if d.data is not None)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ LOCK = Path("dvc.lock")
 # prepare
 PREPARED = Path("data/prepared")  # {split}-NNNNN.jsonl shards (codex_ml/shards.py)
 DECONTAMINATED = PREPARED / "decontaminated.ndjson"  # every document decontamination removed
+PREPARED_CARD = PREPARED / "README.md"  # the dataset card (codex_ml/cards/dataset.py)
 PREPARE_METRICS = Path("metrics/prepare.json")
 
 # tokenize

@@ -5,7 +5,6 @@ corpus, the committed run's metrics), loaded back with huggingface_hub's own loa
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,11 @@ import pytest
 import yaml
 from huggingface_hub import DatasetCard, ModelCard
 
-from codex_ml.cards.dataset import SPLITS, Provenance, dataset_card, file_md5
+from codex_ml.cards.dataset import SPLITS, Provenance, dataset_card
 from codex_ml.cards.model import ModelInputs, model_card
-from codex_ml.data.licenses import DETECTOR, LicenseResolver
-from codex_ml.data.prepare import prepare
+from codex_ml.data.licenses import DETECTOR
+from codex_ml.data.stage import NOT_IN_CARD, prepare
 from codex_ml.params import DataParams
-from codex_ml.shards import iter_prepared
 
 REPO = Path(__file__).resolve().parent.parent
 TEXTS = Path(__file__).parent / "data" / "licenses"
@@ -42,47 +40,44 @@ def corpus(root: Path) -> Path:
 
 
 def prepared(tmp_path: Path) -> tuple[Path, dict[str, Any], Provenance]:
-    """prepare on the corpus, and the license counts phase-2 prepare will write (kept documents per
-    license, from licenses.py) added to its metrics."""
+    """prepare on the corpus: its folder (with the card the stage wrote) and its metrics."""
     root = corpus(tmp_path / "corpus")
     params = DataParams(source="dir", path=str(root), decontaminate=[], workers=1)
     out = tmp_path / "prepared"
     metrics = prepare(params, out, tmp_path / "prepare.json")
-    resolver = LicenseResolver(root)
-    counts: Counter[str] = Counter()
-    for split in SPLITS:
-        for _, record in iter_prepared(out, split):
-            counts[resolver.of(record["path"], record["text"].encode("utf-8")).expression] += 1
-    metrics |= {"licenses": dict(counts), "license_detector": DETECTOR}
-    provenance = Provenance("0123abcd", False, {"data": params.model_dump(mode="json")})
+    shown = params.model_dump(mode="json", exclude=set(NOT_IN_CARD))
+    provenance = Provenance("0123abcd", False, {"data": shown})
     return out, metrics, provenance
 
 
 def test_dataset_card_round_trips_and_holds_prepares_numbers(tmp_path: Path) -> None:
     out, metrics, provenance = prepared(tmp_path)
+    # the stage's own card: no commit (see below), the same bytes as the card built again
+    staged = dataset_card(out, metrics, Provenance(None, False, provenance.params))
+    assert (out / "README.md").read_text(encoding="utf-8") == str(staged)
     card = dataset_card(out, metrics, provenance)
     card.save(out / "README.md")
-    assert str(dataset_card(out, metrics, provenance)) == (out / "README.md").read_text(encoding="utf-8")
 
     loaded = DatasetCard.load(out / "README.md")
     assert loaded.data.to_dict() == card.data.to_dict()
     meta = loaded.data.to_dict()
-    assert meta["codex_ml"]["licenses"] == {"BSD-3-Clause": 20, "MIT": 20, "Apache-2.0": 1}
+    assert meta["codex_ml"]["licenses"] == metrics["licenses"] == {"BSD-3-Clause": 20, "MIT": 20,
+                                                                   "Apache-2.0": 1}
+    assert meta["codex_ml"]["license_detector"] == DETECTOR
     assert meta["license"] == "other"  # three licenses: no one id for the whole dataset
     assert meta["size_categories"] == ["n<1K"]
     splits = {s["name"]: s for s in meta["dataset_info"]["splits"]}
     for split in SPLITS:
         assert splits[split]["num_examples"] == metrics["documents"][split]
         assert splits[split]["num_bytes"] == metrics["bytes"][split]
-    assert meta["codex_ml"]["files"] == {p.name: file_md5(p) for p in sorted(out.glob("*-*.jsonl"))}
     text = loaded.text
     assert "- dropped 1 exact duplicate" in text and "- dropped 1 document: empty or whitespace only" in text
     assert "- redacted 1 email addresses" in text
     assert "| BSD-3-Clause | 20 |" in text and "`0123abcd`" in text
     # written by the stage into its own output, the card names no commit (it would change the folder
     # with every commit): the commit is the one whose dvc.lock records the folder
-    staged = dataset_card(out, metrics, Provenance(None, False, provenance.params))
     assert "Code at the commit whose dvc.lock records this folder" in staged.text
+    assert str(out.parent) not in staged.text  # no machine path: the corpus by its folder's name
 
 
 def test_the_prepared_folder_loads_with_datasets_by_its_card(tmp_path: Path) -> None:
@@ -90,8 +85,7 @@ def test_the_prepared_folder_loads_with_datasets_by_its_card(tmp_path: Path) -> 
     splits with the documents prepare counted."""
     import datasets
 
-    out, metrics, provenance = prepared(tmp_path)
-    dataset_card(out, metrics, provenance).save(out / "README.md")
+    out, metrics, _ = prepared(tmp_path)
     loaded = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
     assert {s: loaded[s].num_rows for s in loaded} == metrics["documents"]
     first = json.loads((out / "train-00000.jsonl").read_text(encoding="utf-8").splitlines()[0])

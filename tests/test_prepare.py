@@ -219,7 +219,11 @@ def test_default_corpus_twice_is_byte_identical(tmp_path: Path) -> None:
     assert accounted == m1["files_seen"]
     rows = [r for _, r in iter_prepared(tmp_path / "a", "val")]
     assert [r["path"] for r in rows] == sorted(r["path"] for r in rows)  # source order: a sorted walk
-    assert set(rows[0]) == {"path", "text", "sha256", "bytes"}
+    assert set(rows[0]) == {"path", "text", "sha256", "bytes", "license", "license_source"}
+    # every document has a license: the standard library's own license file (and tomllib's MIT files)
+    assert sum(m1["licenses"].values()) == sum(m1["documents"].values()) and "unknown" not in m1["licenses"]
+    assert max(m1["licenses"], key=m1["licenses"].__getitem__) == "Python-2.0.1 AND 0BSD"
+    assert m1["license_dropped"] == {} and m1["license_filter"] == "all"
     assert all(r["bytes"] == len(r["text"].encode()) for r in rows)
 
 

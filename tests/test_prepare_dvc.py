@@ -47,7 +47,7 @@ def test_dvc_repro_prepare_counts_everything(tmp_path: Path, stdlib_sample: Path
 
     texts = "".join(p.read_text() for p in sorted((repo / "data" / "prepared").glob("*.jsonl")))
     assert texts and sorted(p.name for p in (repo / "data" / "prepared").iterdir()) == \
-        ["decontaminated.ndjson", "test-00000.jsonl", "train-00000.jsonl", "val-00000.jsonl"]
+        ["README.md", "decontaminated.ndjson", "test-00000.jsonl", "train-00000.jsonl", "val-00000.jsonl"]
     assert (repo / "data" / "prepared" / "decontaminated.ndjson").read_text() == ""  # nothing planted
     for _, secret in PLANTED_SECRETS.values():
         assert secret not in texts

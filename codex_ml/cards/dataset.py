@@ -10,7 +10,6 @@ the same bytes again. The same inputs give the same bytes: no clock, no machine 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,15 +40,6 @@ class Provenance:
     dirty: bool = False  # uncommitted changes when the stage ran
     params: dict[str, Any] = field(default_factory=dict)  # the params section(s), as params.yaml has them
     data_hash: str | None = None  # DVC's md5 of the data folder (the model card: from dvc.lock)
-
-
-def file_md5(path: Path) -> str:
-    """The md5 DVC records for a file (its bytes, as `dvc.lock` and the `.dir` manifest hold them)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def shard_files(folder: Path) -> list[Path]:
@@ -109,8 +99,7 @@ def card_data(folder: Path, metrics: dict[str, Any], provenance: Provenance, nam
                                  for s in SPLITS],
                       "dataset_size": sum(nbytes.values())},
         codex_ml={"licenses": licenses, "license_detector": metrics.get("license_detector"),
-                  "commit": provenance.commit, "dirty": provenance.dirty,
-                  "files": {p.name: file_md5(p) for p in shard_files(folder)}},
+                  "commit": provenance.commit, "dirty": provenance.dirty},
     )
 
 
@@ -123,7 +112,7 @@ def dataset_card(folder: Path, metrics: dict[str, Any], provenance: Provenance,
             f"Source code from {what}, prepared by codex-ml's prepare stage: filtered, deduplicated, "
             "redacted and split by a hash of each document's path. One JSON object a line per document "
             "(`path`, `text`, and the columns below); bytes are UTF-8 bytes of text.", "",
-            *splits_table(metrics), *account(metrics), *licenses_table(metrics), *reproduce(data, provenance)]
+            *splits_table(metrics), *account(metrics), *licenses_table(metrics), *reproduce(provenance)]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body).rstrip() + "\n")
 
 
@@ -197,18 +186,19 @@ def licenses_table(metrics: dict[str, Any]) -> list[str]:
             "| license | documents |", "|---|---|", *rows, ""]
 
 
-def reproduce(data: DatasetCardData, provenance: Provenance) -> list[str]:
-    """The params and the files' md5s; the commit when the caller gives one. A card written inside the
-    stage's own output leaves it out (the folder would change with every commit, its inputs unchanged):
-    the commit is the one whose dvc.lock records this folder."""
+def reproduce(provenance: Provenance) -> list[str]:
+    """The params, and where the commit and the data's hash are: a card written inside the stage's own
+    output names neither (the folder would change with every commit, its inputs unchanged, and cannot
+    hold its own hash): the commit is the one whose dvc.lock records this folder, and that entry's md5 is
+    DVC's hash of these files (`dvc status prepare` checks them against it)."""
     if provenance.commit:
         dirty = ", with uncommitted changes" if provenance.dirty else ""
         code = f"Code at commit `{provenance.commit}`{dirty}"
     else:
         code = "Code at the commit whose dvc.lock records this folder"
-    files = data.to_dict()["codex_ml"]["files"]
-    lines = ["## Reproduce", "", f"{code}; `dvc repro prepare` with these params makes the same bytes "
-             "(the md5 of each file, as DVC records it, is below).", "", "```yaml",
-             *yaml.safe_dump(provenance.params, sort_keys=True).splitlines(), "```", "",
-             "| file | md5 |", "|---|---|", *(f"| {n} | `{h}` |" for n, h in files.items())]
-    return [*lines, ""]
+    data = (f"DVC's md5 of the folder: `{provenance.data_hash}`" if provenance.data_hash else
+            "DVC's md5 of the folder is the one that dvc.lock records for it (`dvc status prepare` checks "
+            "these files against it)")
+    lines = ["## Reproduce", "", f"{code}; `dvc repro prepare` with these params makes the same bytes. "
+             f"{data}.", "", "```yaml", *yaml.safe_dump(provenance.params, sort_keys=True).splitlines()]
+    return [*lines, "```", ""]

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -15,6 +16,7 @@ class RawDocument:
     path: str  # relative, POSIX separators: the document's stable identity (the split hashes it)
     data: bytes | None  # None when rejected
     rejected: str | None = None  # reason, when data is None
+    license: tuple[str, str] | None = None  # (expression, column) from a dataset's own license column
 
 
 class Source(ABC):
@@ -23,6 +25,11 @@ class Source(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """What the corpus is (metrics/prepare.json's `source`)."""
+
+    def license_root(self) -> Path | None:
+        """The folder whose license files and packages give its documents' licenses (a walked folder);
+        None for a dataset, whose rows carry theirs (RawDocument.license)."""
+        return None
 
     @abstractmethod
     def documents(self, rank: int = 0, world_size: int = 1) -> Iterator[RawDocument]:

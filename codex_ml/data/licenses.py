@@ -64,6 +64,9 @@ class License:
 
 
 NONE = License(UNKNOWN, "none")
+# a JSONL record's or dataset row's own license, the first of these columns it has (The Stack's
+# `detected_licenses` is a list of SPDX ids)
+LICENSE_COLUMNS = ("license", "licenses", "detected_licenses")
 
 
 def normalize(expression: str) -> str:
@@ -265,6 +268,21 @@ def record_paths(dist_info: Path) -> list[str]:
         return []
     rows = csv.reader(io.StringIO(text))
     return [row[0] for row in rows if row and row[0] and not row[0].startswith(("../", "/"))]
+
+
+class DocumentLicenses:
+    """Each kept document's license in prepare's one deciding process: a dataset row's own column when
+    it has one, else the resolver of the walked folder (`root`), else `unknown`."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.resolver = LicenseResolver(root) if root is not None else None
+
+    def of(self, path: str, text: str, column: tuple[str, str] | None) -> License:
+        if column is not None:
+            return License(column[0], f"column:{column[1]}")
+        if self.resolver is None:
+            return NONE
+        return self.resolver.of(path, text[:HEADER_BYTES].encode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class Processed:
     redactions: dict[str, int] = field(default_factory=dict)
     signature: np.ndarray | None = None  # MinHash of the kept text (near-dedup, held-out clusters)
     contaminated: tuple[str, str, str] | None = None  # (benchmark, task id, rule) it holds
+    license: tuple[str, str] | None = None  # RawDocument.license: a dataset's license column
 
 
 def needs_signature(params: DataParams) -> bool:
@@ -75,7 +76,8 @@ def process(doc: RawDocument, params: DataParams) -> Processed:
     if holds is not None:
         return Processed(doc.path, digest=digest, record=record, contaminated=holds)
     sig = signature_of(sh, params.near_dedup) if needs_signature(params) else None
-    return Processed(doc.path, digest=digest, record=record, redactions=counts, signature=sig)
+    return Processed(doc.path, digest=digest, record=record, redactions=counts, signature=sig,
+                     license=doc.license)
 
 
 def process_batch(params: DataParams, docs: list[RawDocument]) -> list[Processed]:

@@ -50,6 +50,7 @@ import zstandard
 from pathspec import GitIgnoreSpec, PathSpec
 
 from codex_ml.data.documents import RawDocument, Source, check_part, document_id, part_bounds
+from codex_ml.data.licenses import LICENSE_COLUMNS, value_license
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError
 
@@ -300,6 +301,8 @@ def read_jsonl(path: Path, text_field: str, max_file_bytes: int,
                     continue
                 ident = record.get(id_field) if id_field else record.get("path", record.get("id"))
                 doc_id = document_id(ident, default_id)
+                column = next((c for c in LICENSE_COLUMNS if c in record), None)
+                found = (value_license(record[column]), column) if column else None
                 try:
                     data = record[text_field].encode("utf-8")
                 except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes
@@ -308,7 +311,7 @@ def read_jsonl(path: Path, text_field: str, max_file_bytes: int,
                 if len(data) > max_file_bytes:
                     yield RawDocument(doc_id, None, "too_large")
                     continue
-                yield RawDocument(doc_id, data)
+                yield RawDocument(doc_id, data, license=found)
     except (OSError, EOFError, zstandard.ZstdError) as exc:
         raise StageError(f"data.path: cannot read {path}: {exc}") from None
 
@@ -326,6 +329,9 @@ class WalkSource(Source):
 
     def describe(self) -> dict[str, Any]:
         return self.about
+
+    def license_root(self) -> Path | None:
+        return self.root
 
     def documents(self, rank: int = 0, world_size: int = 1) -> Iterator[RawDocument]:
         check_part(rank, world_size)

@@ -26,16 +26,18 @@ from typing import Any
 
 import numpy as np
 
+from codex_ml.cards.dataset import Provenance, dataset_card
 from codex_ml.data.documents import Source
 from codex_ml.data.filters import REJECT_REASONS
+from codex_ml.data.licenses import DETECTOR, DocumentLicenses, LicenseError, LicenseFilter, parse_filter
 from codex_ml.data.near_dedup import NearDedupIndex
 from codex_ml.data.process import BATCH_DOCS, Processed, processed_in_order
 from codex_ml.data.secrets import KINDS
 from codex_ml.data.sources import open_source
 from codex_ml.data.splits import SPLIT_CODES, assign, hash_unit, split_of
-from codex_ml.io import atomic_dir, write_json
+from codex_ml.io import atomic_dir, write_json, write_text
 from codex_ml.params import DataParams
-from codex_ml.paths import DECONTAMINATED, HELD_OUT, SPLITS
+from codex_ml.paths import DECONTAMINATED, HELD_OUT, PREPARED_CARD, SPLITS
 from codex_ml.runtime import StageError, log, progress, resolve_cores
 from codex_ml.shards import PreparedWriter
 
@@ -56,6 +58,8 @@ class Tally:
     floor_documents: dict[str, int] = field(default_factory=dict)
     documents: Counter[str] = field(default_factory=Counter)
     bytes: Counter[str] = field(default_factory=Counter)
+    licenses: Counter[str] = field(default_factory=Counter)  # kept documents per license expression
+    license_dropped: Counter[str] = field(default_factory=Counter)  # by data.license_filter, per license
 
 
 def processed_documents(params: DataParams, source: Source) -> Iterator[Processed]:
@@ -75,9 +79,13 @@ def processed_in(params: DataParams, source: Source,
     return contextlib.nullcontext(processed_documents(params, source))
 
 
-def kept_documents(params: DataParams, tally: Tally, processed: Iterable[Processed]) -> Iterator[Processed]:
-    """Every document kept, in source order; counts everything else in `tally`. The one place that
-    decides what is kept: `prepare` and `prepare_all` both read it."""
+def kept_documents(params: DataParams, tally: Tally, processed: Iterable[Processed],
+                   source: Source) -> Iterator[Processed]:
+    """Every document kept, in source order, its record with its `license` and `license_source`;
+    counts everything else in `tally`. The one place that decides what is kept: `prepare` and
+    `prepare_all` both read it."""
+    keep = license_filter(params)
+    licenses = DocumentLicenses(source.license_root())
     seen_digests: set[bytes] = set()
     near = NearDedupIndex(params.near_dedup) if params.near_dedup.enabled else None
     for p in progress(processed, desc="prepare", unit="file"):
@@ -102,6 +110,10 @@ def kept_documents(params: DataParams, tally: Tally, processed: Iterable[Process
                                   "bytes": p.record["bytes"],
                                   "split": split_of(p.path, params.val_fraction, params.test_fraction)})
             continue
+        found = licenses.of(p.path, p.record["text"], p.license)
+        if not keep.keeps(found.expression):
+            tally.license_dropped[found.expression] += 1
+            continue
         if near is not None and p.signature is not None:
             # keyed by position too: a jsonl or hf corpus may reuse an identity for other text
             kept = near.match(f"{tally.seen}:{p.path}", p.signature)
@@ -110,6 +122,8 @@ def kept_documents(params: DataParams, tally: Tally, processed: Iterable[Process
                 log.debug("prepare: %s is a near-duplicate of %s", p.path, kept.split(":", 1)[1])
                 continue
         tally.redactions.update(p.redactions)
+        tally.licenses[found.expression] += 1
+        p.record.update(license=found.expression, license_source=found.source)
         yield p
 
 
@@ -188,10 +202,22 @@ def metrics_of(tally: Tally, params: DataParams, source: Source,
         "redact_pii": params.redact_secrets and params.redact_pii,
         "drop_generated": params.drop_generated,
         "quality": params.quality.enabled,  # its rejections: rejected.{max_line_length, ..., data_file}
+        "licenses": dict(sorted(tally.licenses.items())),  # kept documents per license
+        "license_dropped": dict(sorted(tally.license_dropped.items())),  # per license, by the filter
+        "license_filter": params.license_filter,
+        "license_detector": DETECTOR,
     }
     if shards is not None:
         metrics["shards"] = shards
     return metrics
+
+
+def license_filter(params: DataParams) -> LicenseFilter:
+    """`data.license_filter` parsed; a malformed value is one StageError naming the key and the entry."""
+    try:
+        return parse_filter(params.license_filter)
+    except LicenseError as exc:
+        raise StageError(str(exc)) from None
 
 
 def _nothing_kept(source: Source, tally: Tally, what: str) -> StageError:
@@ -202,12 +228,13 @@ def _nothing_kept(source: Source, tally: Tally, what: str) -> StageError:
 
 def prepare(params: DataParams, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
     """Run the whole stage: `out_dir` is built aside and swapped in whole, metrics are written last."""
+    license_filter(params)  # a malformed filter stops the stage before the source is opened
     source = open_source(params)
     tally = Tally()
     with atomic_dir(out_dir) as tmp:
         spool = Spool(tmp / ".spool", params.near_dedup.num_perm)
         with processed_in(params, source, tmp) as processed:
-            for p in kept_documents(params, tally, processed):
+            for p in kept_documents(params, tally, processed, source):
                 spool.add(p)
         spool.close()
         units, nbytes = np.asarray(spool.units, dtype=np.float64), np.asarray(spool.nbytes, dtype=np.int64)
@@ -231,9 +258,23 @@ def prepare(params: DataParams, out_dir: Path, metrics_path: Path) -> dict[str, 
             f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in tally.removed)
         if not tally.documents["train"]:
             raise _nothing_kept(source, tally, "the train split")
-    metrics = metrics_of(tally, params, source, shards)
+        metrics = metrics_of(tally, params, source, shards)
+        write_card(tmp, metrics, params)
     write_json(metrics_path, metrics)
     return metrics
+
+
+# data.* that are not in the card: where the corpus is on this machine (the card names it by its
+# folder's or file's name) and where the work runs, which the outputs never depend on
+NOT_IN_CARD = frozenset({"path", "workers", "engine", "tasks", "executor", "slurm", "ray"})
+
+
+def write_card(folder: Path, metrics: dict[str, Any], params: DataParams) -> None:
+    """The dataset card `folder`/README.md from the stage's own metrics and the params that decide
+    the data (the same bytes for any worker count, engine or executor)."""
+    shown = params.model_dump(mode="json", exclude=set(NOT_IN_CARD))
+    card = dataset_card(folder, metrics, Provenance(None, False, {"data": shown}))
+    write_text(folder / PREPARED_CARD.name, str(card))
 
 
 def prepare_all(params: DataParams, out_dir: Path, split: str) -> dict[str, Any]:
@@ -243,7 +284,8 @@ def prepare_all(params: DataParams, out_dir: Path, split: str) -> dict[str, Any]
     source = open_source(params)
     tally = Tally()
     writer = PreparedWriter(out_dir, split, params.shard_mb << 20)
-    for p in kept_documents(params, tally, processed_documents(params, source)):
+    license_filter(params)
+    for p in kept_documents(params, tally, processed_documents(params, source), source):
         writer.write(p.record)
         tally.documents[split] += 1
         tally.bytes[split] += p.record["bytes"]

@@ -119,6 +119,9 @@ class DataParams(Section):
     decontaminate: list[Literal["humaneval"]] = setting(
         lambda: ["humaneval"], "benchmarks whose problems no document may contain: removed from every split, "
                                "counted and listed in data/prepared/decontaminated.ndjson")
+    license_filter: Literal["all", "permissive"] | list[str] = setting(
+        "all", "keep every document (all), the permissive ones (The Stack's list; unknown dropped) or "
+               "those a list of SPDX ids satisfies; each records its license (docs/licenses.md)")
     workers: Cores = setting(0, "processes that filter, redact and hash (outputs never depend on it)")
     shard_mb: Mib = setting(64, "prepared shards close past this many MiB of text")
     engine: Literal["local", "datatrove"] = setting(
