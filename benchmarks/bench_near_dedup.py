@@ -43,8 +43,9 @@ def collect(params: DataParams) -> dict[str, list[dict[str, Any]]]:
     """prepare's per-document work and decisions on one core, records by their path-hash split
     (nothing written)."""
     records: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-    processed = processed_in_order(params, open_source(params).documents(), workers=1)
-    for p in kept_documents(params, Tally(), processed):
+    source = open_source(params)
+    processed = processed_in_order(params, source.documents(), workers=1)
+    for p in kept_documents(params, Tally(), processed, source):
         records[split_of(p.path, params.val_fraction, params.test_fraction)].append(p.record)
     return records
 

@@ -24,7 +24,7 @@ TOKENS = Path("data/tokens")  # token shards, indexes and meta.json (codex_ml/ha
 TOKENIZE_METRICS = Path("metrics/tokenize.json")
 
 # train
-MODEL = Path("models/model")
+TRAINED = Path("models/trained")  # the model train shipped, which eval scores
 CHECKPOINTS = Path("models/checkpoints")
 TRAIN_LIVE = Path("metrics/train")  # dvclive's folder: metrics.json and plots/
 TRAIN_METRICS = TRAIN_LIVE / "metrics.json"
@@ -34,6 +34,14 @@ TRAIN_PLOTS = TRAIN_LIVE / "plots" / "metrics"
 EVAL_METRICS = Path("metrics/eval.json")
 EVAL_ROWS = Path("metrics/eval")  # per-document rows, line completions, settings.json
 
+# release
+MODEL = Path("models/model")  # the trained model's files and its model card: what users take
+MODEL_CARD = MODEL / "README.md"
+
 # report
-REPORTS = Path("reports")  # report.md, report.html, figures/
+REPORTS = Path("reports")  # release
+MODEL = Path("models/model")  # the trained model's files and its model card: what users take
+MODEL_CARD = MODEL / "README.md"
+
+# report.md, report.html, figures/
 REPORT_PAGE = REPORTS / "report.html"

@@ -1,4 +1,4 @@
-"""eval: score models/model on the val and test token files -> metrics/eval.json, metrics/eval/."""
+"""eval: score models/trained on the val and test token files -> metrics/eval.json, metrics/eval/."""
 
 from codex_ml import paths
 from codex_ml.params import load_params
@@ -9,7 +9,7 @@ def main() -> None:
     params = load_params(paths.PARAMS)
     from codex_ml.eval.stage import EvalInputs, run_eval, summary_line, write_outputs  # torch: after params
 
-    metrics, results, settings = run_eval(params.eval, EvalInputs(model_dir=paths.MODEL),
+    metrics, results, settings = run_eval(params.eval, EvalInputs(model_dir=paths.TRAINED),
                                           train_seq_len=params.train.context)
     write_outputs(metrics, results, settings, paths.EVAL_METRICS, paths.EVAL_ROWS)
     log.info("eval: window %d, stride %d, %s", settings["window"], settings["stride"], settings["device"])

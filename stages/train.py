@@ -1,4 +1,4 @@
-"""train: data/tokens + models/tokenizer -> models/model, models/checkpoints, metrics/train.
+"""train: data/tokens + models/tokenizer -> models/trained, models/checkpoints, metrics/train.
 
 Runs as one process (`python -m stages.train`, as `dvc repro train` does) or as many
 (`torchrun --nproc_per_node N -m stages.train`).

@@ -72,9 +72,9 @@ def test_qlora_on_cuda_saves_a_plain_merged_model_in_less_memory_than_lora(
         tmp_path: Path) -> None:
     tiny = qlora(params_for(pretrained_bases["llama"], lora=LORA))
     scores, _ = tune(tiny, pretrained_corpus, tmp_path / "tiny")
-    config = json.loads((tmp_path / "tiny/models/model/config.json").read_text())
+    config = json.loads((tmp_path / "tiny/models/trained/config.json").read_text())
     assert "quantization_config" not in config  # merged into full-precision weights, not 4-bit
-    assert (tmp_path / "tiny/models/model/adapter/adapter_model.safetensors").is_file()
+    assert (tmp_path / "tiny/models/trained/adapter/adapter_model.safetensors").is_file()
     assert scores["val"]["bits_per_byte"] < scores["val"]["baselines"]["base_model_bpb"]
     # 4-bit base weights (and recomputed activations) against LoRA's fp32 base: less memory, the reason
     # to use QLoRA at all

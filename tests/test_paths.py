@@ -19,6 +19,7 @@ CODE = ("codex_ml/", "stages/", "base-models")  # deps that are code or the in-r
 # paths.py's paths that are not a stage's dep or out: the params file, the lock DVC writes, the folder
 # dvclive writes train's metrics and plots into, and files inside data/prepared and reports
 NOT_IN_DVC_YAML = {paths.PARAMS, paths.LOCK, paths.TRAIN_LIVE, paths.DECONTAMINATED, paths.PREPARED_CARD,
+                   paths.MODEL_CARD,
                    paths.REPORT_PAGE}
 
 
@@ -41,10 +42,11 @@ def test_dvc_yaml_names_the_paths_codex_ml_paths_holds() -> None:
             in_dvc_yaml.setdefault(Path(f), set()).add(name)
     assert set(in_dvc_yaml) == layout() - NOT_IN_DVC_YAML
     # each output is one stage's, and a later stage's dep
-    assert in_dvc_yaml[paths.PREPARED] == {"prepare", "tokenize", "eval"}
+    assert in_dvc_yaml[paths.PREPARED] == {"prepare", "tokenize", "eval", "release"}
     assert in_dvc_yaml[paths.TOKENS] == {"tokenize", "train", "eval"}
-    assert in_dvc_yaml[paths.MODEL] == {"train", "eval"}
-    assert in_dvc_yaml[paths.EVAL_METRICS] == {"eval", "report"}
+    assert in_dvc_yaml[paths.TRAINED] == {"train", "eval", "release"}
+    assert in_dvc_yaml[paths.MODEL] == {"release", "report"}
+    assert in_dvc_yaml[paths.EVAL_METRICS] == {"eval", "release", "report"}
     assert in_dvc_yaml[paths.REPORTS] == {"report"}
 
 
@@ -56,4 +58,4 @@ def test_the_stages_defaults_and_the_commands_take_the_layout() -> None:
     options = {**inspect.signature(eval_command).parameters, **inspect.signature(generate_command).parameters}
     defaults = {p.default for p in options.values() if isinstance(p.default, Path)}
     assert defaults and defaults <= layout()
-    assert TrainPaths.under(Path("/w")).model == Path("/w") / paths.MODEL
+    assert TrainPaths.under(Path("/w")).model == Path("/w") / paths.TRAINED

@@ -118,6 +118,44 @@ def test_the_model_folder_carries_the_pipelines_tokenizer(quick_run: QuickRun) -
     assert tok.decode(tok(text)["input_ids"]) == text
 
 
+def test_both_cards_hold_the_runs_numbers_and_a_rerun_gives_the_same_bytes(quick_run: QuickRun,
+                                                                          tmp_path: Path) -> None:
+    from huggingface_hub import DatasetCard, ModelCard
+
+    repo = copy_of(quick_run.repo, tmp_path / "repo")
+    ev = json.loads((repo / "metrics/eval.json").read_text())
+    prep = json.loads((repo / "metrics/prepare.json").read_text())
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    data_md5 = next(o["md5"] for o in lock["prepare"]["outs"] if o["path"] == "data/prepared")
+
+    card = ModelCard.load(repo / "models/model/README.md")
+    results = {(r.dataset_split, r.metric_type): r for r in card.data.eval_results}
+    for split in ("val", "test"):
+        assert results[(split, "bits_per_byte")].metric_value == ev[split]["bits_per_byte"]
+        assert results[(split, "bits_per_byte")].metric_args == {"ci_95": ev[split]["bits_per_byte_ci"]}
+        assert results[(split, "bits_per_byte_xz")].metric_value == ev[split]["baselines"]["xz_bpb"]
+        assert results[(split, "bits_per_byte")].dataset_revision == data_md5  # DVC's hash, from dvc.lock
+    meta = card.data.to_dict()["codex_ml"]
+    assert meta["dataset_card"] == "../../data/prepared/README.md" and meta["data_dvc_md5"] == data_md5
+    assert (repo / "models/model" / meta["dataset_card"]).resolve() == (repo / "data/prepared/README.md")
+    dataset = DatasetCard.load(repo / "data/prepared/README.md")
+    assert dataset.data.to_dict()["codex_ml"]["licenses"] == prep["licenses"]
+    assert {s["name"]: s["num_examples"] for s in dataset.data.to_dict()["dataset_info"]["splits"]} == \
+        prep["documents"]
+    # the weights are train's, file for file; the card is the one file more
+    trained = {p.relative_to(repo / "models/trained") for p in (repo / "models/trained").rglob("*")}
+    assert {p.relative_to(repo / "models/model") for p in (repo / "models/model").rglob("*")} == \
+        trained | {Path("README.md")}
+
+    cards = [(repo / p).read_bytes() for p in ("models/model/README.md", "data/prepared/README.md")]
+    run(["dvc", "repro", "--force", "-s", "prepare"], repo)
+    run(["dvc", "repro", "--force", "-s", "release"], repo)
+    assert [(repo / p).read_bytes() for p in ("models/model/README.md", "data/prepared/README.md")] == cards
+    md = (repo / "reports/report.md").read_text()
+    assert "../models/model/README.md" in md and "../data/prepared/README.md" in md
+    assert str(quick_run.params["data"]["path"]) not in md  # no machine path to the corpus
+
+
 def test_plots_and_the_report_show_the_run(quick_run: QuickRun) -> None:
     repo = quick_run.repo
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
@@ -135,7 +173,7 @@ def test_plots_and_the_report_show_the_run(quick_run: QuickRun) -> None:
     assert f"Backend {backend}, vocabulary {tok['vocab_size']} tokens" in md  # hf-bpe: no model_type
     assert f"Round trip decode(encode(doc)) == doc on 100.0% of the {tok['checked_documents']} val" in md
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"prepare", "tokenize", "train", "eval", "report"}
+    assert set(lock["stages"]) == {"prepare", "tokenize", "train", "eval", "release", "report"}
     for stage in ("prepare", "tokenize", "train", "eval"):
         assert f"| {stage} | `" in md, stage  # one provenance row per stage, with its hash
     assert "Loss" in md and "figures/train_loss.svg" in md
@@ -146,8 +184,9 @@ def test_plots_and_the_report_show_the_run(quick_run: QuickRun) -> None:
 
 
 # Outputs whose bytes record the machine, not the inputs: training telemetry (tokens/s, CPU, RAM and
-# dvclive's timestamps) and the report that shows it. Everything else must be byte-identical.
-WALL_CLOCK_OUTPUTS = {"metrics/train/metrics.json", "metrics/train/plots/metrics", "reports"}
+# dvclive's timestamps), the model card that states train's time and the report that shows them (the
+# weights are train's models/trained). Everything else must be byte-identical.
+WALL_CLOCK_OUTPUTS = {"metrics/train/metrics.json", "metrics/train/plots/metrics", "models/model", "reports"}
 
 
 def lock_hashes(repo: Path) -> dict[str, str]:
@@ -168,7 +207,7 @@ def test_the_pipeline_from_scratch_twice_gives_bit_identical_outputs(quick_run: 
     differ = {k for k in a if a[k] != b[k]}
     assert {k.split(":", 1)[1] for k in differ} <= WALL_CLOCK_OUTPUTS, differ
     stages = {k.split(":", 1)[0] for k in a if k.split(":", 1)[1] not in WALL_CLOCK_OUTPUTS}
-    assert stages == {"prepare", "tokenize", "train", "eval"}
+    assert stages == {"prepare", "tokenize", "train", "eval"}  # release: the card states train's time
     # Within the training telemetry, the losses themselves are deterministic.
     for series in ("train/loss.tsv", "val/loss.tsv"):
         rows = [[r.split("\t") for r in (repo / "metrics/train/plots/metrics" / series).read_text()

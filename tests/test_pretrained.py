@@ -58,8 +58,8 @@ def test_each_family_tokenize_train_lora_eval_generate(
     assert meta["base_model"]["sha256"] == folder_sha256(base)
 
     run_train(params, tmp_path)
-    tuned = AutoModelForCausalLM.from_pretrained(tmp_path / "models/model")
-    tok = AutoTokenizer.from_pretrained(tmp_path / "models/model")
+    tuned = AutoModelForCausalLM.from_pretrained(tmp_path / "models/trained")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "models/trained")
     assert type(tuned).__name__ == type(AutoModelForCausalLM.from_pretrained(base)).__name__
     assert tok.eos_token_id == tuned.config.eos_token_id == meta["eos_id"]
     assert tuned.config.pad_token_id == tok.pad_token_id == meta["pad_id"]
@@ -68,13 +68,13 @@ def test_each_family_tokenize_train_lora_eval_generate(
     scores = run_eval(params, pretrained_corpus, tmp_path)
     for split in ("val", "test"):
         assert scores[split]["bits_per_byte"] < scores[split]["baselines"]["base_model_bpb"]
-    text = generate(tmp_path / "models/model", "def parse(", SamplingParams(max_new_tokens=8), device="cpu")
+    text = generate(tmp_path / "models/trained", "def parse(", SamplingParams(max_new_tokens=8), device="cpu")
     assert isinstance(text, str) and text
 
     lora = params_for(base, lora={"enabled": True, "target_modules": ["all-linear"]})
     run_train(lora, tmp_path)
-    assert (tmp_path / "models/model/adapter/adapter_config.json").is_file()
-    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "models/model")
+    assert (tmp_path / "models/trained/adapter/adapter_config.json").is_file()
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "models/trained")
     assert not any("lora" in name for name, _ in merged.named_parameters())
     assert run_eval(lora, pretrained_corpus, tmp_path)["val"]["baselines"]["base_model_bpb"] == \
         scores["val"]["baselines"]["base_model_bpb"]  # the same base, scorer and tokens
@@ -137,7 +137,7 @@ def test_lora_fine_tuning_is_byte_identical_run_to_run(
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     for run in ("a", "b"):
         run_train(parse_params(raw), tmp_path / run)
-    assert folder_bytes(tmp_path / "a/models/model") == folder_bytes(tmp_path / "b/models/model")
+    assert folder_bytes(tmp_path / "a/models/trained") == folder_bytes(tmp_path / "b/models/trained")
 
 
 def test_a_lossy_tokenizer_reports_its_round_trip_rate_and_bytes_stay_the_originals(

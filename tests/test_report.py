@@ -85,8 +85,12 @@ def test_report_shows_every_input_and_says_what_is_missing(evaluated: Path, tmp_
     assert md.count("— exact match") + md.count("— no match") == 2
     assert "No git commit: not a git repository." in md
     html = (tmp_path / "reports/report.html").read_text()
-    # self-contained: no attribute loads anything (the SVG namespace is a name, not a resource)
-    assert not re.search(r"""\b(src|href)\s*=""", html)
+    # self-contained: no attribute loads anything (the SVG namespace is a name, not a resource); the one
+    # link is to the dataset card beside it (the model card: release has not run here)
+    assert not re.search(r"""\bsrc\s*=""", html)
+    assert re.findall(r'\bhref\s*=\s*"([^"]*)"', html) == ["../data/prepared/README.md"]
+    assert "The dataset card: [`data/prepared/README.md`](../data/prepared/README.md)." in md
+    assert "The model card: not written yet `models/model/README.md`." in md
     assert "<script" not in html and "@import" not in html and "url(" not in html
     assert html.count("<svg") == len(names)
 

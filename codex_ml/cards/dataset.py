@@ -126,51 +126,65 @@ def splits_table(metrics: dict[str, Any]) -> list[str]:
 def account(metrics: dict[str, Any]) -> list[str]:
     """What prepare did, in words: every step that dropped, moved or changed something, the rest in
     one line."""
-    lines = ["## How it was made", "",
-             f"prepare read {count(int(metrics.get('files_seen', 0)), 'file')} of the source."]
-    rejected = {k: int(v) for k, v in metrics.get("rejected", {}).items()}
+    steps = [*dropped(metrics), *held_out(metrics), *changed(metrics)]
+    return ["## How it was made", "",
+            f"prepare read {count(int(metrics.get('files_seen', 0)), 'file')} of the source.",
+            *(f"- {line}" for line in steps), ""]
+
+
+def dropped(metrics: dict[str, Any]) -> list[str]:
+    """The filters, dedup and the license filter: each that dropped something, one line each; the
+    reasons that dropped nothing in one line, last."""
+    lines, quiet = [], []
     dropped_bytes = metrics.get("rejected_bytes", {})
-    quiet = []
-    for reason in sorted(rejected):
-        n = rejected[reason]
+    for reason, n in sorted((k, int(v)) for k, v in metrics.get("rejected", {}).items()):
         if not n:
             quiet.append(REJECTED.get(reason, reason))
             continue
         size = f" ({mib(int(dropped_bytes[reason]))})" if reason in dropped_bytes else ""
-        lines.append(f"- dropped {count(n, 'document')}{size}: {REJECTED.get(reason, reason)}")
-    lines.append(f"- dropped {count(int(metrics.get('duplicates', 0)), 'exact duplicate')} (the same bytes "
+        lines.append(f"dropped {count(n, 'document')}{size}: {REJECTED.get(reason, reason)}")
+    lines.append(f"dropped {count(int(metrics.get('duplicates', 0)), 'exact duplicate')} (the same bytes "
                  "as an earlier document)")
     if metrics.get("near_dedup"):
-        lines.append(f"- dropped {count(int(metrics.get('near_duplicates', 0)), 'near-duplicate')} "
+        lines.append(f"dropped {count(int(metrics.get('near_duplicates', 0)), 'near-duplicate')} "
                      "(MinHash LSH, data.near_dedup)")
-    for bench, n in sorted(metrics.get("decontaminated", {}).items()):
-        lines.append(f"- removed {count(int(n), 'document')} holding a {bench} problem "
-                     f"(decontaminated.ndjson lists them)")
+    for expression, n in sorted(metrics.get("license_dropped", {}).items()):
+        lines.append(f"dropped {count(int(n), 'document')} under {expression} "
+                     f"(data.license_filter: {metrics.get('license_filter')})")
+    if quiet:
+        lines.append(f"none dropped as: {'; '.join(quiet)}")
+    return lines
+
+
+def held_out(metrics: dict[str, Any]) -> list[str]:
+    """Benchmark decontamination, near-copies kept in one split, the held-out floors."""
+    lines = [f"removed {count(int(n), 'document')} holding a {bench} problem (decontaminated.ndjson lists "
+             "them)" for bench, n in sorted(metrics.get("decontaminated", {}).items())]
     moved = int(metrics.get("cross_split_near_duplicates", 0))
     if moved:
-        lines.append(f"- moved {count(moved, 'val or test document')} "
+        lines.append(f"moved {count(moved, 'val or test document')} "
                      f"({mib(int(metrics.get('cross_split_near_duplicate_bytes', 0)))}) into the split of "
                      f"a near-copy (similarity >= {metrics['cross_split_threshold']}), so no cluster "
                      "straddles splits")
     elif metrics.get("cross_split_threshold") is not None:
-        lines.append("- none moved to the split of a near-copy "
+        lines.append("none moved to the split of a near-copy "
                      f"(similarity >= {metrics['cross_split_threshold']})")
     for split, n in sorted(metrics.get("split_floor_documents", {}).items()):
         if n:
-            lines.append(f"- moved {count(int(n), 'document')} into {split} to reach data.held_out's floor")
-    for expression, n in sorted(metrics.get("license_dropped", {}).items()):
-        lines.append(f"- dropped {count(int(n), 'document')} under {expression} "
-                     f"(data.license_filter: {metrics.get('license_filter')})")
+            lines.append(f"moved {count(int(n), 'document')} into {split} to reach data.held_out's floor")
+    return lines
+
+
+def changed(metrics: dict[str, Any]) -> list[str]:
+    """Redaction: what was replaced, by kind, most first."""
     redactions = {k: int(v) for k, v in metrics.get("redactions", {}).items() if v}
     if redactions:
         done = ", ".join(f"{n:,} {redaction_words(k)}" for k, n in sorted(redactions.items(),
                                                                          key=lambda kv: (-kv[1], kv[0])))
-        lines.append(f"- redacted {done}")
-    elif not metrics.get("redact_secrets", True):
-        lines.append("- redacted nothing: secret and PII redaction was off (data.redact_secrets)")
-    if quiet:
-        lines.append(f"- none dropped as: {'; '.join(quiet)}")
-    return [*lines, ""]
+        return [f"redacted {done}"]
+    if not metrics.get("redact_secrets", True):
+        return ["redacted nothing: secret and PII redaction was off (data.redact_secrets)"]
+    return ["redacted nothing: no secret or personal data was found"]
 
 
 def licenses_table(metrics: dict[str, Any]) -> list[str]:

@@ -17,7 +17,15 @@ class Code:
     text: str
 
 
-Inline = str | Code
+@dataclass(frozen=True)
+class Link:
+    """A link to a file beside the report (a card), relative to the report's folder: never fetched."""
+
+    text: str
+    href: str
+
+
+Inline = str | Code | Link
 
 
 @dataclass(frozen=True)
@@ -73,10 +81,14 @@ def md_code(s: str) -> str:
 
 
 def _md_inline(part: Inline) -> str:
+    if isinstance(part, Link):
+        return f"[{md_code(part.text)}]({part.href})"
     return md_code(part.text) if isinstance(part, Code) else md_text(part)
 
 
 def _html_inline(part: Inline) -> str:
+    if isinstance(part, Link):
+        return f'<a href="{escape(part.href)}"><code>{escape(part.text)}</code></a>'
     return f"<code>{escape(part.text)}</code>" if isinstance(part, Code) else escape(part)
 
 

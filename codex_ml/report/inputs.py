@@ -26,6 +26,8 @@ class Paths:
     eval_dir: Path = paths.EVAL_ROWS
     lock: Path = paths.LOCK
     report: Path = paths.REPORT_PAGE
+    dataset_card: Path = paths.PREPARED_CARD
+    model_card: Path = paths.MODEL_CARD
 
     def at(self, p: Path) -> Path:
         return self.root / p

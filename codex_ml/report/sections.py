@@ -7,16 +7,19 @@ statement saying what is missing and why it matters; no number is ever filled in
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from codex_ml.cards.dataset import changed, describe, dropped, licenses_of
 from codex_ml.handoffs import WIDE_RATIO
 from codex_ml.params import ReportParams
 from codex_ml.paths import HELD_OUT, SPLITS
 from codex_ml.report import hygiene, provenance
-from codex_ml.report.document import Code, CodeBlock, Figure, Heading, Note, Para, Report, Table
+from codex_ml.report.document import Code, CodeBlock, Figure, Heading, Inline, Link, Note, Para, Report, Table
 from codex_ml.report.format import diff_value, flatten, missing, num, percent, with_ci
 from codex_ml.report.inputs import Paths, get, read_json, read_ndjson, read_tsv_series
 from codex_ml.report.svg import Interval, Series, interval_chart, line_chart
@@ -53,33 +56,32 @@ def summary_section(r: Report, ev: Any) -> None:
                    if val.get("bits_per_byte_ci_too_wide") else "")]))
 
 
+def card_link(paths: Paths, card: Path, what: str) -> list[Inline]:
+    """A link to a card from the report's folder, or words saying it is not there yet."""
+    if not paths.at(card).is_file():
+        return [f"{what}: not written yet ", Code(str(card)), "."]
+    return [f"{what}: ", Link(str(card), os.path.relpath(card, paths.report.parent)), "."]
+
+
 def data_section(r: Report, paths: Paths) -> None:
     r.add(Heading(2, "Data"))
     m = read_json(paths.at(paths.prepare))
     if m is None:
         r.add(missing(paths.prepare, "document counts, rejections and redactions are"))
         return
-    src = m.get("source") or {}
-    where = src.get("root") or src.get("path") or ""
-    at: list[str | Code] = [" at ", Code(str(where))] if where else []
-    r.add(Para(["Source: ", Code(str(src.get("kind", "unknown"))), *at,
-                f"; {num(m.get('files_seen'))} files seen."]))
+    what, _ = describe(m.get("source") or {})
+    r.add(Para([f"Source code from {what}; prepare read {num(m.get('files_seen'))} files. ",
+                *card_link(paths, paths.dataset_card, "The dataset card")]))
     docs, sizes = m.get("documents") or {}, m.get("bytes") or {}
     splits = [s for s in SPLITS if s in docs or s in sizes]
     r.add(Table(["split", "documents", "bytes"], [[s, num(docs.get(s)), num(sizes.get(s))] for s in splits],
                 [False, True, True]))
-    rejected = m.get("rejected") or {}
-    r.add(Table(["rejected because", "files"], [[k, num(v)] for k, v in sorted(rejected.items())]
-                + [["duplicate (exact content)", num(m.get("duplicates"))]]
-                + ([["near-duplicate (MinHash LSH)", num(m.get("near_duplicates"))]] if m.get("near_dedup")
-                   else []), [False, True]))
+    r.add(Table(["what prepare did"], [[line] for line in (*dropped(m), *changed(m))]))
     r.add(*hygiene.prepare_blocks(m))
-    red = m.get("redactions")
-    if m.get("redact_secrets") is False:
-        r.add(Note("Secret redaction was off (data.redact_secrets: false): no redaction counts."))
-    elif isinstance(red, dict):
-        r.add(Table(["redacted secret", "occurrences"], [[k, num(v)] for k, v in sorted(red.items())],
-                    [False, True]))
+    licenses = licenses_of(m)
+    if licenses:
+        r.add(Table([f"license (found by {m.get('license_detector', 'the detector')})", "documents kept"],
+                    [[expression, num(n)] for expression, n in licenses.items()], [False, True]))
 
 
 def tokenizer_section(r: Report, paths: Paths) -> None:
@@ -109,18 +111,36 @@ def tokenizer_section(r: Report, paths: Paths) -> None:
                     "of them."]))
 
 
+# metrics/train/metrics.json's numbers as the training table names them (dvclive's keys on the right);
+# the rest are in `dvc metrics show`
+TRAIN_ROWS = (
+    ("parameters", "model/parameters"), ("of them trained", "model/trainable_parameters"),
+    ("steps", "train/steps"), ("tokens seen", "train/tokens_seen"), ("passes over train", "train/passes"),
+    ("tokens in train", "data/train_tokens"), ("tokens in val", "data/val_tokens"),
+    ("training time (s)", "train/wall_time_s"), ("throughput (tokens/s)", "train/tokens_per_s"),
+    ("processes", "train/processes"), ("resumed from step", "train/resumed_from_step"),
+    ("train loss at the last step (nats/token)", "train/loss"),
+    ("val loss of the shipped model (nats/token)", "val/shipped_loss"),
+    ("lowest val loss (nats/token)", "val/best_loss"), ("shipped", "train/shipped"),
+    ("learning rate at the last step", "train/learning_rate"),
+    ("gradient norm at the last step", "train/grad_norm"),
+    ("model FLOPs utilisation (median)", "train/mfu_median"),
+    ("CPU cores", "system/cpu/count"), ("CPU usage, last sample (%)", "system/cpu/usage (%)"),
+    ("RAM used, last sample (GB)", "system/ram/usage (GB)"),
+)
+
+
 def train_section(r: Report, paths: Paths) -> None:
     r.add(Heading(2, "Training"))
     m = read_json(paths.at(paths.train_metrics))
     if m is None:
         r.add(missing(paths.train_metrics, "the final training metrics are"))
     else:
-        flat = flatten(m, sep="/")  # dvclive's own names: train/loss, system/ram/usage (GB)
-        r.add(Table(["final metric (metrics/train/metrics.json)", "value"],
-                    [[k, num(v)] for k, v in flat if not k.startswith("system/")], [False, True]))
-        system = [[k.removeprefix("system/"), num(v, 2)] for k, v in flat if k.startswith("system/")]
-        if system:
-            r.add(Table(["system, last sample", "value"], system, [False, True]))
+        flat = dict(flatten(m, sep="/"))
+        rows = [[name, flat[key] if isinstance(flat[key], str) else num(flat[key])]
+                for name, key in TRAIN_ROWS if key in flat]
+        r.add(Table(["training", "value"], rows, [False, True]))
+    r.add(Para(card_link(paths, paths.model_card, "The model card")))
     plots = paths.at(paths.train_plots)
     if not plots.is_dir():
         r.add(missing(paths.train_plots, "training curves are"))

@@ -96,6 +96,9 @@ def summary_lines(paths: Paths, elapsed_s: float | None = None) -> list[str]:
         lines.extend("        " + line for line in _eval_lines(ev))
     else:
         lines.append(f"eval    no {paths.eval_json}: eval has not run")
+    named = ((paths.dataset_card, "dataset"), (paths.model_card, "model"))
+    cards = [f"{card} ({what})" for card, what in named if paths.at(card).is_file()]
+    lines.append(f"cards   {', '.join(cards)}" if cards else "cards   not written yet")
     report = paths.at(paths.report)
     lines.append(f"report  {report} (and report.md)" if report.is_file() else "report  not written yet")
     if elapsed_s is not None:

@@ -40,7 +40,7 @@ from codex_ml.models import Vocab, apply_lora, build_model, count_parameters, sa
 from codex_ml.models.head import fuse_loss
 from codex_ml.models.registry import quantization_config
 from codex_ml.params import ModelParams, Params, TrainParams, to_dict
-from codex_ml.paths import CHECKPOINTS, MODEL, TOKENIZER, TOKENS, TRAIN_LIVE
+from codex_ml.paths import CHECKPOINTS, TOKENIZER, TOKENS, TRAIN_LIVE, TRAINED
 from codex_ml.runtime import StageError, progress_enabled
 from codex_ml.training import budget as budgets
 from codex_ml.training import ship
@@ -73,7 +73,7 @@ class TrainPaths:
 
     tokens: Path = TOKENS
     tokenizer: Path = TOKENIZER
-    model: Path = MODEL
+    model: Path = TRAINED
     checkpoints: Path = CHECKPOINTS
     metrics: Path = TRAIN_LIVE
 

@@ -70,7 +70,7 @@ def test_overfitting_run_warns_of_its_passes_and_ships_the_best_val_checkpoint(
     assert f"= {passes:.2f} passes over the {tokens:,} train tokens, more than 4" in warned[0].message
     assert "train.max_epochs" in warned[0].message and "train.max_steps=80" in warned[0].message
 
-    # It overfits: val loss is lowest well before the end, and that step is what models/model holds.
+    # It overfits: val loss is lowest well before the end, and that step is what models/trained holds.
     vals = [(e["step"], e["eval_loss"]) for e in json.loads(
         (root / "models/checkpoints/checkpoint-80/trainer_state.json").read_text())["log_history"]
         if "eval_loss" in e]
@@ -83,9 +83,9 @@ def test_overfitting_run_warns_of_its_passes_and_ships_the_best_val_checkpoint(
     assert metrics["train"]["shipped"].startswith(f"the lowest val loss, at step {best_step} ")
     assert metrics["train"]["passes"] == pytest.approx(passes)
 
-    # models/model is that checkpoint's weight average, as it was validated, to the bit.
+    # models/trained is that checkpoint's weight average, as it was validated, to the bit.
     ema = load_file(root / f"models/checkpoints/checkpoint-{best_step}" / EMA_FILE)
-    model = AutoModelForCausalLM.from_pretrained(root / "models/model")
+    model = AutoModelForCausalLM.from_pretrained(root / "models/trained")
     weights = dict(model.named_parameters())
     assert set(ema) <= set(weights)
     assert all(torch.equal(weights[name].detach(), tensor) for name, tensor in ema.items())

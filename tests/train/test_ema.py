@@ -63,7 +63,7 @@ def test_average_follows_the_warmed_up_decay_and_swaps_back_exactly(tmp_path: Pa
 def test_the_saved_model_is_the_average_and_every_checkpoint_carries_it(workdir: Callable[..., Path]) -> None:
     root = workdir({"train": {"ema_decay": 0.9}})
     summary = run_training(load_params(root / "params.yaml"))
-    saved = load_file(str(root / "models/model/model.safetensors"))
+    saved = load_file(str(root / "models/trained/model.safetensors"))
     last = dict(checkpoint_dirs(root / "models/checkpoints"))[30]
     average, live = load_file(str(last / EMA_FILE)), load_file(str(last / "model.safetensors"))
     assert set(average) == set(live) == set(saved)  # the tied output layer is stored once everywhere
@@ -72,7 +72,7 @@ def test_the_saved_model_is_the_average_and_every_checkpoint_carries_it(workdir:
     assert not all(torch.equal(live[name], average[name]) for name in average)
 
     # The val loss the stage logs (and ranks checkpoints by) is the saved model's: the average's.
-    model = AutoModelForCausalLM.from_pretrained(root / "models/model").eval()
+    model = AutoModelForCausalLM.from_pretrained(root / "models/trained").eval()
     val = EvalWindows(load_token_data(root / "data/tokens").val, 64, 2 * 8)
     with torch.no_grad():
         losses = [model(input_ids=ids, labels=ids).loss.item()
@@ -86,7 +86,7 @@ def test_the_saved_model_is_the_average_and_every_checkpoint_carries_it(workdir:
     run_training(load_params(off / "params.yaml"))
     last = dict(checkpoint_dirs(off / "models/checkpoints"))[30]
     assert not (last / EMA_FILE).exists()
-    saved = load_file(str(off / "models/model/model.safetensors"))
+    saved = load_file(str(off / "models/trained/model.safetensors"))
     live = load_file(str(last / "model.safetensors"))
     assert all(torch.equal(saved[name], live[name]) for name in live)
     assert_same_weights(last, off / "models/model")
@@ -122,5 +122,5 @@ def test_the_last_steps_train_on_rejoined_final_windows(workdir: Callable[..., P
     train = [shape for training, shape in shapes.shapes if training]
     assert train == [(8, 64)] * 24 + [(4, 128)] * 6
     assert {shape for training, shape in shapes.shapes if not training} == {(8, 64)}
-    config = AutoModelForCausalLM.from_pretrained(root / "models/model").config
+    config = AutoModelForCausalLM.from_pretrained(root / "models/trained").config
     assert config.max_position_embeddings == 128

@@ -42,7 +42,7 @@ def test_fsdp_on_cpu_is_one_error_not_silent_ddp(workdir: Callable[..., Path],
     monkeypatch.setenv("LOCAL_RANK", "0")  # as under torchrun
     with pytest.raises(StageError, match=r"train\.parallel: fsdp needs CUDA devices"):
         run_training(load_params("params.yaml"))
-    assert not Path("models/model").exists()
+    assert not Path("models/trained").exists()
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="FSDP on 2 processes needs 2 GPUs")
@@ -60,13 +60,13 @@ def test_fsdp_on_two_gpus_follows_one_process_and_resumes_exactly(workdir: Calla
         a, b = series(one, name), series(two, name)
         assert [s for s, _ in a] == [s for s, _ in b]
         assert [v for _, v in b] == pytest.approx([v for _, v in a], rel=REL), name
-    files = sorted(p.name for p in (two / "models/model").iterdir())
+    files = sorted(p.name for p in (two / "models/trained").iterdir())
     assert "model.safetensors" in files and not [f for f in files if "shard" in f or f.endswith(".distcp")]
     resumed = workdir(FSDP, name="resumed")
     (resumed / "models/checkpoints").mkdir(parents=True)
     shutil.copytree(two / "models/checkpoints/checkpoint-10", resumed / "models/checkpoints/checkpoint-10")
     torchrun(resumed)
-    assert folder_hashes(resumed / "models/model") == folder_hashes(two / "models/model")
+    assert folder_hashes(resumed / "models/trained") == folder_hashes(two / "models/trained")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 mixed precision and CPU offload need CUDA")
@@ -81,7 +81,7 @@ def test_fsdp_bf16_with_cpu_offload_on_a_gpu_follows_the_plain_bf16_run(workdir:
     for name in ("train/loss", "val/loss"):
         assert [v for _, v in series(offload, name)] == pytest.approx(
             [v for _, v in series(plain, name)], rel=2e-2), name
-    assert (offload / "models/model/model.safetensors").is_file()
+    assert (offload / "models/trained/model.safetensors").is_file()
 
 
 @pytest.mark.parametrize(("train", "model", "message"), [

@@ -84,4 +84,4 @@ def test_gpu_profile_compiles_on_cpu(tmp_path: Path, workdir: Callable[..., Path
     losses = [v for _, v in series(compiled, "train/loss")]
     # measured: 5.95990 / 5.97472 compiled, 5.96001 / 5.97429 eager (2e-5 and 7e-5 apart)
     assert losses == pytest.approx([v for _, v in series(eager, "train/loss")], rel=1e-3)
-    assert (compiled / "models/model/model.safetensors").is_file()
+    assert (compiled / "models/trained/model.safetensors").is_file()

@@ -149,4 +149,4 @@ def test_muon_learns_faster_than_adamw_and_adamw_still_resumes(workdir: Callable
     parts = workdir({"train": {**steps, "optimizer": "adamw"}}, name="adamw_parts")
     run_training(load_params(parts / "params.yaml"), callbacks=(StopAt(20),))
     assert run_training(load_params(parts / "params.yaml"))["train/resumed_from_step"] == 20
-    assert folder_hashes(parts / "models/model") == folder_hashes(adamw_whole / "models/model")
+    assert folder_hashes(parts / "models/trained") == folder_hashes(adamw_whole / "models/trained")

@@ -34,7 +34,7 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_model(workdir: 
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert not (killed / "models/model").exists()  # killed: no half-written model
+    assert not (killed / "models/trained").exists()  # killed: no half-written model
     assert not (killed / "models/checkpoints/checkpoint-80").exists()
 
     resumed = run(stage_command("train"), killed, PYTHONPATH=str(ROOT))
@@ -46,7 +46,7 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_model(workdir: 
     for i in range(2):
         clean.append(workdir(SLOW, name=f"clean{i}"))  # and makes it the working directory
         run_training(load_params("params.yaml"))
-    for out in ("models/model", "models/checkpoints"):
+    for out in ("models/trained", "models/checkpoints"):
         assert folder_hashes(clean[0] / out) == folder_hashes(clean[1] / out), out
         assert folder_hashes(killed / out) == folder_hashes(clean[0] / out), out
 
@@ -66,4 +66,4 @@ def test_torchrun_two_processes_follow_the_one_process_series(workdir: Callable[
         assert [s for s, _ in a] == [s for s, _ in b]
         assert [v for _, v in b] == pytest.approx([v for _, v in a], rel=1e-4), name
     assert '"processes": 2' in (two / "metrics/train/metrics.json").read_text()
-    assert (two / "models/model/model.safetensors").is_file(), proc.stderr
+    assert (two / "models/trained/model.safetensors").is_file(), proc.stderr

@@ -27,10 +27,10 @@ def test_trains_below_unigram_entropy_and_writes_model_checkpoints_and_telemetry
     # It learns: the val loss ends far below the best context-free (unigram) loss.
     assert summary["val/final_loss"] < summary["data/unigram_entropy"] - 0.3
 
-    # models/model: a plain HF folder both Auto classes load, with the training context.
-    model = AutoModelForCausalLM.from_pretrained(root / "models/model")
+    # models/trained: a plain HF folder both Auto classes load, with the training context.
+    model = AutoModelForCausalLM.from_pretrained(root / "models/trained")
     assert model.config.max_position_embeddings == 128  # the context of its last steps (final_seq_len)
-    tok = AutoTokenizer.from_pretrained(root / "models/model")
+    tok = AutoTokenizer.from_pretrained(root / "models/trained")
     ids = tok("import os\n", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert model(ids).logits.shape == (1, ids.shape[1], model.config.vocab_size)
@@ -77,7 +77,7 @@ def test_bad_params_stop_before_anything_is_written(workdir: Callable[..., Path]
     with pytest.raises(ParamsError, match=r"^train\.batch_size: expected a multiple of the 3 processes"):
         train(root)
     for r in (root.parent / "work", root.parent / "lora", root):
-        assert not (r / "models/model").exists() and not (r / "models/checkpoints").exists()
+        assert not (r / "models/trained").exists() and not (r / "models/checkpoints").exists()
         assert not (r / "metrics").exists()
 
 
@@ -95,8 +95,8 @@ def test_interrupted_lora_run_resumes_to_the_identical_model(workdir: Callable[.
     assert [s for s, _ in checkpoint_dirs(parts / "models/checkpoints")] == [10]
     summary = train(parts)
     assert summary["train/resumed_from_step"] == 10
-    assert folder_hashes(parts / "models/model") == folder_hashes(whole / "models/model")
-    assert (whole / "models/model/adapter/adapter_model.safetensors").is_file()
+    assert folder_hashes(parts / "models/trained") == folder_hashes(whole / "models/trained")
+    assert (whole / "models/trained/adapter/adapter_model.safetensors").is_file()
     # The resumed run's curves are complete: history up to the checkpoint is logged again.
     assert series(parts, "train/loss") == series(whole, "train/loss")[:10] + series(parts, "train/loss")[10:]
     assert [s for s, _ in series(parts, "train/loss")] == list(range(1, 21))
@@ -108,11 +108,11 @@ def test_changed_params_start_fresh_and_say_which(workdir: Callable[..., Path],
                                                   caplog: pytest.LogCaptureFixture) -> None:
     root = workdir({"train": {"max_steps": 20}})
     train(root)
-    first = folder_hashes(root / "models/model")
+    first = folder_hashes(root / "models/trained")
     caplog.set_level(logging.INFO, logger="codex_ml.train")
     train(root)  # same params: resumes the final checkpoint, nothing left to train, same model
     assert "resuming from models/checkpoints/checkpoint-20 (step 20)" in caplog.text
-    assert folder_hashes(root / "models/model") == first
+    assert folder_hashes(root / "models/trained") == first
     caplog.clear()
     params = (root / "params.yaml").read_text().replace("lr: 0.003", "lr: 0.001")
     (root / "params.yaml").write_text(params)
@@ -120,14 +120,14 @@ def test_changed_params_start_fresh_and_say_which(workdir: Callable[..., Path],
     assert "train.lr: 0.003 -> 0.001): not resumed" in caplog.text
     assert "starting fresh" in caplog.text and "resuming" not in caplog.text
     assert summary["train/resumed_from_step"] == 0
-    assert folder_hashes(root / "models/model") != first
+    assert folder_hashes(root / "models/trained") != first
 
 
 def test_corrupt_checkpoint_is_named_skipped_and_an_older_one_resumed(
         workdir: Callable[..., Path], caplog: pytest.LogCaptureFixture) -> None:
     root = workdir({"train": {"max_steps": 30, "keep_best": 3}})
     train(root)
-    expected = folder_hashes(root / "models/model")
+    expected = folder_hashes(root / "models/trained")
     steps = [s for s, _ in checkpoint_dirs(root / "models/checkpoints")]
     assert steps == [30, 20, 10]
     newest = root / "models/checkpoints/checkpoint-30"
@@ -141,4 +141,4 @@ def test_corrupt_checkpoint_is_named_skipped_and_an_older_one_resumed(
         in caplog.text
     assert "checkpoint-20 is corrupt (no manifest" in caplog.text
     assert summary["train/resumed_from_step"] == 10
-    assert folder_hashes(root / "models/model") == expected
+    assert folder_hashes(root / "models/trained") == expected

@@ -56,8 +56,8 @@ def test_two_torchrun_nodes_on_loopback_train_the_one_process_model(workdir: Cal
         assert [v for _, v in b] == pytest.approx([v for _, v in a], rel=1e-4), name
     from transformers import AutoModelForCausalLM
 
-    got = AutoModelForCausalLM.from_pretrained(two / "models/model").state_dict()
-    want = AutoModelForCausalLM.from_pretrained(one / "models/model").state_dict()
+    got = AutoModelForCausalLM.from_pretrained(two / "models/trained").state_dict()
+    want = AutoModelForCausalLM.from_pretrained(one / "models/trained").state_dict()
     assert list(got) == list(want)
     for key in want:
         torch.testing.assert_close(got[key], want[key], rtol=1e-3, atol=1e-4)
