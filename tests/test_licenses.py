@@ -5,6 +5,7 @@ and the default corpus, where every document gets the standard library's own lic
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -161,3 +162,36 @@ def test_the_default_corpus_has_the_standard_librarys_license() -> None:
     assert counts.most_common(1)[0][0] == License("Python-2.0.1 AND 0BSD", "file:LICENSE.txt")
     assert counts[License("MIT", "header")] >= 4  # tomllib's four modules at least
     assert all(parse_filter("permissive").keeps(e) for e in by_expression)
+
+
+def test_a_datasets_own_license_column_through_prepare(tmp_path: Path) -> None:
+    """A Hub dataset's `detected_licenses` (a list, The Stack's column) and a JSONL record's `license`
+    are the documents' licenses, and the permissive filter reads them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from codex_ml.data.stage import prepare
+    from codex_ml.params import DataParams
+    from codex_ml.shards import iter_prepared
+
+    given = [["MIT"], ["Apache-2.0", "MIT"], [], ["GPL-3.0-only"], ["no_license"]] * 4
+    expected = ["MIT", "Apache-2.0 AND MIT", UNKNOWN, "GPL-3.0-only", UNKNOWN] * 4
+    rows = [{"path": f"r{i}.py", "content": f"value_{i} = {i}\n", "detected_licenses": v}
+            for i, v in enumerate(given)]
+    shards = tmp_path / "hf"
+    shards.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), shards / "train-00000.parquet")
+    jsonl = tmp_path / "corpus.jsonl"
+    jsonl.write_text("".join(json.dumps({"path": r["path"], "content": r["content"],
+                                         "license": " AND ".join(r["detected_licenses"])}) + "\n"
+                             for r in rows), encoding="utf-8")
+    for source, path, column in (("hf", shards, "detected_licenses"), ("jsonl", jsonl, "license")):
+        out = tmp_path / source
+        params = DataParams(source=source, path=str(path), text_field="content", decontaminate=[],
+                            val_fraction=0.01, test_fraction=0.01, license_filter="permissive")
+        m = prepare(params, out / "prepared", out / "prepare.json")
+        kept = {r["path"]: (r["license"], r["license_source"]) for s in ("train", "val", "test")
+                for _, r in iter_prepared(out / "prepared", s)}
+        assert kept == {f"r{i}.py": (e, f"column:{column}") for i, e in enumerate(expected)
+                        if e in ("MIT", "Apache-2.0 AND MIT")}, source
+        assert m["license_dropped"] == {"GPL-3.0-only": 4, UNKNOWN: 8}, source

@@ -153,7 +153,9 @@ def test_both_cards_hold_the_runs_numbers_and_a_rerun_gives_the_same_bytes(quick
     assert [(repo / p).read_bytes() for p in ("models/model/README.md", "data/prepared/README.md")] == cards
     md = (repo / "reports/report.md").read_text()
     assert "../models/model/README.md" in md and "../data/prepared/README.md" in md
-    assert str(quick_run.params["data"]["path"]) not in md  # no machine path to the corpus
+    data = md.split("## Data")[1].split("\n## ")[0]
+    assert str(quick_run.params["data"]["path"]) not in data  # the corpus by its name, not where it is
+    assert "Source code from the folder stdlib\\_sample0" in data
 
 
 def test_plots_and_the_report_show_the_run(quick_run: QuickRun) -> None:

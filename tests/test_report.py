@@ -90,7 +90,7 @@ def test_report_shows_every_input_and_says_what_is_missing(evaluated: Path, tmp_
     assert not re.search(r"""\bsrc\s*=""", html)
     assert re.findall(r'\bhref\s*=\s*"([^"]*)"', html) == ["../data/prepared/README.md"]
     assert "The dataset card: [`data/prepared/README.md`](../data/prepared/README.md)." in md
-    assert "The model card: not written yet `models/model/README.md`." in md
+    assert "The model card, `models/model/README.md`, is not written yet." in md
     assert "<script" not in html and "@import" not in html and "url(" not in html
     assert html.count("<svg") == len(names)
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_ml.data.documents import RawDocument, Source, check_part, document_id, part_bounds
+from codex_ml.data.licenses import LICENSE_COLUMNS, value_license
 from codex_ml.hub import NotCached, cached_snapshot, looks_like_hub_id
 from codex_ml.params import DataParams
 from codex_ml.runtime import StageError
@@ -246,7 +247,8 @@ def read_hf(ds: HfDataset, params: DataParams, rank: int = 0, world_size: int = 
 
 
 def columns_of(names: list[str], features: Any, params: DataParams, where: str) -> list[str]:
-    """The columns read, [text, identity] or [text]: checked against the ones that exist."""
+    """The columns read: text, then the identity and the license column (licenses.LICENSE_COLUMNS)
+    when there are ones; checked against the ones that exist."""
     import datasets
 
     if params.text_field not in names:
@@ -260,9 +262,12 @@ def columns_of(names: list[str], features: Any, params: DataParams, where: str) 
         if params.id_field not in names:
             raise StageError(f"data.id_field: no column {params.id_field!r} in {where}; its columns: "
                              f"{', '.join(names)}")
-        return [params.text_field, params.id_field]
-    id_column = next((c for c in ("path", "id") if c in names), None)
-    return [params.text_field] + ([id_column] if id_column else [])
+        read = [params.text_field, params.id_field]
+    else:
+        id_column = next((c for c in ("path", "id") if c in names), None)
+        read = [params.text_field] + ([id_column] if id_column else [])
+    license_column = next((c for c in LICENSE_COLUMNS if c in names and c not in read), None)
+    return read + ([license_column] if license_column else [])
 
 
 def read_shard(ds: HfDataset, file: Path, params: DataParams, cache_dir: str) -> Iterator[RawDocument]:
@@ -330,7 +335,10 @@ def batch_documents(batch: Any, columns: list[str], place: str, first_row: int,
     if not isinstance(batch, dict):
         batch = {c: batch.column(c).to_pylist() for c in columns}
     texts = batch[columns[0]]
-    ids = batch[columns[1]] if len(columns) > 1 else None
+    license_column = columns[-1] if len(columns) > 1 and columns[-1] in LICENSE_COLUMNS else None
+    identity = columns[1:-1] if license_column else columns[1:]
+    ids = batch[identity[0]] if identity else None
+    licenses = batch[license_column] if license_column else None
     for i, text in enumerate(texts):
         default = f"{place}:{first_row + i}"
         doc_id = document_id(ids[i], default) if ids is not None else default
@@ -344,8 +352,10 @@ def batch_documents(batch: Any, columns: list[str], place: str, first_row: int,
             except UnicodeEncodeError:  # lone surrogates
                 yield RawDocument(doc_id, None, "invalid_utf8")
                 continue
+            found = (value_license(licenses[i]), str(license_column)) if licenses is not None else None
             too_large = len(data) > max_file_bytes
-            yield RawDocument(doc_id, None, "too_large") if too_large else RawDocument(doc_id, data)
+            yield (RawDocument(doc_id, None, "too_large") if too_large
+                   else RawDocument(doc_id, data, license=found))
 
 
 class Malformed:

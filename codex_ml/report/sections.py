@@ -59,7 +59,7 @@ def summary_section(r: Report, ev: Any) -> None:
 def card_link(paths: Paths, card: Path, what: str) -> list[Inline]:
     """A link to a card from the report's folder, or words saying it is not there yet."""
     if not paths.at(card).is_file():
-        return [f"{what}: not written yet ", Code(str(card)), "."]
+        return [f"{what}, ", Code(str(card)), ", is not written yet."]
     return [f"{what}: ", Link(str(card), os.path.relpath(card, paths.report.parent)), "."]
 
 
