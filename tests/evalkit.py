@@ -4,6 +4,7 @@ UTF-8 bytes of the text, token files in the `meta.json` format, and a small Llam
 
 from __future__ import annotations
 
+import shutil
 import sysconfig
 from pathlib import Path
 
@@ -136,8 +137,9 @@ def build_workspace(root: Path, stdlib_sample: Path, *, train_steps: int = 40, w
                     live: bool = False) -> Path:
     """A workspace as the pipeline leaves it before eval: data/prepared + metrics/prepare.json from
     the real prepare stage (on the sample, files cut to `max_bytes`), byte-level data/tokens and
-    models/tokenizer, and a briefly trained models/model (with `live`: dvclive metrics in
-    metrics/train, under the train stage's metric names)."""
+    models/tokenizer, and a briefly trained models/trained (with `live`: dvclive metrics in
+    metrics/train, under the train stage's metric names), copied to models/model as release would
+    (for the `codex` commands, which take models/model)."""
     from codex_ml.data.stage import prepare
     from codex_ml.params import DataParams
 
@@ -151,7 +153,8 @@ def build_workspace(root: Path, stdlib_sample: Path, *, train_steps: int = 40, w
         train = [r["text"] for _, r in iter_prepared(root / "data" / "prepared", "train")]
         train_briefly(model, train, steps=train_steps, window=window,
                       live_dir=root / "metrics" / "train" if live else None)
-    save_model(model, root / "models" / "tokenizer", root / "models" / "model")
+    save_model(model, root / "models" / "tokenizer", root / "models" / "trained")
+    shutil.copytree(root / "models" / "trained", root / "models" / "model")
     return root
 
 
