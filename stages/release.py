@@ -9,8 +9,8 @@ from codex_ml.runtime import log, run_stage
 
 
 def main() -> None:
-    load_params(paths.PARAMS)  # the card shows params.yaml's sections: a valid file first
-    release(Path("."), paths.TRAINED, paths.MODEL)
+    params = load_params(paths.PARAMS)  # the card shows params.yaml's sections: a valid file first
+    release(Path("."), paths.TRAINED, paths.MODEL, params.release.license)
     log.info("release: %s with its model card %s", paths.MODEL, paths.MODEL_CARD)
 
 

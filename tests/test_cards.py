@@ -150,7 +150,7 @@ def test_model_card_humaneval_when_it_ran(tmp_path: Path) -> None:
                                   "license_link": "https://spdx.org/licenses/Python-2.0.1.html"}),
 ])
 def test_model_license(licenses: dict[str, int], explicit: str | None, expected: dict[str, str]) -> None:
-    """model.license when set; else the data's one license; else `other`, with a sentence saying why."""
+    """release.license when set; else the data's one license; else `other`, with a sentence saying why."""
     inputs = committed_run(license=explicit)
     card = model_card(committed_run(prepare=inputs.prepare | {"licenses": licenses}, license=explicit))
     meta = ModelCard(str(card)).data.to_dict()
@@ -170,3 +170,13 @@ def test_lora_card_names_base_and_adapter() -> None:
     assert {"lora", "peft"} <= set(meta["tags"])
     assert meta["codex_ml"]["base_model"] == "base-models/gpt2-small"
     assert "fine-tuned from base-models/gpt2-small with LoRA" in card.text and "`adapter/`" in card.text
+
+
+def test_release_license_is_one_spdx_expression_or_one_error_naming_the_key() -> None:
+    from codex_ml.params import ParamsError, parse_params
+
+    assert parse_params({"release": {"license": "apache-2.0 or mit"}}).release.license == "Apache-2.0 OR MIT"
+    assert parse_params({}).release.license is None
+    for bad in ("Apache 2", "MIT AND", "Foo-1.0"):
+        with pytest.raises(ParamsError, match=r"release\.license: expected an SPDX license expression"):
+            parse_params({"release": {"license": bad}})

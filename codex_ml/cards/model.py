@@ -3,7 +3,7 @@ ModelCard and ModelCardData from the stages' own metrics: metrics/eval.json's sc
 `model-index`, each with its 95% interval), train's steps, tokens and time, tokenize's tokenizer,
 prepare's licenses; never a number the stages did not write.
 
-Its license is `model.license` when set; otherwise the training documents' license when they all have
+Its license is `release.license` when set; otherwise the training documents' license when they all have
 the same one; otherwise `other`, with a sentence saying why. A LoRA run names its base model and the
 adapter folder. The same inputs give the same bytes.
 """
@@ -42,7 +42,7 @@ class ModelInputs:
     provenance: Provenance  # data_hash: DVC's md5 of data/prepared, from dvc.lock
     dataset_card: str = "../../data/prepared/README.md"  # the dataset card, relative to the model folder
     base_model_id: str | None = None  # the Hub id of model.pretrained, when it names one
-    license: str | None = None  # model.license
+    license: str | None = None  # release.license
     name: str = "codex-ml model"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -104,16 +104,16 @@ def humaneval_results(block: Any) -> list[EvalResult]:
 def model_license(inputs: ModelInputs) -> tuple[dict[str, Any], str]:
     """The card's license fields and the sentence that says where they came from."""
     if inputs.license:
-        return license_fields([inputs.license]), f"{inputs.license}, as model.license sets it."
+        return license_fields([inputs.license]), f"{inputs.license}, as release.license sets it."
     licenses = licenses_of(inputs.prepare)
     if len(licenses) == 1 and UNKNOWN not in licenses:
         (only,) = licenses
         return license_fields([only]), (f"{only}: every training document is under it (the dataset card's "
-                                        "licenses table). Set model.license to state another.")
+                                        "licenses table). Set release.license to state another.")
     why = (f"the training documents carry {count(len(licenses), 'license')} (the dataset card's licenses "
            "table)" if licenses else "no license was recorded for the training documents")
     return {"license": "other"}, (f"other: {why}, so none is derived for the model. Whether and how the "
-                                  "model may be shared depends on them; set model.license once decided.")
+                                  "model may be shared depends on them; set release.license once decided.")
 
 
 def card_data(inputs: ModelInputs) -> ModelCardData:

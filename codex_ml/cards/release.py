@@ -68,7 +68,7 @@ def base_model_id(model_dir: Path) -> str | None:
     return None if Path(name).is_absolute() or Path(name).exists() else name
 
 
-def model_inputs(root: Path, trained: Path) -> ModelInputs:
+def model_inputs(root: Path, trained: Path, license: str | None = None) -> ModelInputs:
     """The card's inputs from the pipeline's files under `root` (its layout: codex_ml/paths.py)."""
     raw = yaml.safe_load((root / paths.PARAMS).read_text(encoding="utf-8")) or {}
     return ModelInputs(
@@ -81,6 +81,7 @@ def model_inputs(root: Path, trained: Path) -> ModelInputs:
         provenance=Provenance(None, False, {}, locked_md5(root / paths.LOCK, "prepare", paths.PREPARED)),
         dataset_card=DATASET_CARD,
         base_model_id=base_model_id(trained),
+        license=license,
     )
 
 
@@ -99,11 +100,12 @@ def link_tree(src: Path, dst: Path) -> None:
             shutil.copy2(path, target)
 
 
-def release(root: Path, trained: Path, out: Path) -> ModelInputs:
-    """`out`: the files of `trained` and the model card, swapped in whole."""
+def release(root: Path, trained: Path, out: Path, license: str | None = None) -> ModelInputs:
+    """`out`: the files of `trained` and the model card (its license `license`, release.license, when
+    given), swapped in whole."""
     if not (trained / "config.json").is_file():
         raise StageError(f"{trained}: no trained model; run the train stage first (`dvc repro train`)")
-    inputs = model_inputs(root, trained)
+    inputs = model_inputs(root, trained, license)
     card = model_card(inputs)
     with atomic_dir(out) as tmp:
         link_tree(trained, tmp)

@@ -29,7 +29,7 @@ from codex_ml.params.data import (
     SlurmParams,
     TokenizerParams,
 )
-from codex_ml.params.eval import EvalParams, HumanEvalParams, ReportParams
+from codex_ml.params.eval import EvalParams, HumanEvalParams, ReleaseParams, ReportParams
 from codex_ml.params.section import ParamsError, Section, error_lines, fail, raise_all, setting
 from codex_ml.params.train import LoraParams, ModelParams, TrainParams
 
@@ -45,6 +45,7 @@ __all__ = [
     "ParamsError",
     "QualityParams",
     "RayParams",
+    "ReleaseParams",
     "ReportParams",
     "Section",
     "SlurmParams",
@@ -62,6 +63,7 @@ class Params(Section):
     model: ModelParams = setting(ModelParams, "read by train; pretrained and revision by tokenize too")
     train: TrainParams = setting(TrainParams, "read by train; the context by eval too")
     eval: EvalParams = setting(EvalParams, "read by eval")
+    release: ReleaseParams = setting(ReleaseParams, "read by release")
     report: ReportParams = setting(ReportParams, "read by report")
 
     def eval_window(self) -> int:

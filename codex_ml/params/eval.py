@@ -106,3 +106,30 @@ class ReportParams(Section):
         if value is not None and not value.strip():
             raise fail("report.baseline_rev", "a git revision (commit, tag, branch) or null", value)
         return value
+
+
+class ReleaseParams(Section):
+    key = "release"
+
+    license: str | None = setting(
+        None, "the model card's license, an SPDX expression; null: the training documents' license when "
+              "they share one, else `other` (docs/licenses.md)")
+
+    @field_validator("license")
+    @classmethod
+    def _spdx(cls, value: str | None) -> str | None:
+        """An SPDX expression of ids on the SPDX list (or LicenseRef-*), as license-expression renders it."""
+        if value is None:
+            return None
+        from license_expression import ExpressionError, get_spdx_licensing
+
+        licensing = get_spdx_licensing()
+        expected = "an SPDX license expression (MIT, Apache-2.0 OR MIT, LicenseRef-...) or null"
+        try:
+            parsed = licensing.parse(value, strict=True)
+        except ExpressionError:
+            raise fail("release.license", expected, value) from None
+        unknown = [k for k in licensing.unknown_license_keys(parsed) if not k.startswith("LicenseRef-")]
+        if parsed is None or unknown:
+            raise fail("release.license", expected, value)
+        return str(parsed.render())
