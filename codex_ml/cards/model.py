@@ -11,6 +11,7 @@ adapter folder. The same inputs give the same bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 import yaml
@@ -126,7 +127,7 @@ def card_data(inputs: ModelInputs) -> ModelCardData:
         eval_results=eval_results(inputs) or None,
         codex_ml={"architecture": inputs.settings.get("architecture"), "registry_name": model.get("name"),
                   "parameters": inputs.train.get("model", {}).get("parameters"),
-                  "base_model": model.get("pretrained"), "lora": bool(lora.get("enabled")),
+                  "base_model": base_name(inputs), "lora": bool(lora.get("enabled")),
                   "commit": inputs.provenance.commit, "dirty": inputs.provenance.dirty,
                   "dataset_card": inputs.dataset_card, "data_dvc_md5": inputs.provenance.data_hash},
     )
@@ -142,12 +143,22 @@ def model_card(inputs: ModelInputs) -> ModelCard:
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body).rstrip() + "\n")
 
 
+def base_name(inputs: ModelInputs) -> str | None:
+    """model.pretrained as given (a Hub id, a folder of the repository), but a folder given by its
+    absolute path by its name only: where it is on this machine is no part of the model."""
+    pretrained = inputs.params.get("model", {}).get("pretrained")
+    if not pretrained:
+        return None
+    path = PurePath(str(pretrained))
+    return path.name if path.is_absolute() else str(pretrained)
+
+
 def summary(inputs: ModelInputs) -> list[str]:
     model, train = inputs.params.get("model", {}), inputs.train
     params = train.get("model", {}).get("parameters") or inputs.settings.get("parameters")
     arch = inputs.settings.get("architecture", "a causal language model")
     if model.get("pretrained"):
-        how = f"fine-tuned from {model['pretrained']}"
+        how = f"fine-tuned from {base_name(inputs)}"
         if model.get("lora", {}).get("enabled"):
             how += (f" with LoRA (r {model['lora'].get('r')}); the adapter is in `adapter/`, the folder "
                     "holds the base with the adapter merged")
@@ -169,11 +180,17 @@ def data_section(inputs: ModelInputs) -> list[str]:
     tokenizer = inputs.params.get("tokenizer", {})
     return ["## Training data", "",
             f"Source code from {corpus}: its [dataset card]({inputs.dataset_card}) tells what was kept "
-            f"and why, and its licenses. DVC's md5 of the data: `{inputs.provenance.data_hash}`.", "",
+            f"and why, and its licenses. {data_hash(inputs)}", "",
             "| split | documents | bytes | tokens |", "|---|---|---|---|", *rows, "",
             f"Tokenizer: {tok.get('backend', tokenizer.get('backend', '?'))} "
             f"({tokenizer.get('vocab_size', '?')} tokens), "
             f"{tok.get('bytes_per_token', {}).get('train', '?')} bytes per token on train.", ""]
+
+
+def data_hash(inputs: ModelInputs) -> str:
+    if inputs.provenance.data_hash:
+        return f"DVC's md5 of the data: `{inputs.provenance.data_hash}`."
+    return "DVC's md5 of the data is the one dvc.lock records for data/prepared."
 
 
 def training_section(inputs: ModelInputs) -> list[str]:
@@ -214,7 +231,16 @@ def use_section(inputs: ModelInputs) -> list[str]:
 
 
 def reproduce_section(inputs: ModelInputs) -> list[str]:
-    commit = inputs.provenance.commit or "none (not a git repository)"
-    dirty = ", with uncommitted changes" if inputs.provenance.dirty else ""
-    return ["## Reproduce", "", f"Code at commit `{commit}`{dirty}; `dvc repro` with these params:", "",
-            "```yaml", *yaml.safe_dump(inputs.params, sort_keys=True).splitlines(), "```", ""]
+    """The params (a base model folder by its name); the commit when the caller gives one. A card
+    written inside the stage's own output leaves it out (the folder would change with every commit,
+    its inputs unchanged): the commit is the one whose dvc.lock records this folder."""
+    if inputs.provenance.commit:
+        dirty = ", with uncommitted changes" if inputs.provenance.dirty else ""
+        code = f"Code at commit `{inputs.provenance.commit}`{dirty}"
+    else:
+        code = "Code at the commit whose dvc.lock records this folder"
+    params = dict(inputs.params)
+    if params.get("model", {}).get("pretrained"):
+        params["model"] = {**params["model"], "pretrained": base_name(inputs)}
+    return ["## Reproduce", "", f"{code}; `dvc repro` with these params:", "",
+            "```yaml", *yaml.safe_dump(params, sort_keys=True).splitlines(), "```", ""]
