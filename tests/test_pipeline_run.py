@@ -129,6 +129,8 @@ def test_both_cards_hold_the_runs_numbers_and_a_rerun_gives_the_same_bytes(quick
     data_md5 = next(o["md5"] for o in lock["prepare"]["outs"] if o["path"] == "data/prepared")
 
     card = ModelCard.load(repo / "models/model/README.md")
+    assert "Code at the commit whose dvc.lock records this folder" in card.text
+    assert str(quick_run.repo) not in card.text and str(quick_run.params["data"]["path"]) not in card.text
     results = {(r.dataset_split, r.metric_type): r for r in card.data.eval_results}
     for split in ("val", "test"):
         assert results[(split, "bits_per_byte")].metric_value == ev[split]["bits_per_byte"]
