@@ -44,8 +44,8 @@ class EvalInputs:
 
     @classmethod
     def under(cls, root: Path, **options: Any) -> EvalInputs:
-        """The pipeline's layout inside `root` (models/model, data/tokens, ...); `options` override."""
-        return cls(**{"model_dir": root / paths.MODEL, "tokens_dir": root / paths.TOKENS,
+        """What the eval stage reads inside `root` (models/trained, data/tokens, ...); `options` override."""
+        return cls(**{"model_dir": root / paths.TRAINED, "tokens_dir": root / paths.TOKENS,
                       "prepared_dir": root / paths.PREPARED, "tokenizer_dir": root / paths.TOKENIZER,
                       **options})
 
