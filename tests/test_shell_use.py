@@ -119,3 +119,14 @@ def test_summary_flags_a_split_too_wide_to_rank_and_names_the_shipped_step(tmp_p
     assert "val loss 5.610 nats/token at step 300, the model shipped" in train
     wide = [x for x in lines if "too wide to rank models" in x]
     assert len(wide) == 1 and wide[0].split()[0] == "val:"
+
+
+def test_summary_names_the_cards_the_run_wrote(tmp_path: Path) -> None:
+    assert "cards   not written yet" in summary_lines(Paths(root=tmp_path))
+    (tmp_path / "data/prepared").mkdir(parents=True)
+    (tmp_path / "data/prepared/README.md").write_text("---\nlicense: mit\n---\n")
+    assert "cards   data/prepared/README.md (dataset)" in summary_lines(Paths(root=tmp_path))
+    (tmp_path / "models/model").mkdir(parents=True)
+    (tmp_path / "models/model/README.md").write_text("---\nlicense: other\n---\n")
+    assert ("cards   data/prepared/README.md (dataset), models/model/README.md (model)"
+            in summary_lines(Paths(root=tmp_path)))
