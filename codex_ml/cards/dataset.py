@@ -99,7 +99,8 @@ def card_data(folder: Path, metrics: dict[str, Any], provenance: Provenance, nam
                                  for s in SPLITS],
                       "dataset_size": sum(nbytes.values())},
         codex_ml={"licenses": licenses, "license_detector": metrics.get("license_detector"),
-                  "commit": provenance.commit, "dirty": provenance.dirty},
+                  # a card inside the stage's output names no commit: dvc.lock's commit is its
+                  **({"commit": provenance.commit, "dirty": provenance.dirty} if provenance.commit else {})},
     )
 
 

@@ -128,8 +128,9 @@ def card_data(inputs: ModelInputs) -> ModelCardData:
         codex_ml={"architecture": inputs.settings.get("architecture"), "registry_name": model.get("name"),
                   "parameters": inputs.train.get("model", {}).get("parameters"),
                   "base_model": base_name(inputs), "lora": bool(lora.get("enabled")),
-                  "commit": inputs.provenance.commit, "dirty": inputs.provenance.dirty,
-                  "dataset_card": inputs.dataset_card, "data_dvc_md5": inputs.provenance.data_hash},
+                  "dataset_card": inputs.dataset_card, "data_dvc_md5": inputs.provenance.data_hash,
+                  **({"commit": inputs.provenance.commit, "dirty": inputs.provenance.dirty}
+                     if inputs.provenance.commit else {})},
     )
 
 
