@@ -280,6 +280,7 @@ BREAKS = {
     "eval.stride": {"eval": {"stride": 512}},
     "eval.completion_max_tokens": {"eval": {"completion_max_tokens": 512}},
     "report.baseline_rev": {"report": {"baseline_rev": " "}},
+    "release.license": {"release": {"license": "MIT AND ("}},
 }
 
 

@@ -60,6 +60,7 @@ RULES = {
     "eval.stride": "< the eval window",
     "eval.completion_max_tokens": "< the eval window",
     "report.baseline_rev": "a git revision (commit, tag, branch) or null",
+    "release.license": "an SPDX expression of ids on the SPDX list (or LicenseRef-*), or null",
 }
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
