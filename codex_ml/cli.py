@@ -34,6 +34,12 @@ from codex_ml.eval.commands import eval_command, generate_command  # noqa: E402 
 app.command("eval")(eval_command)
 app.command("generate")(generate_command)
 
+# --- codex compare (codex_ml.compare) -------------------------------------------------------
+
+from codex_ml.compare.command import compare_command  # noqa: E402  (kept in this block)
+
+app.command("compare")(compare_command)
+
 # --- codex summary (codex_ml.report) -----------------------------------------------------------
 
 

@@ -28,6 +28,13 @@ MODEL_RECORD = "codex_model.json"  # in a model folder fine-tuned from a pretrai
 # of them, or one unlike the rest, such as a data table) than about the model, so eval and the report
 # flag it instead of letting it rank anything (docs/sources.md, "Intervals too wide to rank models").
 WIDE_RATIO = 1.5
+
+
+def too_wide(ci: list[float] | tuple[float, float] | None) -> bool:
+    """Whether a bits/byte interval is too wide to rank models (WIDE_RATIO); False without one."""
+    return ci is not None and ci[0] > 0 and ci[1] > WIDE_RATIO * ci[0]
+
+
 Count = Annotated[int, Field(ge=0)]
 TokenDtype = Literal["uint16", "uint32"]
 

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from codex_ml.eval import baselines
-from codex_ml.eval.bootstrap import WIDE_RATIO, ratio_interval, resample_counts, too_wide
 from codex_ml.eval.score import DocScores, score_documents
 from codex_ml.eval.stage import split_metrics
+from codex_ml.handoffs import WIDE_RATIO, too_wide
+from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 from tests.evalkit import EOS, PAD, VOCAB, stdlib_docs, tiny_llama
 
 pytestmark = pytest.mark.usefixtures("one_thread")

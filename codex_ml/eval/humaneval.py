@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from codex_ml.data.secrets import redact
-from codex_ml.eval.bootstrap import ratio_interval, resample_counts
 from codex_ml.eval.completion import completion_text
 from codex_ml.eval.sandbox import KINDS, Limits, Outcome, SandboxUnavailable, run_many
 from codex_ml.runtime import StageError, progress
+from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 KS = (1, 10, 100)

@@ -38,7 +38,6 @@ import numpy as np
 import torch
 
 from codex_ml.eval import baselines
-from codex_ml.eval.bootstrap import ratio_interval, resample_counts, too_wide
 from codex_ml.eval.completion import LineSample, complete_lines, is_match, sample_lines
 from codex_ml.eval.inputs import (
     Document,
@@ -59,12 +58,13 @@ from codex_ml.eval.model import (
 )
 from codex_ml.eval.options import Device
 from codex_ml.eval.score import DocScores, score_documents
-from codex_ml.handoffs import META_FILE, WIDE_RATIO, TokenMeta
+from codex_ml.handoffs import META_FILE, WIDE_RATIO, TokenMeta, too_wide
 from codex_ml.io import atomic_dir, write_json, write_text
 from codex_ml.params import EvalParams
 from codex_ml.paths import HELD_OUT
 from codex_ml.runtime import StageError
 from codex_ml.shards import open_stream
+from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,7 @@
 """Percentile bootstrap over documents for ratio metrics (sum of a per-document numerator over sum of
-a per-document denominator: NLL/tokens, bits/bytes, correct/tokens, matches/samples).
+a per-document denominator: NLL/tokens, bits/bytes, correct/tokens, matches/samples). Eval's intervals
+and compare's paired intervals (paired.py: the numerator is the two runs' per-document difference) are
+both this one.
 
 Documents, not tokens, are resampled: tokens of one file are strongly correlated (one file of
 generated tables is easy throughout), so a token-level bootstrap would give intervals far too narrow.
@@ -10,8 +12,6 @@ completion draws its own over the documents that had lines sampled.
 from __future__ import annotations
 
 import numpy as np
-
-from codex_ml.handoffs import WIDE_RATIO
 
 LEVEL = 0.95
 _CHUNK = 256  # resamples per matrix product: bounds memory at 256 x documents counts
@@ -25,10 +25,9 @@ def resample_counts(n_docs: int, resamples: int, seed: int | list[int]) -> np.nd
     return rng.multinomial(n_docs, np.full(n_docs, 1.0 / n_docs), size=resamples)
 
 
-def ratio_interval(numer: np.ndarray, denom: np.ndarray, counts: np.ndarray,
-                   level: float = LEVEL) -> tuple[float, float] | None:
-    """The `level` percentile interval of sum(numer)/sum(denom) over resamples; None without resamples
-    or when a resample has nothing in its denominator (no defined ratio: report no interval)."""
+def ratio_resamples(numer: np.ndarray, denom: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
+    """sum(numer)/sum(denom) in each resample (one value per row of `counts`); None without resamples
+    or when a resample has nothing in its denominator (no defined ratio)."""
     if counts.shape[0] == 0 or counts.shape[1] == 0:
         return None
     numer = np.asarray(numer, dtype=np.float64)
@@ -40,11 +39,17 @@ def ratio_interval(numer: np.ndarray, denom: np.ndarray, counts: np.ndarray,
         if np.any(d <= 0):
             return None
         stats.append((c @ numer) / d)
+    return np.concatenate(stats)
+
+
+def ratio_interval(numer: np.ndarray, denom: np.ndarray, counts: np.ndarray,
+                   level: float = LEVEL) -> tuple[float, float] | None:
+    """The `level` percentile interval of sum(numer)/sum(denom) over resamples; None without resamples
+    or when a resample has nothing in its denominator (no defined ratio: report no interval)."""
+    stats = ratio_resamples(numer, denom, counts)
+    if stats is None:
+        return None
     alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(np.concatenate(stats), [alpha, 1.0 - alpha])
+    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
     return float(low), float(high)
 
-
-def too_wide(ci: list[float] | tuple[float, float] | None) -> bool:
-    """Whether a bits/byte interval is too wide to rank models (handoffs.WIDE_RATIO); False without one."""
-    return ci is not None and ci[0] > 0 and ci[1] > WIDE_RATIO * ci[0]
