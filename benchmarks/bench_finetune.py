@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import kernels_first  # noqa: F401  (before torch: the CPU kernels the stage runs on)
 import torch
 from bench_train import stage_tokens_per_s
 from transformers import get_cosine_with_min_lr_schedule_with_warmup

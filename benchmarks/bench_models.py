@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kernels_first  # noqa: F401  (before torch: the CPU kernels the stage runs on)
 import tables  # benchmarks/tables.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import kernels_first  # noqa: F401  (before torch: the CPU kernels, --kernels)
 import numpy as np
 import torch
 from transformers import TrainerCallback, get_cosine_with_min_lr_schedule_with_warmup
@@ -185,6 +186,8 @@ def main() -> None:
                     help="where to train (auto: the GPU when torch sees one, as the stage does)")
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                     help="train.dtype (auto: bf16 on a GPU that has it, fp32 on CPU)")
+    ap.add_argument("--kernels", default="avx2", choices=["avx2", "native"],
+                    help="train.kernels: CPU kernels capped at AVX2 (the stage's default) or the CPU's own")
     ap.add_argument("--peak-tflops", type=float, default=0.0,
                     help="the device's dense peak for MFU (default: the table on GPUs, measured on CPUs)")
     args = ap.parse_args()
@@ -202,7 +205,8 @@ def main() -> None:
            "train": {"optimizer": args.optimizer, "batch_size": args.batch_size, "seq_len": args.seq_len,
                      "final_seq_len": 0, "max_steps": total,
                      "warmup_steps": 1, "eval_every": total, "checkpoint_every": total,
-                     "eval_batches": 1, "threads": args.threads, "dtype": args.dtype}}
+                     "eval_batches": 1, "threads": args.threads, "dtype": args.dtype,
+                     "kernels": args.kernels}}
     variants: dict[str, Any] = {
         "plain loop, eager": lambda r: plain_tokens_per_s(r, raw, args.warmup, args.steps, compile=False),
         "train stage, eager": lambda r: stage_tokens_per_s(r, raw, args.warmup, args.steps),

@@ -1,5 +1,6 @@
 """eval: score models/trained on the val and test token files -> metrics/eval.json, metrics/eval/."""
 
+import stages.pin_kernels  # noqa: F401  (first: the CPU kernels, before anything loads torch)
 from codex_ml import paths
 from codex_ml.params import load_params
 from codex_ml.runtime import log, run_stage

@@ -4,6 +4,7 @@ Runs as one process (`python -m stages.train`, as `dvc repro train` does) or as 
 (`torchrun --nproc_per_node N -m stages.train`).
 """
 
+import stages.pin_kernels  # noqa: F401  (first: the CPU kernels, before anything loads torch)
 from codex_ml import paths
 from codex_ml.params import load_params
 from codex_ml.runtime import run_stage

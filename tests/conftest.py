@@ -13,6 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from codex_ml.kernels import pin
+
+# The CPU kernels the params' default (train.kernels, eval.kernels: avx2) names, pinned before any test
+# module loads torch, as the stage scripts pin them: in-process training and eval check them.
+pin("avx2")
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 

@@ -71,6 +71,12 @@ def eval_command(
 ) -> None:
     """Evaluate a model on the val/test split, or on any corpus (--data): bits per byte with the
     compressors beside it, loss, accuracy, line completion; or HumanEval (--humaneval)."""
+    from codex_ml.kernels import pin_from_params
+
+    try:
+        pin_from_params(params, "eval")  # before torch loads: eval.kernels, as the eval stage pins them
+    except StageError as exc:
+        raise _fail("eval", exc) from None
     from codex_ml.eval.stage import EvalInputs, run_eval, summary_line, write_messages
 
     setup_logging()

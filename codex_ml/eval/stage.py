@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from codex_ml import kernels
 from codex_ml.eval import baselines
 from codex_ml.eval.completion import LineSample, complete_lines, is_match, sample_lines
 from codex_ml.eval.inputs import (
@@ -240,6 +241,7 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = H
     """Evaluate `splits`; returns (metrics by split, per-split results, settings used)."""
     if params.threads:
         torch.set_num_threads(params.threads)
+    used_kernels = kernels.check(params.kernels, "eval.kernels")
     dev = pick_device(device)
     model = load_model(inputs.model_dir, dev)
     tokenizer = load_tokenizer(inputs.model_dir, inputs.tokenizer_dir)
@@ -276,7 +278,8 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = H
         "parameters": sum(p.numel() for p in model.parameters()),
         "window": window, "stride": stride, "batch_size": params.batch_size,
         "device": str(dev), "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-        "threads": torch.get_num_threads(), "documents_from": "prepared text, model tokenizer"
+        "threads": torch.get_num_threads(), "kernels": used_kernels,
+        "documents_from": "prepared text, model tokenizer"
         if inputs.retokenize else str(inputs.tokens_dir),
         "bootstrap": params.bootstrap, "completion_samples": params.completion_samples,
         "completion_max_tokens": params.completion_tokens_in(window), "seed": params.seed,

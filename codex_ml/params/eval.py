@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -50,6 +50,9 @@ class EvalParams(Section):
     stride: Annotated[int, Field(ge=0), Hint("0 = window // 2")] = setting(0, "sliding-window step in tokens")
     seed: int = setting(1337, "seed of the bootstrap and of the sampled lines")
     threads: Cores = setting(0, "torch intra-op threads")
+    kernels: Literal["avx2", "native"] = setting(
+        "avx2", "CPU kernels of the scoring, as train.kernels: avx2, the same numbers on any Intel x86-64 "
+                "CPU; native: each library's fastest for this CPU")
     leak_audit: bool = setting(True, "count val/test documents with a near-duplicate in train (Jaccard >= "
                                      "0.7): `leak` per split in metrics/eval.json")
     humaneval: HumanEvalParams = setting(HumanEvalParams, "functional correctness in the sandbox")

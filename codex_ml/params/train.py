@@ -111,6 +111,9 @@ class TrainParams(Section):
     dtype: Literal["auto", "float32", "bfloat16"] = setting(
         "auto", "auto: bf16 on CUDA that supports it, else fp32")
     threads: Cores = setting(0, "torch intra-op threads")
+    kernels: Literal["avx2", "native"] = setting(
+        "avx2", "CPU kernels: avx2 caps every library at AVX2 (the same model bytes on any Intel x86-64 CPU "
+                "and thread count: docs/reproducibility.md); native: each library's fastest for this CPU")
     parallel: Literal["ddp", "fsdp"] = setting(
         "ddp", "under torchrun: ddp (each process holds the whole model) or fsdp (Trainer FSDP2, CUDA only: "
                "parameters, gradients and optimizer state sharded); one process: ignored")

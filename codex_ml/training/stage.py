@@ -35,6 +35,7 @@ from transformers.utils import logging as hf_logging
 
 import codex_ml.models
 import codex_ml.training
+from codex_ml import kernels
 from codex_ml.base_model import PretrainedBase, base_of
 from codex_ml.models import Vocab, apply_lora, build_model, count_parameters, save_model_folder
 from codex_ml.models.head import fuse_loss
@@ -134,6 +135,7 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
 
     # --- 2. the model -------------------------------------------------------------------------
     configure_torch(tp.threads)
+    log.info("train: CPU kernels %s", kernels.check(tp.kernels, "train.kernels"))
     model = make_model(params.model, tp, data)
     parameters = (count_parameters(model), count_parameters(model, trainable_only=True))
     windows = make_windows(data, tp)  # (train, val); too few tokens is refused here, before any cleaning
