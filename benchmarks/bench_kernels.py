@@ -93,7 +93,8 @@ def main() -> None:
     load_after = os.getloadavg()
     print(f"{args.model}, batch {args.batch_size} x {args.seq_len}, fp32, {args.threads} threads, "
           f"{args.steps} timed steps after {args.warmup}, best of {args.rounds} alternating rounds; "
-          f"{cpu_name()}, {os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
+          f"{cpu_name()}, {os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, "
+          f"{load_after[0]:.1f} after")
     for kernels in KERNELS:
         print(f"  {kernels}: {results[kernels][0]['kernels']}")
     print(f"{'':20} {'native':>10} {'avx2':>10} {'avx2/native':>12}")
