@@ -52,10 +52,14 @@ params: $(STAMP)
 params-doc: $(STAMP)
 	$(BIN)/python -m codex_ml.params.doc > docs/params.md
 
-# Metrics and params against a revision, as markdown for code review: make diff [REV=main]
+# Metrics and params against a revision, as markdown for code review: make diff [REV=main]. The paired
+# comparison on the documents both runs scored comes first (codex compare; one line when it cannot pair
+# them: different held-out documents, or no eval rows yet), DVC's raw diffs after it.
 REV ?= main
 diff: $(STAMP)
-	@echo "### Metrics: $(REV) -> workspace"; echo
+	@echo "### Paired on the same documents: $(REV) (A) -> workspace (B)"; echo
+	@$(BIN)/codex compare --md $(REV) workspace 2>&1 || true
+	@echo; echo "### Metrics: $(REV) -> workspace"; echo
 	@$(BIN)/dvc metrics diff --md --all $(REV)
 	@echo; echo "### Params: $(REV) -> workspace"; echo
 	@$(BIN)/dvc params diff --md $(REV)

@@ -169,6 +169,7 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
 # file per worker at a time, in this order; Makefile), so the longest files start at once, not last.
 LONGEST_FIRST = ("tests/test_docs.py", "tests/test_docs_guides.py", "tests/test_docs_readme_own.py",
                  "tests/test_pipeline_run.py", "tests/test_pretrained_dvc.py", "tests/test_pretrained.py",
+                 "tests/test_compare.py",
                  "tests/train/test_train_process.py",
                  # past one machine: each starts its service once and runs two pipelines or trainings
                  "tests/test_ray.py", "tests/test_slurm.py", "tests/train/test_fsdp.py",
