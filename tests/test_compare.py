@@ -31,8 +31,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, stdlib_sample: Path) -> Runs:
                               "data.max_file_bytes=25000", "data.val_fraction=0.4", "data.test_fraction=0.05",
                               "data.held_out.min_documents=0", "data.held_out.min_bytes=0",
                               "tokenizer.vocab_size=512", "tokenizer.workers=1", "train.threads=1",
-                              "eval.bootstrap=50", "eval.completion_samples=4", "eval.completion_max_tokens=16",
-                              "eval.threads=1"], name="quick.yaml")
+                              "eval.bootstrap=50", "eval.completion_samples=4",
+                              "eval.completion_max_tokens=16", "eval.threads=1"], name="quick.yaml")
     repo = new_repo(root, yaml.safe_load(composed.read_text()))  # `-S` edits params.yaml itself
     run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
@@ -100,8 +100,9 @@ def test_pooled_runs_folders_and_the_workspace(runs: Runs) -> None:
 
 def test_unknown_runs_and_runs_without_rows_are_one_error_each(runs: Runs) -> None:
     err = compare(runs.repo, "HEAD", "no-such-run", check=False)
-    assert err.strip() == ("codex compare: error: run 'no-such-run': unknown revision or experiment (unknown "
-                           "Git revision 'no-such-run'); `dvc exp show` lists experiments, `git log` revisions")
+    assert err.strip() == ("codex compare: error: run 'no-such-run': unknown revision or experiment "
+                           "(unknown Git revision 'no-such-run'); `dvc exp show` lists experiments, "
+                           "`git log` revisions")
     err = compare(runs.repo, "HEAD~1", "HEAD", check=False)  # the commit before the run: no rows
     assert err.strip().splitlines() == [
         f"codex compare: error: HEAD~1 ({err.split('HEAD~1 (', 1)[1][:7]}) has no metrics/eval/val.ndjson, "
