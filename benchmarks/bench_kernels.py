@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from codex_ml.report.provenance import cpu_model
 
 KERNELS = ("native", "avx2")
 
@@ -43,16 +44,6 @@ def child(args: argparse.Namespace) -> None:
            "plain": plain_tokens_per_s(root, raw, args.warmup, args.steps, compile=False),
            "kernels": in_use()}
     print(json.dumps(out))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -93,7 +84,7 @@ def main() -> None:
     load_after = os.getloadavg()
     print(f"{args.model}, batch {args.batch_size} x {args.seq_len}, fp32, {args.threads} threads, "
           f"{args.steps} timed steps after {args.warmup}, best of {args.rounds} alternating rounds; "
-          f"{cpu_name()}, {os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, "
+          f"{cpu_model()}, {os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, "
           f"{load_after[0]:.1f} after")
     for kernels in KERNELS:
         print(f"  {kernels}: {results[kernels][0]['kernels']}")
