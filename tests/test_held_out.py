@@ -60,7 +60,7 @@ def codec_corpus(tmp_path: Path, stdlib_sample: Path) -> Path:
 
 
 def test_near_copies_across_splits_end_in_one_split(codec_corpus: Path, tmp_path: Path) -> None:
-    data = DataParams(source="dir", path=str(codec_corpus))
+    data = DataParams(source="dir", path=str(codec_corpus), val_fraction=0.02, test_fraction=0.02)
     assert {p: split_of(p, 0.02, 0.02) for p in CODECS}["encodings/cp858.py"] == "val"
     # Without the rule the stdlib's own leak is there: cp858 in val, cp850 in train (J ~ 0.97).
     off = data.model_copy(update={"held_out": HeldOutParams(near_dup_threshold=None)})
@@ -176,7 +176,8 @@ FLOORS = HeldOutParams(min_documents=10, min_bytes=50_000)
 
 def test_split_floors_on_a_sixty_file_corpus(tmp_path: Path) -> None:
     corpus = sixty_files(tmp_path / "corpus")
-    data = DataParams(source="dir", path=str(corpus), held_out=FLOORS)
+    data = DataParams(source="dir", path=str(corpus), held_out=FLOORS, val_fraction=0.02,
+                      test_fraction=0.02)
     plain = prepare(data.model_copy(update={"held_out": HeldOutParams()}), tmp_path / "p",
                     tmp_path / "p.json")
     assert plain["documents"]["val"] + plain["documents"]["test"] <= 5  # 2% each: nearly nothing

@@ -106,8 +106,8 @@ class DataParams(Section):
     id_field: str | None = setting(
         None, "jsonl, hf: the document's identity; null: `path`, then `id`, then row")
     max_file_bytes: Positive = setting(1_000_000, "larger documents are rejected")
-    val_fraction: Fraction = setting(0.02, "share of documents in val, by a stable hash of the path")
-    test_fraction: Fraction = setting(0.02, "share of documents in test, by a stable hash of the path")
+    val_fraction: Fraction = setting(0.1, "share of documents in val, by a stable hash of the path")
+    test_fraction: Fraction = setting(0.1, "share of documents in test, by a stable hash of the path")
     redact_secrets: bool = setting(
         True, "redact keys, tokens, passwords (and PII, unless redact_pii is false)")
     redact_pii: bool = setting(True, "redact e-mail and public IP addresses too (docs/secrets.md)")
