@@ -29,7 +29,7 @@ from scipy import stats as sps
 from codex_ml.compare.metrics import METRICS
 from codex_ml.compare.pairing import matrices
 from codex_ml.compare.runs import Run, load_runs, split_side
-from codex_ml.data.held_out import hash_unit
+from codex_ml.data.splits import hash_unit
 from codex_ml.stats.bootstrap import ratio_interval, ratio_resamples, resample_counts
 from codex_ml.stats.paired import paired_difference
 
@@ -83,8 +83,8 @@ def seed_noise(runs: list[Run]) -> None:
         sd = per_run.std(ddof=1)
         # the document part of one pair's difference: bootstrap variance over documents, averaged over pairs
         counts = resample_counts(len(units), RESAMPLES, SEED)
-        var_pair = float(np.mean([np.var(ratio_resamples(numer[j] - numer[i], denom, counts), ddof=1)
-                                  for i, j in pairs]))
+        resamples = [ratio_resamples(numer[j] - numer[i], denom, counts) for i, j in pairs]
+        var_pair = float(np.mean([np.var(r, ddof=1) for r in resamples if r is not None]))
         print(f"  smallest change detectable at p < {ALPHA:g}, k seeds a side:")
         for k in range(1, 6):
             measured = ""
