@@ -27,7 +27,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, stdlib_sample: Path) -> Runs:
     """A committed run (30 steps) and two experiments: `half` (15 steps) and `resplit` (val 0.3)."""
     root = tmp_path_factory.mktemp("compare")
     # the sample modules under 25 kB: 14 in val, 2 in test, 14 in train (split by their paths' hashes)
-    composed = compose(root, ["model=micro", "train=quick", "data=dir", f"data.path={stdlib_sample}",
+    composed = compose(root, ["model=llama-micro", "train=quick", "data=dir", f"data.path={stdlib_sample}",
                               "data.max_file_bytes=25000", "data.val_fraction=0.4", "data.test_fraction=0.05",
                               "data.held_out.min_documents=0", "data.held_out.min_bytes=0",
                               "tokenizer.vocab_size=512", "tokenizer.workers=1", "train.threads=1",

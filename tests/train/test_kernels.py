@@ -17,7 +17,6 @@ from tests.conftest import ROOT, subprocess_env
 
 pytestmark = pytest.mark.slow
 
-STAGE = str(ROOT / "stages" / "train.py")
 SHORT = {"train": {"max_steps": 6, "eval_every": 6, "checkpoint_every": 6}}
 # What the environment caps when the pipeline pins nothing (train.kernels: native): every library at
 # AVX2, MKL's gemm in its strict mode (the same bits for any thread count, as the stage pins it).
@@ -37,8 +36,9 @@ def train(root: Path, **env: str) -> tuple[str, str]:
     full = subprocess_env()
     for key in PINNED:
         full.pop(key, None)
-    full.update(env)
-    proc = subprocess.run([sys.executable, STAGE], cwd=root, env=full, capture_output=True, text=True)
+    full.update(env, PYTHONPATH=str(ROOT))  # `python -m stages.train`, as dvc.yaml runs it
+    proc = subprocess.run([sys.executable, "-m", "stages.train"], cwd=root, env=full, capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr
     digest = hashlib.sha256((root / "models/model/model.safetensors").read_bytes()).hexdigest()
     return digest, proc.stderr
