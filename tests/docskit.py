@@ -237,11 +237,13 @@ def quick_defaults(repo: Path) -> None:
     data.update(include=[*QUICK_MODULES, "src/**/*.py"], val_fraction=0.2, test_fraction=0.2)
     (repo / "conf/data/stdlib.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     # The user's corpora here are 16-20 files: the profiles' floors for val and test (10 documents
-    # each, with train keeping half) would refuse them, rightly; the commands are what is tested.
+    # each, with train keeping half) would refuse them, rightly, and their 2% would hold out none;
+    # the commands are what is tested.
     for profile in ("dir", "jsonl", "hf"):
         text = (repo / f"conf/data/{profile}.yaml").read_text()
         conf = yaml.safe_load(text)
-        conf["data"]["held_out"] = {"min_documents": 0, "min_bytes": 0}
+        conf["data"].update(held_out={"min_documents": 0, "min_bytes": 0}, val_fraction=0.2,
+                            test_fraction=0.2)
         header = "".join(line + "\n" for line in text.splitlines() if line.startswith("# @package"))
         (repo / f"conf/data/{profile}.yaml").write_text(header + yaml.safe_dump(conf, sort_keys=False))
     compose_and_dump(repo / "params.yaml", str(repo / "conf"), None, "config", str(repo), [])
