@@ -39,9 +39,5 @@ MODEL = Path("models/model")  # the trained model's files and its model card: wh
 MODEL_CARD = MODEL / "README.md"
 
 # report
-REPORTS = Path("reports")  # release
-MODEL = Path("models/model")  # the trained model's files and its model card: what users take
-MODEL_CARD = MODEL / "README.md"
-
-# report.md, report.html, figures/
+REPORTS = Path("reports")  # report.md, report.html, figures/
 REPORT_PAGE = REPORTS / "report.html"

@@ -40,7 +40,7 @@ def train(root: Path, **env: str) -> tuple[str, str]:
     proc = subprocess.run([sys.executable, "-m", "stages.train"], cwd=root, env=full, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
-    digest = hashlib.sha256((root / "models/model/model.safetensors").read_bytes()).hexdigest()
+    digest = hashlib.sha256((root / "models/trained/model.safetensors").read_bytes()).hexdigest()
     return digest, proc.stderr
 
 
