@@ -4,7 +4,8 @@ A saved tokenizer folder (`models/tokenizer/`) holds:
 
 - `tokenizer.json` + `tokenizer_config.json`: a `tokenizers` tokenizer that encodes exactly as the
   backend does, so `transformers.AutoTokenizer.from_pretrained(folder)` is the same tokenizer;
-- `codex_tokenizer.json`: which backend made it, its special-token ids and training settings;
+- `codex_tokenizer.json`: which backend made it, its special-token ids (FIM sentinels included) and
+  training settings;
 - the backend's own files (`sentencepiece.model` for the sentencepiece backend).
 """
 
@@ -21,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 from tokenizers import Tokenizer
 
+from codex_ml.fim.sentinels import TRAINED
 from codex_ml.io import write_json
 from codex_ml.runtime import StageError, resolve_cores
 
@@ -30,6 +32,10 @@ FORMAT_VERSION = 1
 
 # Both backends put the special tokens first, in this order, so ids 0-3 mean the same everywhere.
 SPECIAL_TOKENS = {"unk": "<unk>", "bos": "<s>", "eos": "</s>", "pad": "<pad>"}
+# The fill-in-the-middle sentinels follow them, ids 4-6 (codex_ml/fim/sentinels.py), in every trained
+# tokenizer whatever train.fim says, so changing the FIM rate never retokenizes. Declared in
+# tokenizer_config.json as named special tokens: AutoTokenizer's `fim_prefix_token_id` and so on.
+FIM_TOKENS = {"fim_prefix": TRAINED.prefix, "fim_middle": TRAINED.middle, "fim_suffix": TRAINED.suffix}
 
 
 class TokenizerError(StageError):
@@ -78,6 +84,9 @@ class CodexTokenizer(ABC):
                 raise TokenizerError(f"{HF_TOKENIZER_FILE} has no special token {token}")
             ids[name] = int(i)
         self.special_ids = SpecialIds(**ids)
+        p, m, s = (hf.token_to_id(t) for t in FIM_TOKENS.values())
+        # None: a folder saved before the sentinels existed (it loads; FIM refuses it)
+        self.fim_ids = (p, m, s) if p is not None and m is not None and s is not None else None
 
     # --- what each backend provides -----------------------------------------------------------
 
@@ -128,6 +137,7 @@ class CodexTokenizer(ABC):
         from transformers import PreTrainedTokenizerFast  # heavy import, needed only when saving
 
         folder = Path(folder)
+        fim = dict(zip(FIM_TOKENS, self.fim_ids, strict=True)) if self.fim_ids else {}
         folder.mkdir(parents=True, exist_ok=True)
         fast = PreTrainedTokenizerFast(
             tokenizer_object=self.hf,
@@ -136,12 +146,14 @@ class CodexTokenizer(ABC):
             # Exactness: never merge " ." into "." on decode, and keep special-token text as text.
             clean_up_tokenization_spaces=False, split_special_tokens=True,
             model_max_length=int(1e30),  # transformers' "no limit": documents are any length
+            **({"extra_special_tokens": {f"{k}_token": t for k, t in FIM_TOKENS.items()}} if fim else {}),
         )
         fast.save_pretrained(str(folder))
         self._save_backend_files(folder)
         write_json(folder / CONFIG_FILE, {
             "format": FORMAT_VERSION, "backend": self.backend, "vocab_size": self.vocab_size,
             "special_tokens": SPECIAL_TOKENS, **{f"{k}_id": v for k, v in asdict(self.special_ids).items()},
+            **({"fim_tokens": FIM_TOKENS, **{f"{k}_id": v for k, v in fim.items()}} if fim else {}),
             **self.config(),
         })
 
@@ -185,3 +197,8 @@ def check_special_ids(tok: CodexTokenizer, config: dict[str, Any], path: Path) -
                                  if config.get("backend") != "pretrained" else
                                  f"{path}: {name}_id is {config.get(f'{name}_id')!r} but the tokenizer's "
                                  f"is {got}")
+    if config.get("fim_tokens") is not None and tok.fim_ids is not None:
+        for name, got in zip(FIM_TOKENS, tok.fim_ids, strict=True):
+            if config.get(f"{name}_id") != got:
+                raise TokenizerError(f"{path}: {name}_id is {config.get(f'{name}_id')!r} but "
+                                     f"{HF_TOKENIZER_FILE} has {FIM_TOKENS[name]} at id {got}")

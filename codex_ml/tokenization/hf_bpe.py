@@ -15,7 +15,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from codex_ml.params import TokenizerParams
-from codex_ml.tokenization.codex_tokenizer import SPECIAL_TOKENS, CodexTokenizer
+from codex_ml.tokenization.codex_tokenizer import FIM_TOKENS, SPECIAL_TOKENS, CodexTokenizer
 
 # Merges seen once are noise from a single spot in the corpus; this is the usual floor.
 MIN_FREQUENCY = 2
@@ -27,7 +27,7 @@ def train_hf_bpe(texts: Sequence[str], params: TokenizerParams) -> ByteLevelBPET
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=params.vocab_size, min_frequency=MIN_FREQUENCY,
-        special_tokens=list(SPECIAL_TOKENS.values()),  # ids 0-3, in SPECIAL_TOKENS' order
+        special_tokens=[*SPECIAL_TOKENS.values(), *FIM_TOKENS.values()],  # ids 0-6, in this order
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
     # The trainer counts words in parallel but merges deterministically (ties broken by pair):
@@ -59,7 +59,7 @@ class ByteLevelBPETokenizer(CodexTokenizer):
     def byte_fallback_table(self) -> np.ndarray:
         table = np.zeros(self.vocab_size, dtype=bool)
         to_byte = unicode_to_byte()
-        specials = set(SPECIAL_TOKENS.values())
+        specials = {*SPECIAL_TOKENS.values(), *FIM_TOKENS.values()}
         for token, i in self.hf.get_vocab(with_added_tokens=True).items():
             if token in specials:
                 continue

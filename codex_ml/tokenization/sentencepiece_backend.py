@@ -38,7 +38,7 @@ from tokenizers import AddedToken, Tokenizer, decoders
 from tokenizers.models import BPE, Unigram
 
 from codex_ml.params import TokenizerParams
-from codex_ml.tokenization.codex_tokenizer import SPECIAL_TOKENS, CodexTokenizer, TokenizerError
+from codex_ml.tokenization.codex_tokenizer import FIM_TOKENS, SPECIAL_TOKENS, CodexTokenizer, TokenizerError
 
 MODEL_FILE = "sentencepiece.model"
 SPACE_SYMBOL = "\u2581"  # how SentencePiece writes " " inside pieces
@@ -69,6 +69,8 @@ def train_sentencepiece(texts: Sequence[str], params: TokenizerParams) -> Senten
             normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=False,
             allow_whitespace_only_pieces=True, split_digits=True, byte_fallback=True,
             character_coverage=1.0, user_defined_symbols=[NEWLINE],
+            # control pieces: ids 4-6 after the four above, never produced from text
+            control_symbols=list(FIM_TOKENS.values()),
             max_sentence_length=params.max_sentence_length,
             input_sentence_size=0,  # learn from every line: sampling would need a seed and a shuffle
             unk_id=0, bos_id=1, eos_id=2, pad_id=3,
@@ -87,8 +89,8 @@ def _training_error(message: str, params: TokenizerParams) -> str:
     message = re.sub(r"^.*?\.cc\(\d+\) \[.*?\] ", "", " ".join(message.split()))
     if m := re.search(r"smaller than required_chars\. \d+ vs (\d+)", message):
         return (f"tokenizer.vocab_size: {params.vocab_size} is too small for this corpus: its distinct "
-                f"characters, 256 byte tokens, 4 special tokens and the newline piece need at least "
-                f"{m.group(1)}")
+                f"characters, 256 byte tokens, 7 special tokens (4 and the 3 FIM sentinels) and the newline "
+                f"piece need at least {m.group(1)}")
     if m := re.search(r"too high \(\d+\)\. Please set it to a value <= (\d+)", message):
         return (f"tokenizer.vocab_size: {params.vocab_size} is more than SentencePiece {params.model_type} "
                 f"can learn from this corpus (at most {m.group(1)})")
