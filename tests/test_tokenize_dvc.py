@@ -77,7 +77,7 @@ def test_dvc_repro_tokenize(stdlib_sample: Path, make_repo: Callable[..., Path])
     failed = run(["dvc", "repro", "tokenize"], repo, check=False)
     assert failed.returncode != 0
     assert ("codex-ml tokenize: error: params.yaml: tokenizer.vocab_size: expected an integer in "
-            "[261, 4294967296] for backend hf-bpe, got 100"
+            "[264, 4294967296] for backend hf-bpe, got 100"
             in failed.stderr)
     assert "Traceback" not in failed.stderr
     leftovers = [p.name for d in ("models", "data", "metrics") for p in (repo / d).iterdir()

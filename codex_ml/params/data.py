@@ -173,7 +173,7 @@ class TokenizerParams(Section):
 
     backend: Literal["sentencepiece", "hf-bpe", "pretrained"] = setting(
         "hf-bpe", "hf-bpe: byte-level BPE (HF tokenizers); pretrained: model.pretrained's own (none trained)")
-    vocab_size: int = setting(4096, "tokens, including the 4 special tokens and the 256 byte tokens")
+    vocab_size: int = setting(4096, "tokens, including the 7 special tokens and the 256 byte tokens")
     model_type: Literal["bpe", "unigram"] = setting("bpe", "sentencepiece only (hf-bpe is always bpe)")
     max_sentence_length: Annotated[int, Field(ge=10, le=2**30), Hint("SentencePiece's limits")] = setting(
         16384, "sentencepiece: longest training line, bytes")
@@ -184,9 +184,9 @@ class TokenizerParams(Section):
 
     @model_validator(mode="after")
     def _relations(self) -> Self:
-        # The floor is what every model holds before learning anything: 4 specials + 256 bytes
-        # (+ the newline piece for sentencepiece). ids must fit the uint32 token files.
-        floor = 262 if self.backend == "sentencepiece" else 261
+        # The floor is what every model holds before learning anything: 4 specials, 3 FIM sentinels
+        # and 256 bytes (+ the newline piece for sentencepiece). ids must fit the uint32 token files.
+        floor = 265 if self.backend == "sentencepiece" else 264
         problems = []
         if self.backend != "pretrained" and not floor <= self.vocab_size <= 2**32:
             problems.append(fail("tokenizer.vocab_size", f"an integer in [{floor}, 4294967296] for backend "
