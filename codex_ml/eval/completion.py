@@ -86,6 +86,17 @@ def prompt_ids(tokenizer: Any, prefix: str, eos_id: int, max_len: int) -> list[i
     return ids[-max_len:]
 
 
+def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of prompts, left-padded so every one ends where generation starts: (ids, attention mask)."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for r, p in enumerate(prompts):
+        ids[r, width - len(p):] = torch.tensor(p)
+        mask[r, width - len(p):] = 1
+    return ids, mask
+
+
 def completion_text(tokenizer: Any, prompt: list[int], new: list[int]) -> str:
     """The generated text, decoded in context: some tokenizers (SentencePiece) drop or merge spaces
     at the edge of a piece decoded alone, so decode prompt+new and take what follows the prompt."""
@@ -115,12 +126,8 @@ def complete_lines(model: torch.nn.Module, tokenizer: Any, texts: list[str], sam
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     with torch.inference_mode():
         for batch in progress(batches, desc=desc, unit="batch"):
-            width = max(len(prompts[i]) for i in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, i in enumerate(batch):  # left padding: every prompt ends where generation starts
-                ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
-                mask[r, width - len(prompts[i]):] = 1
+            ids, mask = left_padded([prompts[i] for i in batch], pad_id)
+            width = ids.shape[1]
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),  # type: ignore[operator]
                                  generation_config=config, stopping_criteria=stop)
             for r, i in enumerate(batch):

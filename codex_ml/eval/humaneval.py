@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from codex_ml.data.secrets import redact
-from codex_ml.eval.completion import completion_text
+from codex_ml.eval.completion import completion_text, left_padded
 from codex_ml.eval.sandbox import KINDS, Limits, Outcome, SandboxUnavailable, run_many
 from codex_ml.runtime import StageError, progress
 from codex_ml.stats.bootstrap import ratio_interval, resample_counts
@@ -130,12 +130,8 @@ def generate_completions(model: torch.nn.Module, tokenizer: Any, prompts: list[s
     batches = [jobs[b:b + batch_size] for b in range(0, len(jobs), batch_size)]
     with torch.inference_mode():
         for n, batch in enumerate(progress(batches, desc=desc, unit="batch")):
-            width = max(len(ids[i]) for i, _ in batch)
-            x = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, (i, _) in enumerate(batch):
-                x[r, width - len(ids[i]):] = torch.tensor(ids[i])
-                mask[r, width - len(ids[i]):] = 1
+            x, mask = left_padded([ids[i] for i, _ in batch], pad_id)
+            width = x.shape[1]
             torch.manual_seed(seed + n)  # each batch its own seeded draw: reruns are identical
             gen = model.generate(input_ids=x.to(device), attention_mask=mask.to(device),  # type: ignore[operator]
                                  generation_config=config, tokenizer=tokenizer)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from codex_ml.eval.bootstrap import ratio_interval, resample_counts
-from codex_ml.eval.completion import completion_text, newline_token_mask
+from codex_ml.eval.completion import completion_text, left_padded, newline_token_mask
 from codex_ml.eval.infill_spans import (
     KINDS,
     build_prompt,
@@ -102,12 +102,8 @@ def write_middles(model: torch.nn.Module, tokenizer: Any, prompts: list[list[int
     batches = [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
     with torch.inference_mode():
         for batch in progress(batches, desc=desc, unit="batch"):
-            width = max(len(prompts[i]) for i in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, i in enumerate(batch):  # left padding: every prompt ends where the middle starts
-                ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
-                mask[r, width - len(prompts[i]):] = 1
+            ids, mask = left_padded([prompts[i] for i in batch], pad_id)
+            width = ids.shape[1]
             stop = StoppingCriteriaList([StopAfterLines(newline, [lines[i] for i in batch], width)])
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),  # type: ignore[operator]
                                  generation_config=config, stopping_criteria=stop)
