@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tokenizers import Tokenizer
 
 from codex_ml.fim.sentinels import (
     SPELLINGS,
@@ -144,12 +145,14 @@ def test_arrange_psm_and_spm() -> None:
 @pytest.mark.parametrize("backend", [b for b, _ in BACKENDS])
 def test_packed_ids_give_back_each_documents_exact_text(
         backend: str, trained: Trained, texts: list[str]) -> None:
-    tok, _ = trained[backend]
+    tok, folder = trained[backend]
     table = TokenBytes(tok.hf)
-    unusual = ["naïve = 'ünïcödé ▁ ⁂ 😀'\n\tx = '</s>'", "\u2581\u2581 spaces   \n\n"]
+    unusual = ["naïve = 'ünïcödé ▁ ⁂ 😀'\n\tx = '</s>'", "\u2581\u2581 spaces   \n\n", "'<fim_middle>'"]
     for text, ids in zip(texts + unusual, tok.encode_batch(texts + unusual, 1), strict=True):
         assert table.text(ids) == text
-    check_round_trip(tok.hf, table, texts[:5], "models/tokenizer")
+    # as training will load it: tokenizer.json alone, in which special-token text would be special
+    saved = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    check_round_trip(saved, TokenBytes(saved), texts[:5] + unusual, "models/tokenizer")
 
 
 def test_a_tokenizer_that_adds_text_is_refused_before_any_example(texts: list[str]) -> None:

@@ -32,7 +32,7 @@ from typing import Literal, Protocol
 import numpy as np
 from tokenizers import Tokenizer
 
-from codex_ml.fim.token_bytes import TokenBytes
+from codex_ml.fim.token_bytes import TokenBytes, encoder
 from codex_ml.fim.transform import arrange, cut, draw, example_rng
 
 IGNORE = -100  # the label transformers' causal LMs skip
@@ -67,13 +67,6 @@ class FimCounts:
     split_character: int = 0  # left as they were: an end inside a character
     too_short: int = 0  # left as they were: too short to make room for the sentinels
     padded: int = 0
-
-
-def encoder(hf: Tokenizer) -> Tokenizer:
-    """A copy of `hf` that encodes sentinel text in a document as text (as the packed streams do)."""
-    copy = Tokenizer.from_str(hf.to_str())
-    copy.encode_special_tokens = True
-    return copy
 
 
 class FimWindows:
