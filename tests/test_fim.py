@@ -25,7 +25,7 @@ from codex_ml.fim.sentinels import (
 )
 from codex_ml.fim.token_bytes import TokenBytes, check_round_trip
 from codex_ml.fim.transform import arrange, cut, draw, example_rng
-from codex_ml.fim.windows import IGNORE, FimConfig, FimWindows
+from codex_ml.fim.windows import IGNORE, MARGIN, FimConfig, FimWindows
 from codex_ml.tokenization import CodexTokenizer, load_tokenizer, train_tokenizer
 from codex_ml.tokenization.base import FIM_TOKENS
 from tests.pretrainedkit import train_family_tokenizer
@@ -170,11 +170,11 @@ def fragments(ids: np.ndarray, eos: int) -> list[np.ndarray]:
     return np.split(ids, np.flatnonzero(ids == eos) + 1)
 
 
-def untransform(tok: CodexTokenizer, ids: np.ndarray, labels: np.ndarray) -> str:
-    """A FIM fragment's text put back in document order (padding dropped)."""
+def untransform(tok: CodexTokenizer, fragment: np.ndarray) -> str:
+    """A FIM fragment's text put back in document order."""
     p, m, s = tok.fim_ids  # type: ignore[misc]
     table = TokenBytes(tok.hf)
-    ids = ids[labels != IGNORE].tolist()
+    ids = fragment.tolist()
     if ids[:2] == [p, s]:  # SPM: P S suffix M prefix middle
         suffix, rest = ids[2:ids.index(m)], ids[ids.index(m) + 1:]
         return table.join(rest).decode() + table.join(suffix).decode()
@@ -183,29 +183,23 @@ def untransform(tok: CodexTokenizer, ids: np.ndarray, labels: np.ndarray) -> str
 
 
 @pytest.mark.parametrize("backend", [b for b, _ in BACKENDS])
-def test_context_level_windows_keep_length_and_documents(
+def test_every_whole_fragment_of_a_window_round_trips_to_its_document(
         backend: str, trained: Trained, texts: list[str]) -> None:
     tok, _ = trained[backend]
     fim = fim_windows(tok, rate=1.0)
-    docs = [t[:600] for t in texts[:20]]  # whole documents that fit a window: nothing truncated
+    docs = [t[:600] for t in texts[:20]]
     stream, _ = packed(tok, docs)
-    out, labels = fim.context(stream, key=(0,))
-    assert out.shape == stream.shape and labels.shape == stream.shape
-    eos = tok.special_ids.eos
-    assert np.array_equal(np.flatnonzero(out == eos), np.flatnonzero(stream == eos))
-    kept = 0
-    for doc, frag, frag_labels in zip(docs, fragments(out, tok.special_ids.eos),
-                                      fragments(labels, tok.special_ids.eos), strict=False):
-        body, body_labels = frag[:-1], frag_labels[:-1]
-        if body[0] != tok.fim_ids[0]:  # type: ignore[index]
-            kept += 1  # too short to make room: left as it was
-            continue
-        text = untransform(tok, body, body_labels)
-        # the document, less the few tokens' text that the suffix's end or the prefix's start gave up
-        assert text in doc and len(text) > len(doc) - 60
-    counts = fim.counts
-    assert counts.transformed > 0.8 * len(docs) and counts.spm > 0 and counts.transformed - counts.spm > 0
-    assert kept == counts.too_short + counts.split_character
+    out, labels = fim.context(stream, key=(0,), length=len(stream) + 200)  # room for every fragment
+    assert out.shape == labels.shape == (len(stream) + 200,) and fim.counts.padded_windows == 1
+    assert np.all(labels[out == tok.special_ids.pad] == IGNORE)
+    body = out[labels != IGNORE]
+    frags = fragments(body, tok.special_ids.eos)[:len(docs)]
+    assert len(frags) == len(docs)
+    for doc, frag in zip(docs, frags, strict=True):
+        assert frag[-1] == tok.special_ids.eos
+        assert untransform(tok, frag[:-1]) == doc  # prefix + middle + suffix = the document, exactly
+    c = fim.counts
+    assert c.transformed == len(docs) and 0 < c.spm < len(docs)
 
 
 @pytest.mark.parametrize("backend", [b for b, _ in BACKENDS])
@@ -213,12 +207,13 @@ def test_a_window_is_the_same_for_any_order_worker_or_rerun(
         backend: str, trained: Trained, texts: list[str]) -> None:
     tok, _ = trained[backend]
     stream, offsets = packed(tok, texts[:30])
-    starts = np.random.default_rng(0).integers(0, len(stream) - 256, size=12)
+    starts = np.random.default_rng(0).integers(0, len(stream) - 256 - MARGIN, size=12)
     window = 256
 
     def run(order: list[int], fim: FimWindows, level: str) -> dict[int, Any]:
         if level == "context":
-            return {i: fim.context(stream[starts[i]:starts[i] + window], key=(i,)) for i in order}
+            return {i: fim.context(stream[starts[i]:starts[i] + window + MARGIN], (i,), window)
+                    for i in order}
         return {i: fim.document_window(stream, offsets, int(starts[i]), window) for i in order}
 
     for level in ("context", "document"):
@@ -228,42 +223,26 @@ def test_a_window_is_the_same_for_any_order_worker_or_rerun(
         c = run([3, 7, 1], FimWindows(worker, tok.hf), level)
         for i in range(12):
             assert np.array_equal(a[i][0], b[i][0]) and np.array_equal(a[i][1], b[i][1])
-            assert a[i][0].shape == (window,)
+            assert a[i][0].shape == (window,) and not np.any(a[i][1] == IGNORE)
         for i in (3, 7, 1):
             assert np.array_equal(a[i][0], c[i][0])
         other_seed = run(list(range(12)), fim_windows(tok, level=level, seed=8), level)
         assert any(not np.array_equal(a[i][0], other_seed[i][0]) for i in range(12))
 
 
-def test_rate_zero_changes_nothing_and_rate_one_transforms_every_fragment_that_fits(
+def test_rate_zero_is_the_left_to_right_window_and_a_short_one_is_padded(
         trained: Trained, texts: list[str]) -> None:
     tok, _ = trained["hf-bpe"]
     stream, _ = packed(tok, texts[:10])
-    window = stream[:2048]
-    out, labels = fim_windows(tok, rate=0.0).context(window, key=(5,))
-    assert np.array_equal(out, window) and np.array_equal(labels, window)
+    out, labels = fim_windows(tok, rate=0.0).context(stream[:2048 + MARGIN], (5,), 2048)
+    assert np.array_equal(out, stream[:2048]) and np.array_equal(labels, stream[:2048])
     fim = fim_windows(tok, rate=1.0, spm_rate=0.0)
-    out, _ = fim.context(window, key=(5,))
-    c = fim.counts
-    assert c.spm == 0 and c.transformed + c.too_short + c.split_character == c.fragments
+    out, labels = fim.context(stream[-100:], (6,), 128)  # the stream's end: nothing to spare
+    assert fim.counts.spm == 0 and fim.counts.transformed > 0 and fim.counts.padded_windows == 1
+    n = int(np.sum(labels != IGNORE))
+    assert n >= 100 and np.all(out[n:] == tok.special_ids.pad) and np.all(labels[n:] == IGNORE)
     with pytest.raises(ValueError, match="FIM rates must be in"):
         fim_windows(tok, rate=1.5)
-
-
-def test_a_fragment_that_comes_out_shorter_is_padded_and_its_padding_not_trained(
-        trained: Trained) -> None:
-    tok, _ = trained["hf-bpe"]
-    fim = fim_windows(tok, rate=1.0, spm_rate=0.0)
-    # A fragment given as single-character tokens re-encodes into far fewer tokens.
-    text = "def function_name(argument):\n    return argument\n"
-    ids = np.asarray([i for ch in text for i in tok.encode(ch)], dtype=np.int64)
-    made = fim.fragment(ids, example_rng(3, 0))
-    assert made is not None
-    out, labels = made
-    assert len(out) == len(ids) and fim.counts.padded == 1
-    pads = [i for i, x in enumerate(labels) if x == IGNORE]
-    assert pads and all(out[i] == tok.special_ids.pad for i in pads)
-    assert out[pads[-1] + 1] == tok.fim_ids[1]  # type: ignore[index]
 
 
 def test_added_tokens_stay_distinct_in_the_byte_table(trained: Trained) -> None:

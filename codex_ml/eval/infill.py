@@ -18,6 +18,7 @@ a kind, which pairs the two bits-per-byte numbers and their difference.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,9 +129,11 @@ class InfillSettings:
 
 
 def run_kind(model: torch.nn.Module, tokenizer: Any, texts: list[str], paths: list[str], kind: str, n: int,
-             seed: list[int], s: InfillSettings, split: str = "val"
+             seed: list[int], s: InfillSettings, split: str = "val", timings: dict[str, float] | None = None
              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Metrics and per-span rows for `n` spans of `kind` in one split's documents."""
+    """Metrics and per-span rows for `n` spans of `kind` in one split's documents; `timings` gets the
+    seconds spent scoring and writing."""
+    clock = time.perf_counter()
     spans = sample_spans(texts, n, seed, kind)
     enc = [[tokenizer(p, add_special_tokens=False)["input_ids"] for p in sp.pieces(texts[sp.doc])]
            for sp in spans]
@@ -145,12 +148,15 @@ def run_kind(model: torch.nn.Module, tokenizer: Any, texts: list[str], paths: li
                                   **kw)
     nll_fim = (score_continuations(model, [q.fim or [] for q in score_prompts], middles,
                                    desc=f"infill {kind} fim", **kw) if s.sentinels else None)
+    scored = time.perf_counter()
     gen_room = min(s.window // 2, s.max_new_tokens * KINDS[kind][1])
     write = [build_prompt(p, m, x, window=s.window, room=gen_room, eos_id=s.eos_id, sentinels=s.sentinels)
              for p, m, x in enc]
     written = write_middles(model, tokenizer, [q.fim or q.l2r for q in write], [sp.lines for sp in spans],
                             max_new_tokens=gen_room, batch_size=s.batch_size, eos_id=s.eos_id,
                             pad_id=s.pad_id, device=s.device, desc=f"infill {kind} write")
+    if timings is not None:
+        timings.update(score=scored - clock, write=time.perf_counter() - scored)
     rows = []
     for i, sp in enumerate(spans):
         middle = sp.pieces(texts[sp.doc])[1]

@@ -13,13 +13,13 @@ two cuts change. Two levels, as in Bavarian et al. (who found context-level bett
   and windows are cut from the transformed documents: a window may hold a middle without its
   prefix and suffix.
 
-Every transformed fragment keeps its length, so windows, their EOS positions and the sampler's
-offsets are the same with FIM as without (Megatron-LM's way): sentinels and re-encoding usually add
-a few tokens, taken from the far end of the suffix, then from the start of the prefix (text a
-window could equally have cut off); a fragment too short to give them up stays as it is. One that
-comes out shorter is padded with `pad_id` just before `<fim_middle>`, and its padding is not
-trained on (label IGNORE). A fragment whose ends split a character (a window edge inside a
-character spelled as several byte tokens) stays as it is.
+A FIM window is the first `length` tokens of the transformed text that starts where the left-to-right
+window starts: sentinels and re-encoding make a fragment a few tokens longer, so the window is read
+with MARGIN tokens to spare and its end is cut, exactly as a left-to-right window cuts the document
+it ends in. Every fragment but the window's last is whole, so prefix, suffix and middle are the ones
+an editor would show (a suffix running to the end of its file included). A window that still comes
+out short (the end of the stream) is padded with `pad_id`, label IGNORE. A fragment whose ends split
+a character (a window edge inside a character spelled as several byte tokens) stays as it is.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from codex_ml.fim.token_bytes import TokenBytes, encoder
 from codex_ml.fim.transform import arrange, cut, draw, example_rng
 
 IGNORE = -100  # the label transformers' causal LMs skip
+MARGIN = 64  # tokens read past a window's end: what its fragments grow by under FIM, with room to spare
 DOCUMENT_CACHE = 256  # transformed documents kept (document level): windows often share one
 
 
@@ -65,12 +66,11 @@ class FimCounts:
     transformed: int = 0
     spm: int = 0
     split_character: int = 0  # left as they were: an end inside a character
-    too_short: int = 0  # left as they were: too short to make room for the sentinels
-    padded: int = 0
+    padded_windows: int = 0  # came out shorter than their length (the end of the stream)
 
 
 class FimWindows:
-    """Makes FIM windows from left-to-right ones: `context` for one window, `document_window` for a
+    """Makes FIM windows from the packed stream: `context` for one window, `document_window` for a
     window cut from transformed documents. Both return (input_ids, labels), int64, of the window's
     length."""
 
@@ -81,13 +81,13 @@ class FimWindows:
         self.config, self.hf = config, encoder(hf)
         self.table = table if table is not None else TokenBytes(hf)
         self.counts = FimCounts()
-        self._documents: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._documents: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def _encode(self, text: str) -> list[int]:
         return list(self.hf.encode(text, add_special_tokens=False).ids)
 
-    def fragment(self, ids: np.ndarray, rng: np.random.Generator) -> tuple[list[int], list[int]] | None:
-        """One fragment (no EOS in it) as FIM ids and labels of the same length, or None to keep it."""
+    def fragment(self, ids: np.ndarray, rng: np.random.Generator) -> list[int] | None:
+        """One fragment (no EOS in it) as FIM ids, or None to keep it as it is."""
         c = self.config
         d = draw(rng, c.rate, c.spm_rate)
         self.counts.fragments += 1
@@ -99,48 +99,45 @@ class FimWindows:
             return None
         pieces = cut(text, d.cuts)
         prefix, middle, suffix = (self._encode(t) for t in (pieces.prefix, pieces.middle, pieces.suffix))
-        excess = len(prefix) + len(middle) + len(suffix) + 3 - len(ids)
-        if excess > len(suffix) + len(prefix):
-            self.counts.too_short += 1
-            return None
-        if excess > 0:
-            from_suffix = min(excess, len(suffix))
-            suffix = suffix[:len(suffix) - from_suffix]
-            prefix = prefix[excess - from_suffix:]
-        pad = max(0, -excess)
-        out = arrange(prefix, middle, suffix + [c.pad_id] * pad, c.sentinels, d.spm)
-        labels = list(out)
-        if pad:
-            at = out.index(c.sentinels[1]) - pad  # padding sits just before <fim_middle>
-            labels[at:at + pad] = [IGNORE] * pad
-            self.counts.padded += 1
         self.counts.transformed += 1
         self.counts.spm += d.spm
-        return out, labels
+        return arrange(prefix, middle, suffix, c.sentinels, d.spm)
 
-    def _apply(self, ids: np.ndarray, key: Sequence[int | str]) -> tuple[np.ndarray, np.ndarray]:
-        out = ids.astype(np.int64)
-        labels = out.copy()
-        ends = np.flatnonzero(out == self.config.eos_id)
+    def _apply(self, ids: np.ndarray, key: Sequence[int | str]) -> np.ndarray:
+        """Every fragment of `ids` through `fragment`, EOS kept between them."""
+        out: list[np.ndarray] = []
+        ends = np.flatnonzero(ids == self.config.eos_id)
         starts = np.concatenate([[0], ends + 1])
-        stops = np.concatenate([ends, [len(out)]])
+        stops = np.concatenate([ends, [len(ids)]])
         for k, (a, b) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
-            if b > a:
-                made = self.fragment(out[a:b], example_rng(self.config.seed, *key, k))
-                if made is not None:
-                    out[a:b], labels[a:b] = made
-        return out, labels
+            made = self.fragment(ids[a:b], example_rng(self.config.seed, *key, k)) if b > a else None
+            out.append(ids[a:b].astype(np.int64) if made is None else np.asarray(made, dtype=np.int64))
+            if b < len(ids):
+                out.append(np.asarray([self.config.eos_id], dtype=np.int64))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
-    def context(self, window: np.ndarray, key: Sequence[int | str]) -> tuple[np.ndarray, np.ndarray]:
-        """Context-level FIM of one window; `key` identifies the window (e.g. its index in the run)."""
-        return self._apply(window, key)
+    def _fit(self, ids: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+        ids = ids[:length]
+        labels = ids.copy()
+        if len(ids) < length:
+            self.counts.padded_windows += 1
+            pad = length - len(ids)
+            ids = np.concatenate([ids, np.full(pad, self.config.pad_id, dtype=np.int64)])
+            labels = np.concatenate([labels, np.full(pad, IGNORE, dtype=np.int64)])
+        return ids, labels
 
-    def document(self, number: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def context(self, tokens: np.ndarray, key: Sequence[int | str], length: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Context-level FIM: `tokens` is the window read with MARGIN tokens to spare (fewer at the end
+        of the stream), `key` identifies the window (its index in the run), `length` its size."""
+        return self._fit(self._apply(np.asarray(tokens), key), length)
+
+    def document(self, number: int, ids: np.ndarray) -> np.ndarray:
         """Document-level FIM of document `number` (its ids without the closing EOS), once per run."""
         if number in self._documents:
             self._documents.move_to_end(number)
             return self._documents[number]
-        made = self._apply(ids, ("document", number))
+        made = self._apply(np.asarray(ids), ("document", number))
         self._documents[number] = made
         if len(self._documents) > DOCUMENT_CACHE:
             self._documents.popitem(last=False)
@@ -148,17 +145,17 @@ class FimWindows:
 
     def document_window(self, stream: Stream, offsets: np.ndarray, start: int, length: int
                         ) -> tuple[np.ndarray, np.ndarray]:
-        """Window [start, start + length) of the stream with each document in it transformed whole;
-        `offsets`: len(documents) + 1 token offsets (codex_ml.shards.SplitIndex.offsets)."""
-        stop = start + length
-        first = int(np.searchsorted(offsets, start, side="right")) - 1
-        last = int(np.searchsorted(offsets, stop, side="left"))
-        ids, labels = [], []
-        for d in range(first, last):
+        """`length` tokens of the transformed documents from where token `start` of the stream is
+        (its offset in its document, or the transformed document's end when shorter); `offsets`:
+        len(documents) + 1 token offsets (codex_ml.shards.SplitIndex.offsets)."""
+        d = int(np.searchsorted(offsets, start, side="right")) - 1
+        eos = np.asarray([self.config.eos_id], dtype=np.int64)
+        parts: list[np.ndarray] = []
+        held, skip = 0, start - int(offsets[d])
+        while held < skip + length and d < len(offsets) - 1:
             lo, hi = int(offsets[d]), int(offsets[d + 1])
-            doc_ids, doc_labels = self.document(d, stream[lo:hi - 1])
-            eos = np.array([self.config.eos_id], dtype=np.int64)
-            a, b = max(start, lo) - lo, min(stop, hi) - lo
-            ids.append(np.concatenate([doc_ids, eos])[a:b])
-            labels.append(np.concatenate([doc_labels, eos])[a:b])
-        return np.concatenate(ids), np.concatenate(labels)
+            parts.append(np.concatenate([self.document(d, stream[lo:hi - 1]), eos]))
+            held += len(parts[-1])
+            d += 1
+        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return self._fit(ids[min(skip, len(parts[0]) - 1 if parts else 0):], length)
