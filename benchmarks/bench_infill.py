@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from codex_ml.eval.completion import complete_lines, sample_lines
-from codex_ml.eval.data import load_prepared, load_token_split
 from codex_ml.eval.infill import InfillSettings, run_kind
+from codex_ml.eval.inputs import load_prepared, load_token_split
 from codex_ml.eval.model import context_window, load_model, load_tokenizer, special_ids
 from codex_ml.eval.score import score_documents
 from codex_ml.fim.sentinels import require_sentinels

@@ -27,7 +27,7 @@ from codex_ml.fim.token_bytes import TokenBytes, check_round_trip
 from codex_ml.fim.transform import arrange, cut, draw, example_rng
 from codex_ml.fim.windows import IGNORE, MARGIN, FimConfig, FimWindows
 from codex_ml.tokenization import CodexTokenizer, load_tokenizer, train_tokenizer
-from codex_ml.tokenization.base import FIM_TOKENS
+from codex_ml.tokenization.codex_tokenizer import FIM_TOKENS
 from tests.pretrainedkit import train_family_tokenizer
 from tests.tokenizekit import sample_documents, small_params
 
