@@ -26,8 +26,9 @@ FAMILIES = ("gpt2", "llama", "qwen2", "gpt_neox", "phi")
 WINDOW = 128  # positions of every fixture
 TRAIN = {"seq_len": 64, "final_seq_len": 0, "batch_size": 8, "max_steps": 12, "warmup_steps": 2,
          "eval_every": 6, "eval_batches": 2, "checkpoint_every": 6, "optimizer": "adamw", "lr": 0.003,
-         "threads": 1}
-EVAL = {"bootstrap": 50, "completion_samples": 4, "completion_max_tokens": 8, "batch_size": 8, "threads": 1}
+         "threads": 1, "fim": {"rate": 0.0}}  # the families' tokenizers have no FIM sentinels
+EVAL = {"bootstrap": 50, "completion_samples": 4, "completion_max_tokens": 8, "batch_size": 8, "threads": 1,
+        "infill": {"line": 4, "block": 2}}
 
 
 def write_corpus(folder: Path) -> Path:
@@ -71,8 +72,12 @@ def run_eval(params: Params, corpus: Path, root: Path) -> dict[str, Any]:
     return run_eval(params.eval, inputs, train_seq_len=params.train.context)[0]
 
 
-def train_family_tokenizer(family: str, texts: list[str], vocab_size: int = 400) -> Any:
-    """A PreTrainedTokenizerFast trained on `texts` with `family`'s special tokens and pre-tokenizer."""
+STARCODER_FIM = ["<fim_prefix>", "<fim_middle>", "<fim_suffix>"]  # StarCoder's sentinels
+
+
+def train_family_tokenizer(family: str, texts: list[str], vocab_size: int = 400, fim: bool = False) -> Any:
+    """A PreTrainedTokenizerFast trained on `texts` with `family`'s special tokens and pre-tokenizer
+    (and StarCoder's FIM sentinels with `fim`, byte-level families only)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -101,7 +106,8 @@ def train_family_tokenizer(family: str, texts: list[str], vocab_size: int = 400)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+    specials = ["<|endoftext|>"] + STARCODER_FIM * fim
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer)
     end = "<|endoftext|>"
@@ -129,12 +135,13 @@ def family_config(family: str, tokenizer: Any, hidden: int = 32, layers: int = 2
 
 
 def make_pretrained(family: str, texts: list[str], folder: Path, seed: int = 0, hidden: int = 32,
-                    layers: int = 2) -> Path:
-    """A random-init `family` model with its own tokenizer trained on `texts`, saved to `folder`."""
+                    layers: int = 2, fim: bool = False) -> Path:
+    """A random-init `family` model with its own tokenizer trained on `texts` (with StarCoder's FIM
+    sentinels if `fim`), saved to `folder`."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    tokenizer = train_family_tokenizer(family, texts)
+    tokenizer = train_family_tokenizer(family, texts, fim=fim)
     torch.manual_seed(seed)
     config = family_config(family, tokenizer, hidden, layers)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

@@ -69,6 +69,13 @@ def test_dvc_repro_tokenize(stdlib_sample: Path, make_repo: Callable[..., Path])
     assert _outputs(repo) == before
     assert (repo / "dvc.lock").read_text() == lock_before
 
+    # FIM is made where train cuts its windows: a new rate leaves tokenize up to date.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["fim"] = {"rate": 0.25, "spm_rate": 1.0, "level": "document"}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = run(["dvc", "status", "tokenize"], repo).stdout
+    assert "up to date" in status.lower() or status.strip() == ""
+
     # Bad params: one clear error naming the key, before any work. (DVC itself removes a stage's
     # outputs before running it, `dvc checkout` restores them; the stage leaves no partial files.)
     params = yaml.safe_load((repo / "params.yaml").read_text())

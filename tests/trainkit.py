@@ -19,6 +19,7 @@ from codex_ml.training.stage import run_training
 from tests.conftest import compose
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+FIM = ["<fim_prefix>", "<fim_middle>", "<fim_suffix>"]  # as every tokenizer the tokenize stage trains
 
 
 def write_token_data(docs: dict[str, list[str]], out: Path, vocab_size: int = 384) -> None:
@@ -29,7 +30,7 @@ def write_token_data(docs: dict[str, list[str]], out: Path, vocab_size: int = 38
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS + FIM,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(docs["train"], trainer=trainer)
     hf = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",

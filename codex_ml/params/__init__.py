@@ -29,15 +29,17 @@ from codex_ml.params.data import (
     SlurmParams,
     TokenizerParams,
 )
-from codex_ml.params.eval import EvalParams, HumanEvalParams, ReleaseParams, ReportParams
+from codex_ml.params.eval import EvalParams, HumanEvalParams, InfillParams, ReleaseParams, ReportParams
 from codex_ml.params.section import ParamsError, Section, error_lines, fail, raise_all, setting
-from codex_ml.params.train import LoraParams, ModelParams, TrainParams
+from codex_ml.params.train import FimParams, LoraParams, ModelParams, TrainParams
 
 __all__ = [
     "DataParams",
     "EvalParams",
+    "FimParams",
     "HeldOutParams",
     "HumanEvalParams",
+    "InfillParams",
     "LoraParams",
     "ModelParams",
     "NearDedupParams",

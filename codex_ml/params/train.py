@@ -72,6 +72,19 @@ class ModelParams(Section):
         return self
 
 
+class FimParams(Section):
+    key = "train.fim"
+
+    rate: Share = setting(0.5, "share of training examples cut at two random characters into prefix, middle "
+                               "and suffix and reordered with the FIM sentinels (docs/fim.md); 0 = left to "
+                               "right only")
+    spm_rate: Share = setting(0.5, "share of those examples in suffix-prefix-middle order (the rest "
+                                   "prefix-suffix-middle)")
+    level: Literal["context", "document"] = setting(
+        "context", "context: each document piece of every training window is an example, drawn afresh each "
+                   "time a window is read; document: each document once per run")
+
+
 class TrainParams(Section):
     key = "train"
 
@@ -121,8 +134,9 @@ class TrainParams(Section):
     # No device is near 100,000 TFLOP/s: a larger value is FLOP/s given where TFLOP/s is meant.
     peak_tflops: Annotated[float, Field(ge=0, le=100_000), Hint("TFLOP/s; 0 = the table of known GPUs")] = (
         setting(
-
             0.0, "the device's dense peak for MFU (train/mfu); telemetry only"))
+    fim: FimParams = setting(FimParams, "fill in the middle: made where windows are cut, so a change "
+                                        "retrains without re-tokenizing")
 
     @property
     def context(self) -> int:

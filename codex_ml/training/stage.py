@@ -33,6 +33,7 @@ import torch
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 from transformers.utils import logging as hf_logging
 
+import codex_ml.fim
 import codex_ml.models
 import codex_ml.training
 from codex_ml import kernels
@@ -56,6 +57,7 @@ from codex_ml.training.checkpoint import (
 )
 from codex_ml.training.early_stopping import EarlyStopping
 from codex_ml.training.ema import AverageWeights, WeightAverage
+from codex_ml.training.fim import FimTokenizer, check_fim, fim_windows
 from codex_ml.training.inputs import TokenData, check_made_by, load_token_data, unigram_entropy
 from codex_ml.training.mfu import flops_per_token, resolve_peak
 from codex_ml.training.telemetry import LiveLogger, Progress, close_live, open_live
@@ -102,10 +104,10 @@ def fingerprint_inputs(params: Params, data_fingerprint: str, processes: int) ->
     import peft
     import transformers
 
-    packages = [Path(codex_ml.training.__file__).parent, Path(codex_ml.models.__file__).parent]
+    packages = [Path(str(p.__file__)).parent for p in (codex_ml.training, codex_ml.models, codex_ml.fim)]
     # train.peak_tflops only labels telemetry and train.ship picks among the checkpoints after training:
     # changing either must not throw a trained run's checkpoints away. The FSDP keys count only when set:
-    # a DDP run's checkpoints keep the fingerprint they had before.
+    # a DDP run's checkpoints keep the fingerprint they had before. train.fim makes the windows: it counts.
     train = {k: v for k, v in to_dict(params.train).items()
              if k not in ("peak_tflops", "ship") and not (k in FSDP_KEYS and v == FSDP_KEYS[k])}
     return {
@@ -128,6 +130,7 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     # --- 1. inputs and params, checked before anything is written; the steps planned ---------------
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     base = check_setup(params, paths, processes)
+    fim_tokenizer = check_fim(params.train.fim, paths.tokenizer, base)  # sentinels, before any reading
     data = load_token_data(paths.tokens)
     check_made_by(data, paths.tokenizer, base)
     budget = budgets.plan(params.train, len(data.train))
@@ -138,7 +141,7 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
     log.info("train: CPU kernels %s", kernels.check(tp.kernels, "train.kernels"))
     model = make_model(params.model, tp, data)
     parameters = (count_parameters(model), count_parameters(model, trainable_only=True))
-    windows = make_windows(data, tp)  # (train, val); too few tokens is refused here, before any cleaning
+    windows = make_windows(data, tp, fim_tokenizer)  # (train, val); too few tokens is refused here
 
     # --- 3. the run's fingerprint, and the checkpoint it resumes --------------------------------
     inputs = fingerprint_inputs(params, data.fingerprint(), processes)
@@ -219,12 +222,17 @@ def make_model(mp: ModelParams, tp: TrainParams, data: TokenData) -> torch.nn.Mo
     return model
 
 
-def make_windows(data: TokenData, tp: TrainParams) -> tuple[TrainWindows, EvalWindows]:
-    """The train windows (seeded, resumable: windows.py) and the fixed val windows."""
+def make_windows(data: TokenData, tp: TrainParams, fim_tokenizer: FimTokenizer | None = None
+                 ) -> tuple[TrainWindows, EvalWindows]:
+    """The train windows (seeded, resumable, through train.fim's transform: windows.py) and the fixed,
+    left-to-right val windows."""
     windows_per_step = tp.batch_size * tp.grad_accum
+    fim, offsets = (fim_windows(tp.fim, tp.seed, fim_tokenizer, data.dir, data.meta, data.train)
+                    if fim_tokenizer is not None else (None, None))
     train_set = TrainWindows(data.train, tp.seq_len, tp.max_steps * windows_per_step, windows_per_step,
                              tp.seed, final_seq_len=tp.final_seq_len,
-                             final_from=(tp.max_steps - tp.final_steps) * windows_per_step)
+                             final_from=(tp.max_steps - tp.final_steps) * windows_per_step, fim=fim,
+                             offsets=offsets)
     return train_set, EvalWindows(data.val, tp.seq_len, tp.eval_batches * tp.batch_size)
 
 

@@ -6,6 +6,11 @@ so the sampler's whole state is its position: how many windows have been consume
 records that position, and a resumed run continues with exactly the windows an uninterrupted run
 would have seen, on any number of processes. Val windows are evenly spaced over the val stream and fixed,
 so every val loss in a run (and across runs) is measured on the same tokens.
+
+With train.fim (codex_ml/fim/windows.py) a train window is transformed as it is read, keyed by its
+place in the run (block, window): still a pure function of the index, so a resumed run and any number
+of processes see the same windows byte for byte. Val windows stay left to right: val loss measures
+what every run is compared on.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from codex_ml.fim.windows import MARGIN, FimWindows
 from codex_ml.runtime import StageError
 from codex_ml.shards import TokenStream
 
@@ -40,7 +46,8 @@ class TrainWindows(torch.utils.data.Dataset):
     """
 
     def __init__(self, tokens: TokenStream, seq_len: int, count: int, block: int, seed: int,
-                 final_seq_len: int = 0, final_from: int | None = None):
+                 final_seq_len: int = 0, final_from: int | None = None, fim: FimWindows | None = None,
+                 offsets: np.ndarray | None = None):
         longest = max(seq_len, final_seq_len)
         if len(tokens) < longest:
             key = "train.final_seq_len" if final_seq_len > seq_len else "train.seq_len"
@@ -52,6 +59,10 @@ class TrainWindows(torch.utils.data.Dataset):
                              f"{final_seq_len} tokens ({self.ratio} each)")
         self.final_from = count if final_from is None or self.ratio == 1 else final_from
         self._cached: tuple[int, np.ndarray] | None = None
+        if fim is not None and fim.config.level == "document" and offsets is None:
+            raise ValueError("document-level FIM needs the split's document offsets")
+        self.fim, self.offsets = fim, offsets
+        self._made: tuple[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
 
     def __len__(self) -> int:
         return self.count
@@ -66,10 +77,32 @@ class TrainWindows(torch.utils.data.Dataset):
         window, piece = divmod(offset, ratio)
         return int(self._cached[1][window]) + piece * self.seq_len
 
+    def _fim_piece(self, index: int) -> dict[str, torch.Tensor]:
+        """The window holding item `index` through FIM (made once for its consecutive pieces), and the
+        item's piece of it."""
+        assert self.fim is not None
+        b, offset = divmod(index, self.block)
+        ratio = self.ratio if index >= self.final_from else 1
+        window, piece = divmod(offset, ratio)
+        if self._made is None or self._made[0] != (b, window):
+            start, length = self.start(index) - piece * self.seq_len, self.seq_len * ratio
+            if self.fim.config.level == "document":
+                assert self.offsets is not None
+                made = self.fim.document_window(self.tokens, self.offsets, start, length)
+            else:
+                made = self.fim.context(self.tokens[start:start + length + MARGIN], (b, window), length)
+            self._made = ((b, window), made)
+        ids, labels = (torch.from_numpy(a[piece * self.seq_len:(piece + 1) * self.seq_len])
+                       for a in self._made[1])
+        return {"input_ids": ids, "labels": labels}
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.count:
             raise IndexError(index)
-        item = _window(self.tokens, self.start(index), self.seq_len)
+        if self.fim is None:
+            item = _window(self.tokens, self.start(index), self.seq_len)
+        else:
+            item = self._fim_piece(index)
         item["join"] = torch.tensor(self.ratio if index >= self.final_from else 1)
         return item
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from codex_ml.params import ParamsError
@@ -106,7 +107,7 @@ def test_interrupted_lora_run_resumes_to_the_identical_model(workdir: Callable[.
 
 def test_changed_params_start_fresh_and_say_which(workdir: Callable[..., Path],
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    root = workdir({"train": {"max_steps": 20}})
+    root = workdir({"train": {"max_steps": 20, "fim": {"rate": 0.5}}})
     train(root)
     first = folder_hashes(root / "models/trained")
     caplog.set_level(logging.INFO, logger="codex_ml.train")
@@ -114,10 +115,11 @@ def test_changed_params_start_fresh_and_say_which(workdir: Callable[..., Path],
     assert "resuming from models/checkpoints/checkpoint-20 (step 20)" in caplog.text
     assert folder_hashes(root / "models/trained") == first
     caplog.clear()
-    params = (root / "params.yaml").read_text().replace("lr: 0.003", "lr: 0.001")
-    (root / "params.yaml").write_text(params)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["train"] |= {"lr": 0.001, "fim": {"rate": 0.25}}  # the FIM rate makes other windows
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
     summary = train(root)
-    assert "train.lr: 0.003 -> 0.001): not resumed" in caplog.text
+    assert "train.fim.rate: 0.5 -> 0.25; train.lr: 0.003 -> 0.001): not resumed" in caplog.text
     assert "starting fresh" in caplog.text and "resuming" not in caplog.text
     assert summary["train/resumed_from_step"] == 0
     assert folder_hashes(root / "models/trained") != first
