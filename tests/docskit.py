@@ -230,6 +230,7 @@ def quick_defaults(repo: Path) -> None:
     assert {"model": "llama-micro"} in config["defaults"] and {"train": "quick"} in config["defaults"]
     config["tokenizer"]["vocab_size"] = 512
     config["eval"].update(bootstrap=50, completion_samples=4)
+    config["eval"]["infill"].update(line=4, block=2)
     (repo / "conf/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     data = yaml.safe_load((repo / "conf/data/stdlib.yaml").read_text())
     # The user's repository (user_inputs) keeps its code under src/: `codex eval --data` reads it with

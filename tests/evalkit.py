@@ -13,12 +13,14 @@ import pytest
 import torch
 
 from codex_ml.handoffs import TokenMeta
+from codex_ml.params import InfillParams
 from codex_ml.paths import SPLITS
 from codex_ml.shards import SplitIndex, iter_prepared, write_token_split
 from codex_ml.tokenization.hf_bpe import unicode_to_byte
 
 PAD, BOS, EOS, UNK = 256, 257, 258, 259
 VOCAB = 264  # 256 bytes + 4 specials, rounded up to a multiple of 8
+NO_INFILL = InfillParams(line=0, block=0)  # for tests about something else: infilling costs generation
 
 
 def byte_tokenizer(folder: Path):  # -> PreTrainedTokenizerFast

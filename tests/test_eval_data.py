@@ -17,7 +17,7 @@ from codex_ml.eval import baselines
 from codex_ml.eval.stage import EvalInputs, run_eval
 from codex_ml.params import EvalParams
 from codex_ml.shards import iter_prepared
-from tests.evalkit import shared_workspace
+from tests.evalkit import NO_INFILL, shared_workspace
 from tests.planted_secrets import CASES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -71,7 +71,7 @@ def test_a_folder_scores_every_document_as_the_pipeline_would(ws: Path) -> None:
     low, high = d["bits_per_byte_ci"]
     assert low <= d["bits_per_byte"] <= high
     # The same model on the same documents through the pipeline's token files: the same total bits.
-    normal, _, _ = run_eval(EvalParams(bootstrap=0, completion_samples=0, batch_size=16),
+    normal, _, _ = run_eval(EvalParams(bootstrap=0, completion_samples=0, batch_size=16, infill=NO_INFILL),
                             EvalInputs(model_dir=ws / "models/model"), splits=("train", "val", "test"))
     assert d["tokens"] == sum(s["tokens"] for s in normal.values())
     bits = sum(s["bits_per_byte"] * s["bytes"] for s in normal.values())
@@ -85,7 +85,7 @@ def test_a_split_of_the_corpus_gives_the_pipelines_numbers_with_the_unigram(ws: 
     before = snapshot(ws / "data")
     _, m = codex_eval("--data", str(ws / "corpus"), "--split", "val")
     assert snapshot(ws / "data") == before
-    normal, _, _ = run_eval(EvalParams(bootstrap=50, completion_samples=0, batch_size=16),
+    normal, _, _ = run_eval(EvalParams(bootstrap=50, completion_samples=0, batch_size=16, infill=NO_INFILL),
                             EvalInputs(model_dir=ws / "models/model"), splits=("val",), train_seq_len=64)
     assert m == normal  # the corpus's own split, unigram from its own train split: identical
     assert m["val"]["leak"]["near_duplicate_documents"] == 0 and m["val"]["leak"]["bytes_fraction"] == 0.0

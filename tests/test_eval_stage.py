@@ -13,17 +13,18 @@ import pytest
 import yaml
 
 from codex_ml.eval.stage import EvalInputs, run_eval, write_outputs
-from codex_ml.params import EvalParams, ParamsError, parse_params
+from codex_ml.params import EvalParams, InfillParams, ParamsError, parse_params
 from codex_ml.runtime import StageError
 from codex_ml.shards import SplitIndex, iter_prepared, read_index, write_index
 from tests.conftest import ROOT, run, stage_command
-from tests.evalkit import build_workspace, shared_workspace
+from tests.evalkit import NO_INFILL, build_workspace, shared_workspace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 EVAL_KEYS = {"loss", "perplexity", "bits_per_byte", "bits_per_byte_ci", "accuracy",
                "completion_exact_match", "baselines"}
-PARAMS = EvalParams(bootstrap=100, completion_samples=8, completion_max_tokens=12, batch_size=16)
+PARAMS = EvalParams(bootstrap=100, completion_samples=8, completion_max_tokens=12, batch_size=16,
+                    infill=InfillParams(line=6, block=3, max_new_tokens=8))
 
 
 @pytest.fixture
@@ -48,7 +49,8 @@ def test_outputs_follow_the_contract_and_reruns_are_byte_identical(workspace: Pa
     files = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert files == [
         "eval.json", "eval/settings.json", "eval/test.csv", "eval/test.ndjson",
-        "eval/test_completions.ndjson", "eval/val.csv", "eval/val.ndjson", "eval/val_completions.ndjson"]
+        "eval/test_completions.ndjson", "eval/test_infill.ndjson", "eval/val.csv", "eval/val.ndjson",
+        "eval/val_completions.ndjson", "eval/val_infill.ndjson"]
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
@@ -85,6 +87,20 @@ def test_outputs_follow_the_contract_and_reruns_are_byte_identical(workspace: Pa
         for c in comps:
             assert texts[c["path"]].split("\n")[c["line"] - 1] == c["target"]
             assert "\n" not in c["completion"]
+            assert 0 <= c["edit_similarity"] <= 1 and c["bits_per_byte"] > 0
+        assert sm["completion_edit_similarity"] == pytest.approx(sum(c["edit_similarity"] for c in comps) / 8)
+        low, high = sm["completion_line_bpb_ci"]
+        assert low <= sm["completion_line_bpb"] <= high
+        # infilling: the test model has no FIM sentinels, so its middles are scored left to right only
+        spans = [json.loads(line) for line in (tmp_path / "a/eval" / f"{split}_infill.ndjson").read_text()
+                 .splitlines()]
+        line, block = sm["infill"]["line"], sm["infill"]["block"]
+        assert line["mode"] == block["mode"] == "l2r" and "middle_bpb_fim" not in line
+        assert len(spans) == line["samples"] + block["samples"] and 0 < line["samples"] <= 6
+        assert line["exact_match"] is not None and "exact_match" not in block  # blocks are scored only
+        assert [s["lines"] for s in spans if s["kind"] == "line"] == [1] * line["samples"]
+        assert sum(s["bits_l2r"] for s in spans if s["kind"] == "line") / \
+            sum(s["bytes"] for s in spans if s["kind"] == "line") == pytest.approx(line["middle_bpb_l2r"])
     settings = json.loads((tmp_path / "a/eval/settings.json").read_text())
     assert settings["window"] == 64 and settings["stride"] == 32
 
@@ -92,7 +108,7 @@ def test_outputs_follow_the_contract_and_reruns_are_byte_identical(workspace: Pa
 def test_a_trained_model_beats_the_untrained_one(workspace: Path, tmp_path: Path,
                                                  stdlib_sample: Path) -> None:
     untrained = build_workspace(tmp_path / "untrained", stdlib_sample, train_steps=0)
-    quick = EvalParams(bootstrap=0, completion_samples=0)
+    quick = EvalParams(bootstrap=0, completion_samples=0, infill=NO_INFILL)
     trained_m, _, _ = run_eval(quick, inputs(workspace), splits=("val",), train_seq_len=64)
     untrained_m, _, _ = run_eval(quick, inputs(untrained), splits=("val",), train_seq_len=64)
     assert trained_m["val"]["bits_per_byte"] < untrained_m["val"]["bits_per_byte"] - 0.3
@@ -101,14 +117,14 @@ def test_a_trained_model_beats_the_untrained_one(workspace: Path, tmp_path: Path
 
 def test_retokenized_text_gives_the_same_numbers(workspace: Path) -> None:
     # The byte tokenizer encodes the prepared text to exactly the token files' ids.
-    quick = EvalParams(bootstrap=50, completion_samples=0)
+    quick = EvalParams(bootstrap=50, completion_samples=0, infill=NO_INFILL)
     a, _, _ = run_eval(quick, inputs(workspace), splits=("val",), train_seq_len=64)
     b, _, _ = run_eval(quick, inputs(workspace, retokenize=True), splits=("val",), train_seq_len=64)
     assert a == b
 
 
 def test_bad_inputs_are_one_clear_error(workspace: Path, tmp_path: Path) -> None:
-    quick = EvalParams(bootstrap=0, completion_samples=0)
+    quick = EvalParams(bootstrap=0, completion_samples=0, infill=NO_INFILL)
     with pytest.raises(StageError, match="nope: model folder not found"):
         run_eval(quick, EvalInputs(model_dir=tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
@@ -158,7 +174,7 @@ def test_token_file_ids_must_fit_the_model(workspace: Path, tmp_path: Path) -> N
     meta["vocab_size"] = 50_000
     (ws / "data/tokens/meta.json").write_text(json.dumps(meta))
     with pytest.raises(StageError, match="exceeds the model's 264 outputs"):
-        run_eval(EvalParams(bootstrap=0, completion_samples=0), inputs(ws))
+        run_eval(EvalParams(bootstrap=0, completion_samples=0, infill=NO_INFILL), inputs(ws))
 
 
 @pytest.mark.parametrize(("section", "raw", "message"), [

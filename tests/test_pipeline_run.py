@@ -37,7 +37,8 @@ def quick_params(tmp_path: Path, corpus: Path) -> dict[str, Any]:
                              "data.held_out.min_documents=0", "data.held_out.min_bytes=0",
                              "tokenizer.vocab_size=512", "tokenizer.workers=1",
                              "train.threads=1", "eval.bootstrap=50", "eval.completion_samples=4",
-                             "eval.completion_max_tokens=16", "eval.threads=1"], name="quick.yaml")
+                             "eval.completion_max_tokens=16", "eval.threads=1", "eval.infill.line=4",
+                             "eval.infill.block=2"], name="quick.yaml")
     return yaml.safe_load(out.read_text())
 
 

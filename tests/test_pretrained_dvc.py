@@ -31,7 +31,8 @@ def test_dvc_exp_run_with_the_pretrained_profile_trains_on_the_models_own_ids(
                 "-S", "data.val_fraction=0.2", "-S", "data.test_fraction=0.2",
                 # 22 files: below the dir profile's floors for val and test
                 "-S", "data.held_out.min_documents=0", "-S", "data.held_out.min_bytes=0",
-                "-S", "eval.bootstrap=50", "-S", "eval.completion_samples=4", "-S", "eval.threads=1"], repo)
+                "-S", "eval.bootstrap=50", "-S", "eval.completion_samples=4", "-S", "eval.threads=1",
+                "-S", "eval.infill.line=4", "-S", "eval.infill.block=2"], repo)
     log = proc.stdout + proc.stderr
     assert "encoding with its own tokenizer" in log and "nothing is trained" in log
 

@@ -14,7 +14,7 @@ import pytest
 from codex_ml.eval.humaneval import execute, load_problems, score
 from codex_ml.eval.sandbox import Limits
 from codex_ml.eval.stage import EvalInputs, SplitResult, run_eval, write_outputs
-from codex_ml.params import EvalParams, ReportParams
+from codex_ml.params import EvalParams, InfillParams, ReportParams
 from codex_ml.report.document import Code, Note, Para, Table, to_html, to_markdown
 from codex_ml.report.provenance import git_state
 from codex_ml.report.stage import Paths, build, write
@@ -46,7 +46,8 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory, stdlib_sample: Path) -> 
     """A workspace with real prepare metrics, dvclive training metrics and eval outputs."""
     ws = tmp_path_factory.mktemp("report") / "ws"
     shutil.copytree(shared_workspace(tmp_path_factory, stdlib_sample), ws)
-    params = EvalParams(bootstrap=200, completion_samples=10, completion_max_tokens=20)
+    params = EvalParams(bootstrap=200, completion_samples=10, completion_max_tokens=20,
+                        infill=InfillParams(line=6, block=3))
     inputs = EvalInputs(ws / "models/model", ws / "data/tokens", ws / "data/prepared")
     metrics, results, settings = run_eval(params, inputs, train_seq_len=64)
     write_outputs(metrics, results, settings, ws / "metrics/eval.json", ws / "metrics/eval")

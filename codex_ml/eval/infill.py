@@ -129,17 +129,21 @@ class InfillSettings:
 
 
 def run_kind(model: torch.nn.Module, tokenizer: Any, texts: list[str], paths: list[str], kind: str, n: int,
-             seed: list[int], s: InfillSettings, split: str = "val", timings: dict[str, float] | None = None
-             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+             seed: list[int], s: InfillSettings, split: str = "val", timings: dict[str, float] | None = None,
+             write: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Metrics and per-span rows for `n` spans of `kind` in one split's documents; `timings` gets the
-    seconds spent scoring and writing."""
+    seconds spent scoring and writing. Without `write`, the spans are scored only (no exact match or
+    edit similarity: generating is most of the cost)."""
+    def ids(text: str) -> list[int]:
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
     clock = time.perf_counter()
     spans = sample_spans(texts, n, seed, kind)
-    enc = [[tokenizer(p, add_special_tokens=False)["input_ids"] for p in sp.pieces(texts[sp.doc])]
-           for sp in spans]
-    room = [min(s.window // 2, s.max_new_tokens * KINDS[kind][1]) for _ in spans]
-    keep = [i for i, (_, m, _) in enumerate(enc) if 0 < len(m) <= room[i]]  # a middle longer than its room
-    spans, enc = [spans[i] for i in keep], [enc[i] for i in keep]          # cannot be scored in the window
+    enc = [(ids(p), ids(m), ids(x)) for p, m, x in (sp.pieces(texts[sp.doc]) for sp in spans)]
+    # A middle is scored whole in half the window at most (the other half holds its prefix and suffix);
+    # a longer one is left out. Writing it may stop sooner (max_new_tokens per line): a miss, not a skip.
+    keep = [i for i, (_, m, _) in enumerate(enc) if 0 < len(m) <= s.window // 2]
+    spans, enc = [spans[i] for i in keep], [enc[i] for i in keep]
     score_prompts = [build_prompt(p, m, x, window=s.window, room=len(m), eos_id=s.eos_id,
                                   sentinels=s.sentinels) for p, m, x in enc]
     middles = [q.middle for q in score_prompts]
@@ -149,30 +153,39 @@ def run_kind(model: torch.nn.Module, tokenizer: Any, texts: list[str], paths: li
     nll_fim = (score_continuations(model, [q.fim or [] for q in score_prompts], middles,
                                    desc=f"infill {kind} fim", **kw) if s.sentinels else None)
     scored = time.perf_counter()
-    gen_room = min(s.window // 2, s.max_new_tokens * KINDS[kind][1])
-    write = [build_prompt(p, m, x, window=s.window, room=gen_room, eos_id=s.eos_id, sentinels=s.sentinels)
-             for p, m, x in enc]
-    written = write_middles(model, tokenizer, [q.fim or q.l2r for q in write], [sp.lines for sp in spans],
-                            max_new_tokens=gen_room, batch_size=s.batch_size, eos_id=s.eos_id,
-                            pad_id=s.pad_id, device=s.device, desc=f"infill {kind} write")
+    written = write_spans(model, tokenizer, enc, [sp.lines for sp in spans], kind, s) if write else None
     if timings is not None:
         timings.update(score=scored - clock, write=time.perf_counter() - scored)
     rows = []
     for i, sp in enumerate(spans):
         middle = sp.pieces(texts[sp.doc])[1]
+        got = None if written is None else written[i]
         rows.append({"split": split, "kind": kind, "path": paths[sp.doc], "line": sp.line, "lines": sp.lines,
-                     "target": middle, "completion": written[i],
-                     "exact_match": exact_match(written[i], middle),
-                     "edit_similarity": edit_similarity(written[i], middle),
+                     "target": middle, "completion": got,
+                     "exact_match": None if got is None else exact_match(got, middle),
+                     "edit_similarity": None if got is None else edit_similarity(got, middle),
                      "bytes": len(middle.encode("utf-8")), "bits_l2r": float(nll_l2r[i] / LN2),
                      "bits_fim": None if nll_fim is None else float(nll_fim[i] / LN2)})
     return summarize(rows, [sp.doc for sp in spans], len(texts), s.resamples, seed,
-                     "fim" if s.sentinels else "l2r"), rows
+                     "fim" if s.sentinels else "l2r", written=write), rows
+
+
+def write_spans(model: torch.nn.Module, tokenizer: Any, enc: list[tuple[list[int], list[int], list[int]]],
+                lines: list[int], kind: str, s: InfillSettings) -> list[str]:
+    """The greedy middle of each encoded (prefix, middle, suffix), from the FIM prompt (left to right
+    from the prefix without sentinels)."""
+    gen_room = min(s.window // 2, s.max_new_tokens * KINDS[kind][1])
+    prompts = [build_prompt(p, m, x, window=s.window, room=gen_room, eos_id=s.eos_id, sentinels=s.sentinels)
+               for p, m, x in enc]
+    return write_middles(model, tokenizer, [q.fim or q.l2r for q in prompts], lines, max_new_tokens=gen_room,
+                         batch_size=s.batch_size, eos_id=s.eos_id, pad_id=s.pad_id, device=s.device,
+                         desc=f"infill {kind} write")
 
 
 def summarize(rows: list[dict[str, Any]], docs: list[int], n_docs: int, resamples: int, seed: list[int],
-              mode: str) -> dict[str, Any]:
-    """The kind's metrics from its rows, each with a `_ci` over documents (shared resamples)."""
+              mode: str, written: bool = True) -> dict[str, Any]:
+    """The kind's metrics from its rows, each with a `_ci` over documents (shared resamples); exact
+    match and edit similarity only when the middles were `written`."""
     def per_doc(values: list[float]) -> np.ndarray:
         return np.bincount(docs, weights=values, minlength=n_docs)[used]
 
@@ -180,11 +193,11 @@ def summarize(rows: list[dict[str, Any]], docs: list[int], n_docs: int, resample
     counts = resample_counts(len(used), resamples, [*seed, 3])
     ones = per_doc([1.0] * len(rows))
     nbytes = per_doc([r["bytes"] for r in rows])
-    numbers: dict[str, tuple[np.ndarray, np.ndarray]] = {
-        "exact_match": (per_doc([float(r["exact_match"]) for r in rows]), ones),
-        "edit_similarity": (per_doc([r["edit_similarity"] for r in rows]), ones),
-        "middle_bpb_l2r": (per_doc([r["bits_l2r"] for r in rows]), nbytes),
-    }
+    numbers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if written:
+        numbers["exact_match"] = (per_doc([float(r["exact_match"]) for r in rows]), ones)
+        numbers["edit_similarity"] = (per_doc([r["edit_similarity"] for r in rows]), ones)
+    numbers["middle_bpb_l2r"] = (per_doc([r["bits_l2r"] for r in rows]), nbytes)
     if mode == "fim":
         numbers["middle_bpb_fim"] = (per_doc([r["bits_fim"] for r in rows]), nbytes)
         numbers["suffix_gain_bpb"] = (per_doc([r["bits_l2r"] - r["bits_fim"] for r in rows]), nbytes)

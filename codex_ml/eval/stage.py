@@ -6,10 +6,16 @@ null when `eval.bootstrap` is 0 or no interval is defined):
 
     {"val": {"loss", "loss_ci", "perplexity", "perplexity_ci", "bits_per_byte", "bits_per_byte_ci",
              "accuracy", "accuracy_ci", "completion_exact_match", "completion_exact_match_ci",
-             "completion_samples", "documents", "tokens", "bytes",
+             "completion_samples", "completion_edit_similarity", "completion_edit_similarity_ci",
+             "completion_line_bpb", "completion_line_bpb_ci", "documents", "tokens", "bytes",
              "baselines": {"gzip_bpb", "xz_bpb", "unigram_bpb", "base_model_bpb"},
-             "leak": {"near_duplicate_documents", "bytes_fraction", "threshold", "examples"} or null},
+             "leak": {"near_duplicate_documents", "bytes_fraction", "threshold", "examples"} or null,
+             "infill": {"line": {...}, "block": {...}}},
      "test": {... the same ...}}
+
+`infill` (eval/editor.py, docs/fim.md): per span kind, `exact_match`, `edit_similarity` (of written
+middles), `middle_bpb_l2r` and `middle_bpb_fim` (the true middle without and with the suffix) and
+`suffix_gain_bpb`, their paired difference, each with its `_ci`; `samples`, `documents`, `mode`.
 
 Baselines sit inside each split because they are numbers *of that split's text*: a reader compares
 `val.bits_per_byte` with `val.baselines.xz_bpb`, and `dvc metrics show` prints them side by side.
@@ -40,6 +46,14 @@ import torch
 from codex_ml import kernels
 from codex_ml.eval import baselines
 from codex_ml.eval.completion import LineSample, complete_lines, is_match, sample_lines
+from codex_ml.eval.editor import (
+    closeness_metrics,
+    infill_line,
+    infill_settings,
+    infill_split,
+    line_closeness,
+)
+from codex_ml.eval.infill import InfillSettings
 from codex_ml.eval.inputs import (
     Document,
     EvalInputs,
@@ -79,6 +93,7 @@ class SplitResult:
     metrics: dict[str, Any]
     rows: list[dict[str, Any]]
     completions: list[dict[str, Any]] = field(default_factory=list)
+    infill: list[dict[str, Any]] = field(default_factory=list)  # per-span rows (eval.infill)
     messages: list[dict[str, Any]] = field(default_factory=list)  # HumanEval's, kept out of git
 
 
@@ -130,7 +145,7 @@ def split_metrics(scores: DocScores, nbytes: np.ndarray, matches: np.ndarray, sa
 def evaluate_split(model: torch.nn.Module, tokenizer: Any, name: str, docs: list[Document], texts: list[str],
                    unigram_log2p: np.ndarray | None, params: EvalParams, *, window: int, stride: int,
                    eos_id: int, pad_id: int, device: torch.device,
-                   base: torch.nn.Module | None = None) -> SplitResult:
+                   base: torch.nn.Module | None = None, infill: InfillSettings | None = None) -> SplitResult:
     if not docs:
         raise StageError(f"split {name!r} has no documents: nothing to evaluate "
                          "(raise data.val_fraction / data.test_fraction)")
@@ -151,6 +166,15 @@ def evaluate_split(model: torch.nn.Module, tokenizer: Any, name: str, docs: list
     nbytes = np.array([d.nbytes for d in docs], dtype=np.float64)
     metrics = split_metrics(scores, nbytes, per_doc_matches, per_doc_samples, params.bootstrap,
                             split_seed(params.seed, name))
+    similarity, line_bits, line_bytes = line_closeness(
+        model, tokenizer, texts, samples, completions, window=window, batch_size=params.batch_size,
+        eos_id=eos_id, pad_id=pad_id, device=device)
+    metrics |= closeness_metrics(samples, similarity, line_bits, line_bytes, n_docs, params.bootstrap,
+                                 split_seed(params.seed, name))
+    infill_rows: list[dict[str, Any]] = []
+    if infill is not None:
+        metrics["infill"], infill_rows = infill_split(model, tokenizer, name, texts, [d.path for d in docs],
+                                                      params, infill, split_seed(params.seed, name))
     text_bytes = "".join(texts).encode("utf-8")
     unigram = None if unigram_log2p is None else \
         sum(baselines.unigram_bits(unigram_log2p, d.ids) for d in docs) / float(nbytes.sum())
@@ -167,11 +191,13 @@ def evaluate_split(model: torch.nn.Module, tokenizer: Any, name: str, docs: list
              "accuracy": float(scores.correct[i] / scores.tokens[i])}
             for i, d in enumerate(docs)]
     records = []
-    for s, c, m in zip(samples, completions, matched, strict=True):
+    for i, (s, c, m) in enumerate(zip(samples, completions, matched, strict=True)):
         context = texts[s.doc][:s.start].split("\n")[-4:-1]  # the three lines before the target
         records.append({"split": name, "path": docs[s.doc].path, "line": s.line,
-                        "context": "\n".join(context), "target": s.target, "completion": c, "match": m})
-    return SplitResult(name, metrics, rows, records)
+                        "context": "\n".join(context), "target": s.target, "completion": c, "match": m,
+                        "edit_similarity": similarity[i],
+                        "bits_per_byte": line_bits[i] / line_bytes[i] if line_bytes[i] else None})
+    return SplitResult(name, metrics, rows, records, infill_rows)
 
 
 def rows_csv(rows: list[dict[str, Any]]) -> str:
@@ -255,11 +281,12 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = H
         if splits and inputs.train_split else None
     results: list[SplitResult] = []
     held_out: dict[str, list[tuple[str, str]]] = {}
+    infill = infill_settings(window, tokenizer, params, eos_id=eos_id, pad_id=pad_id, device=dev)
     for split in splits:
         docs, texts = load_documents(inputs, split, tokenizer, eos_id)
         results.append(evaluate_split(model, tokenizer, split, docs, texts, unigram_log2p, params,
                                       window=window, stride=stride, eos_id=eos_id, pad_id=pad_id,
-                                      device=dev, base=base))
+                                      device=dev, base=base, infill=infill))
         if split != "train":  # scored against itself, train would leak everywhere
             held_out[split] = [(d.path, t) for d, t in zip(docs, texts, strict=True)]
     leaks = leak_audit(inputs.prepared_dir, held_out) if params.leak_audit and inputs.train_split \
@@ -273,6 +300,8 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = H
             model, tokenizer, params.humaneval, window=window, batch_size=params.batch_size, eos_id=eos_id,
             pad_id=pad_id, device=dev, resamples=params.bootstrap, seed=params.seed)
         results.append(SplitResult("humaneval", he_metrics, he_rows, messages=he_messages))
+    if params.infill.humaneval:
+        results.append(humaneval_infill(model, tokenizer, params, infill, window))
     settings = {
         "model": str(inputs.model_dir), "architecture": type(model).__name__,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -283,6 +312,8 @@ def run_eval(params: EvalParams, inputs: EvalInputs, splits: tuple[str, ...] = H
         if inputs.retokenize else str(inputs.tokens_dir),
         "bootstrap": params.bootstrap, "completion_samples": params.completion_samples,
         "completion_max_tokens": params.completion_tokens_in(window), "seed": params.seed,
+        "infill": params.infill.model_dump() | {"window": infill.window, "mode": "fim" if infill.sentinels
+                                                else "l2r"},
     }
     if params.humaneval.enabled:
         settings["humaneval"] = params.humaneval.model_dump()
@@ -296,10 +327,12 @@ def write_outputs(metrics: dict[str, Any], results: list[SplitResult], settings:
     with atomic_dir(out_dir) as tmp:
         for r in results:
             (tmp / f"{r.name}.ndjson").write_text(ndjson(r.rows), encoding="utf-8")
-            if r.name == "humaneval":  # per-problem pass/fail, the table `dvc plots diff` draws
+            if r.name.startswith("humaneval"):  # per-problem (per-task) pass/fail, for `dvc plots diff`
                 table = "".join(f"{row['task_id']},{int(row['passed'])},{row['kind']}\n" for row in r.rows)
-                (tmp / "humaneval.csv").write_text("task_id,passed,kind\n" + table, encoding="utf-8")
+                (tmp / f"{r.name}.csv").write_text("task_id,passed,kind\n" + table, encoding="utf-8")
                 continue
+            if r.infill:
+                (tmp / f"{r.name}_infill.ndjson").write_text(ndjson(r.infill), encoding="utf-8")
             (tmp / f"{r.name}.csv").write_text(rows_csv(r.rows), encoding="utf-8")
             (tmp / f"{r.name}_completions.ndjson").write_text(ndjson(r.completions), encoding="utf-8")
         (tmp / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n",
@@ -317,11 +350,32 @@ def write_messages(results: list[SplitResult], path: Path | None = None) -> None
             write_text(path or MESSAGES, ndjson(r.messages))
 
 
+def humaneval_infill(model: torch.nn.Module, tokenizer: Any, params: EvalParams, infill: InfillSettings,
+                     window: int) -> SplitResult:
+    """eval.infill.humaneval: HumanEval single-line infilling, in the sandbox with eval.humaneval's limits."""
+    from codex_ml.eval.humaneval_infill import run_humaneval_infill
+
+    if infill.sentinels is None:
+        raise StageError("eval.infill.humaneval: the model's tokenizer has no fill-in-the-middle sentinel "
+                         "tokens (codex_ml/fim/sentinels.py): set eval.infill.humaneval: false")
+    metrics, rows = run_humaneval_infill(
+        model, tokenizer, sentinels=infill.sentinels, window=window, batch_size=params.batch_size,
+        eos_id=infill.eos_id, pad_id=infill.pad_id, device=infill.device, resamples=params.bootstrap,
+        seed=params.seed, timeout=params.humaneval.timeout, workers=params.humaneval.workers,
+        max_new_tokens=params.infill.max_new_tokens)
+    return SplitResult("humaneval_infill", metrics, rows)
+
+
 def summary_line(name: str, m: dict[str, Any]) -> str:
     if name == "humaneval":
         from codex_ml.eval.humaneval import summary_line as humaneval_line
 
         return humaneval_line(m)
+    if name == "humaneval_infill":
+        ci = m["pass@1_ci"]
+        return (f"humaneval single-line infilling: pass@1 {m['pass@1']:.4f}"
+                + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "") + f" over {m['tasks']} tasks, exact match "
+                f"{m['exact_match']:.3f}")
     ci = m["bits_per_byte_ci"]
     ci_text = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
     if m.get("bits_per_byte_ci_too_wide"):
@@ -334,4 +388,7 @@ def summary_line(name: str, m: dict[str, Any]) -> str:
     return (f"{name}: bits/byte {m['bits_per_byte']:.4f}{ci_text} ({base}xz -9e {b['xz_bpb']:.4f}, "
             f"gzip -9 {b['gzip_bpb']:.4f}, unigram {unigram}); loss {m['loss']:.4f}, "
             f"perplexity {m['perplexity']:.2f}, accuracy {m['accuracy']:.4f}, line exact match "
-            + (f"{em:.3f} of {m['completion_samples']}" if em is not None else "not measured"))
+            + (f"{em:.3f} of {m['completion_samples']} (edit similarity "
+               f"{m['completion_edit_similarity']:.3f}, {m['completion_line_bpb']:.3f} bits/byte)"
+               if em is not None else "not measured")
+            + (f"\n{infill_line(name, m['infill'])}" if m.get("infill") else ""))

@@ -37,6 +37,20 @@ class HumanEvalParams(Section):
                                          "git-tracked rows; false: in logs/eval/, git-ignored")
 
 
+class InfillParams(Section):
+    key = "eval.infill"
+
+    line: Count = setting(100, "single lines masked per split (val, test): scored with and without the "
+                               "suffix, and written (exact match, edit similarity)")
+    block: Count = setting(50, "blocks of 2-8 lines masked per split: scored with and without the suffix")
+    write_blocks: bool = setting(False, "write the blocks too (exact match, edit similarity of blocks)")
+    window: Annotated[int, Field(ge=16)] = setting(
+        256, "tokens of prefix, suffix and middle around each span (capped by the eval window)")
+    max_new_tokens: AtLeast1 = setting(32, "tokens written per line of the masked middle")
+    humaneval: bool = setting(False, "HumanEval single-line infilling (1,033 tasks run in the sandbox; "
+                                     "eval.humaneval's timeout and workers)")
+
+
 class EvalParams(Section):
     key = "eval"
 
@@ -56,6 +70,7 @@ class EvalParams(Section):
     leak_audit: bool = setting(True, "count val/test documents with a near-duplicate in train (Jaccard >= "
                                      "0.7): `leak` per split in metrics/eval.json")
     humaneval: HumanEvalParams = setting(HumanEvalParams, "functional correctness in the sandbox")
+    infill: InfillParams = setting(InfillParams, "fill in the middle on held-out documents (docs/fim.md)")
 
     @field_validator("window")
     @classmethod
