@@ -136,3 +136,32 @@ def test_default_length_follows_a_short_context_and_too_long_is_one_error(worksp
     too_long = rf"--max-new-tokens: expected < the model's context window \({window}\)"
     with pytest.raises(StageError, match=too_long):
         generate(model_dir, "import ", SamplingParams(max_new_tokens=window))
+
+
+def test_generate_with_a_suffix_fills_in_the_middle_where_the_tokenizer_has_sentinels(
+        workspace: Path, tmp_path: Path) -> None:
+    from tests.pretrainedkit import make_pretrained
+
+    texts = [f"def f{i}(x):\n    return x + {i}\n" for i in range(40)]
+    starcoder = make_pretrained("gpt2", texts, tmp_path / "starcoder", fim=True)  # StarCoder's sentinels
+    runner = CliRunner()
+    (tmp_path / "after.py").write_text("\n    return y\n", encoding="utf-8")
+    args = ["generate", "--model", str(starcoder), "--temperature", "0", "--max-new-tokens", "12",
+            "def g(x):\n    y ="]
+    by_option = runner.invoke(app, [*args, "--suffix", "\n    return y\n"])
+    assert by_option.exit_code == 0, by_option.output
+    assert by_option.stdout.startswith("def g(x):\n    y =") and by_option.stdout.endswith("\n    return y\n\n")
+    by_file = runner.invoke(app, [*args, "--suffix-file", str(tmp_path / "after.py")])
+    assert by_file.stdout == by_option.stdout  # the same middle, greedy
+    middle = generate(starcoder, "def g(x):\n    y =", SamplingParams(max_new_tokens=12, temperature=0),
+                      suffix="\n    return y\n")
+    assert by_option.stdout == "def g(x):\n    y =" + middle + "\n    return y\n\n"
+    # no sentinels (the workspace's byte tokenizer; a GPT-2 family base): one error, nothing printed
+    plain = make_pretrained("gpt2", texts, tmp_path / "gpt2")
+    for model in (workspace / "models/model", plain):
+        refused = runner.invoke(app, ["generate", "--model", str(model), "--suffix", ")", "f("])
+        assert refused.exit_code == 2 and refused.stdout == ""
+        assert refused.stderr.startswith(f"codex generate: error: --suffix: {model}: its tokenizer has no "
+                                         "fill-in-the-middle sentinel tokens")
+    both = runner.invoke(app, [*args, "--suffix", "x", "--suffix-file", str(tmp_path / "after.py")])
+    assert both.exit_code == 2 and "--suffix and --suffix-file: one at a time" in both.stderr

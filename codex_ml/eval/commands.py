@@ -180,8 +180,12 @@ def prepare_corpus(data: str, params: DataParams | None, folder: Path, whole: bo
 
 
 def generate_command(
-    prompt: Annotated[str, typer.Argument(help="text to continue")],
+    prompt: Annotated[str, typer.Argument(help="text to continue (with --suffix: the text before the gap)")],
     model: Annotated[Path, typer.Option(help="a Hugging Face model folder")] = paths.MODEL,
+    suffix: Annotated[str | None, typer.Option(
+        help="the text after the gap: the model fills in the middle (its tokenizer needs FIM sentinels)")]
+        = None,
+    suffix_file: Annotated[Path | None, typer.Option(help="--suffix read from this file (UTF-8)")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(
         help="tokens to generate at most [default: 128, or half the model's context if that is shorter]")]
         = SAMPLING.max_new_tokens,
@@ -196,7 +200,8 @@ def generate_command(
         paths.TOKENIZER),
     device: Annotated[Device, typer.Option(help="where to run")] = "auto",
 ) -> None:
-    """Continue PROMPT with a model, streaming the text as it is generated."""
+    """Continue PROMPT with a model, streaming the text as it is generated; with --suffix, fill in the
+    middle between PROMPT and the suffix (printed after it)."""
     from codex_ml.eval.generate import generate
 
     setup_logging()
@@ -204,12 +209,31 @@ def generate_command(
                               top_p=top_p, seed=seed)
     try:
         sampling.check()
+        suffix = read_suffix(suffix, suffix_file)
         from codex_ml.eval.model import check_model_dir
 
         check_model_dir(model)  # before the prompt is echoed: a missing model is one clear error
+        if suffix is not None:  # and a model that cannot fill in the middle
+            from codex_ml.eval.generate import fim_sentinels
+            from codex_ml.eval.model import load_tokenizer
+
+            fim_sentinels(model, load_tokenizer(model, tokenizer))
         sys.stdout.write(prompt)
         sys.stdout.flush()
-        generate(model, prompt, sampling, tokenizer_dir=tokenizer, device=device, stream=sys.stdout)
+        generate(model, prompt, sampling, tokenizer_dir=tokenizer, device=device, stream=sys.stdout,
+                 suffix=suffix)
     except StageError as exc:
         raise _fail("generate", exc) from None
-    sys.stdout.write("\n")
+    sys.stdout.write((suffix or "") + "\n")
+
+
+def read_suffix(suffix: str | None, suffix_file: Path | None) -> str | None:
+    """--suffix, or --suffix-file's text (one of them at most)."""
+    if suffix_file is None:
+        return suffix
+    if suffix is not None:
+        raise StageError("--suffix and --suffix-file: one at a time")
+    try:
+        return suffix_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StageError(f"--suffix-file: cannot read {suffix_file} as UTF-8 text ({exc})") from None

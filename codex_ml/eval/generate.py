@@ -3,6 +3,11 @@
 The prompt is encoded without special tokens after one EOS, the start-of-document context the
 pipeline's models were trained with (documents follow an EOS in the packed stream). The same seed
 gives the same text: generation draws from torch's global generator, seeded just before.
+
+With a suffix the model fills in the middle (docs/fim.md): prefix and suffix go in its FIM sentinels'
+prefix-suffix-middle order (eval/infill_spans.py's prompt, the one the infilling eval scores), and what
+it writes is the middle, up to EOS (or the family's own end-of-middle token). A model whose tokenizer
+has no sentinels cannot be asked: one error saying so.
 """
 
 from __future__ import annotations
@@ -12,9 +17,19 @@ from typing import Any, TextIO
 
 import torch
 
+from codex_ml.eval.infill_spans import build_prompt
 from codex_ml.eval.model import context_window, load_model, load_tokenizer, pick_device, special_ids
 from codex_ml.eval.options import Device, SamplingParams
+from codex_ml.fim.sentinels import Sentinels, require_sentinels
 from codex_ml.runtime import StageError
+
+NO_SENTINELS = ("a model trained with train.fim.rate > 0 has them (every tokenizer the tokenize stage trains "
+                "does), as do pretrained code models such as StarCoder and Qwen2.5-Coder")
+
+
+def fim_sentinels(model_dir: Path, tokenizer: Any) -> Sentinels:
+    """The sentinels `--suffix` prompts with, or one FimError naming the model folder."""
+    return require_sentinels(tokenizer, f"--suffix: {model_dir}", hint=NO_SENTINELS)
 
 
 def _streamer(tokenizer: Any, out: TextIO) -> Any:
@@ -31,8 +46,9 @@ def _streamer(tokenizer: Any, out: TextIO) -> Any:
 
 
 def generate(model_dir: Path, prompt: str, sampling: SamplingParams, *, tokenizer_dir: Path | None = None,
-             device: Device = "auto", stream: TextIO | None = None) -> str:
-    """The completion of `prompt` (without the prompt), written to `stream` as it is produced."""
+             device: Device = "auto", stream: TextIO | None = None, suffix: str | None = None) -> str:
+    """The completion of `prompt` (without the prompt), written to `stream` as it is produced; with
+    `suffix`, the middle between the two."""
     from transformers import GenerationConfig
 
     sampling.check()
@@ -44,15 +60,27 @@ def generate(model_dir: Path, prompt: str, sampling: SamplingParams, *, tokenize
     max_new = sampling.max_new_tokens or min(128, window // 2)
     if max_new >= window:
         raise StageError(f"--max-new-tokens: expected < the model's context window ({window}), got {max_new}")
-    ids = [eos_id, *tokenizer(prompt, add_special_tokens=False)["input_ids"]]
-    ids = ids[-(window - max_new):]  # keep the end of a long prompt
+    ends = [eos_id]
+    if suffix is None:
+        ids = [eos_id, *tokenizer(prompt, add_special_tokens=False)["input_ids"]]
+        ids = ids[-(window - max_new):]  # keep the end of a long prompt
+    else:
+        sentinels = fim_sentinels(model_dir, tokenizer)
+        ends += [sentinels.end] if sentinels.end is not None else []
+
+        def encode(text: str) -> list[int]:
+            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        # the end of the prefix and the start of the suffix that fit beside max_new new tokens
+        ids = build_prompt(encode(prompt), [], encode(suffix), window=window, room=max_new, eos_id=eos_id,
+                           sentinels=sentinels.ids()).fim or []
     greedy = sampling.temperature == 0
     # Every sampling setting explicit: generate() fills unset (None) ones from the model's
     # generation_config.json and then from global defaults (top_k=50), so None would not mean "off".
     config = GenerationConfig(
         max_new_tokens=max_new, do_sample=not greedy, num_beams=1,
         temperature=1.0 if greedy else sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
-        eos_token_id=eos_id, pad_token_id=pad_id)
+        eos_token_id=ends, pad_token_id=pad_id)
     torch.manual_seed(sampling.seed)
     with torch.inference_mode():
         out = model.generate(  # type: ignore[operator]
