@@ -8,6 +8,15 @@ forward time; the goal is <= 1.05).
 
     python benchmarks/bench_eval.py                      # llama-tiny shape, random weights
     python benchmarks/bench_eval.py --model models/model # a trained model folder
+
+`--infill-share`: what the infilling evaluation adds to the eval stage, on one held-out split of the
+pipeline's data with a trained model (the default eval params of params.yaml): the stage's own work on
+the split without infilling (scoring every document, line completion and its bits per byte: the
+stage's `evaluate_split`) against eval.infill's lines and blocks (`infill_split`), alternating, best of
+--repeats. Printed: seconds of each and infilling's share of the stage's time (its budget is ~20%).
+
+    dvc repro train
+    python benchmarks/bench_eval.py --infill-share --model models/model --repeats 2
 """
 
 from __future__ import annotations
@@ -55,8 +64,51 @@ def llama_tiny() -> torch.nn.Module:
     return LlamaForCausalLM(config).eval()
 
 
+def infill_share(args: argparse.Namespace) -> None:
+    """The eval stage's work on one split with and without infilling, alternating, best of repeats."""
+    from codex_ml.eval.editor import infill_settings, infill_split
+    from codex_ml.eval.model import load_model, load_tokenizer, special_ids
+    from codex_ml.eval.stage import EvalInputs, evaluate_split, load_documents, resolve_window, split_seed
+    from codex_ml.params import load_params
+
+    params = load_params(args.params)
+    ev = params.eval.replace(bootstrap=0)  # intervals are numpy work outside both timings' models
+    device = torch.device("cpu")
+    model = load_model(args.model, device)
+    tokenizer = load_tokenizer(args.model, Path("models/tokenizer"))
+    eos, pad = special_ids(tokenizer, model)
+    window = resolve_window(model, ev, params.train.context)
+    docs, texts = load_documents(EvalInputs(model_dir=args.model), args.split, tokenizer, eos)
+    settings = infill_settings(window, tokenizer, ev, eos_id=eos, pad_id=pad, device=device)
+    jobs = {
+        "stage": lambda: evaluate_split(model, tokenizer, args.split, docs, texts, None, ev, window=window,
+                                        stride=ev.stride_in(window), eos_id=eos, pad_id=pad, device=device),
+        "infill": lambda: infill_split(model, tokenizer, args.split, texts, [d.path for d in docs], ev,
+                                       settings, split_seed(ev.seed, args.split)),
+    }
+    best = dict.fromkeys(jobs, float("inf"))
+    for _ in range(args.repeats):
+        for name, job in jobs.items():
+            t = time.perf_counter()
+            job()
+            best[name] = min(best[name], time.perf_counter() - t)
+    i = ev.infill
+    print(f"{args.split}: {len(docs)} documents, window {window}, {torch.get_num_threads()} threads, "
+          f"best of {args.repeats}; sentinels: {'yes' if settings.sentinels else 'no'}")
+    print(f"eval stage without infilling (scoring, {ev.completion_samples} line completions): "
+          f"{best['stage']:.1f} s")
+    print(f"infilling ({i.line} lines written, {i.block} blocks scored, {settings.window}-token windows): "
+          f"{best['infill']:.1f} s")
+    share = best["infill"] / (best["stage"] + best["infill"])
+    print(f"infilling's share of the eval stage's time: {share:.1%} (it adds "
+          f"{best['infill'] / best['stage']:.1%} to the stage without it)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--infill-share", action="store_true", help="infilling's share of the eval stage's time")
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"), help="--infill-share: eval params")
+    ap.add_argument("--split", default="val", help="--infill-share: the held-out split")
     ap.add_argument("--model", type=Path, help="a model folder (default: llama-tiny shape, random weights)")
     ap.add_argument("--bytes", type=int, default=40_000, help="code to score (default 40000 bytes)")
     ap.add_argument("--window", type=int, default=256)
@@ -64,6 +116,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    if args.infill_share:
+        if args.model is None:
+            ap.error("--infill-share needs --model (a trained model folder)")
+        infill_share(args)
+        return
 
     if args.model:
         from transformers import AutoModelForCausalLM

@@ -150,7 +150,8 @@ def test_generate_with_a_suffix_fills_in_the_middle_where_the_tokenizer_has_sent
             "def g(x):\n    y ="]
     by_option = runner.invoke(app, [*args, "--suffix", "\n    return y\n"])
     assert by_option.exit_code == 0, by_option.output
-    assert by_option.stdout.startswith("def g(x):\n    y =") and by_option.stdout.endswith("\n    return y\n\n")
+    assert by_option.stdout.startswith("def g(x):\n    y =")
+    assert by_option.stdout.endswith("\n    return y\n\n")
     by_file = runner.invoke(app, [*args, "--suffix-file", str(tmp_path / "after.py")])
     assert by_file.stdout == by_option.stdout  # the same middle, greedy
     middle = generate(starcoder, "def g(x):\n    y =", SamplingParams(max_new_tokens=12, temperature=0),

@@ -18,6 +18,7 @@ from codex_ml.params import EvalParams, InfillParams, ReportParams
 from codex_ml.report.document import Code, Note, Para, Table, to_html, to_markdown
 from codex_ml.report.provenance import git_state
 from codex_ml.report.stage import Paths, build, write
+from codex_ml.report.summary import summary_lines
 from codex_ml.runtime import StageError
 from tests.chromium import chromium_binary, file_url, open_page
 from tests.evalkit import shared_workspace
@@ -84,6 +85,13 @@ def test_report_shows_every_input_and_says_what_is_missing(evaluated: Path, tmp_
     assert "metrics/tokenize.json not found: tokenizer statistics are not available" in md
     assert "report.baseline\\_rev is not set" in md
     assert md.count("— exact match") + md.count("— no match") == 2
+    # infilling: the byte tokenizer has no sentinels, so its middles are written and scored left to right
+    line = ev["val"]["infill"]["line"]  # the first column: val line, val block, test line, test block
+    assert "## Infilling" in md and "written left to right from the prefix" in md
+    assert f"| exact match | {line['exact_match']:.3f}" in md
+    assert f"| middle bits per byte, left to right | {line['middle_bpb_l2r']:.4f}" in md
+    summary = "\n".join(summary_lines(Paths(root=evaluated)))
+    assert f"val   line: exact match {line['exact_match']:.3f}" in summary
     assert "No git commit: not a git repository." in md
     html = (tmp_path / "reports/report.html").read_text()
     # self-contained: no attribute loads anything (the SVG namespace is a name, not a resource); the one
@@ -195,7 +203,8 @@ def test_html_renders_in_chromium_with_figures_and_no_console_errors(evaluated: 
     assert page.requests == [file_url(tmp_path / "reports/report.html")]  # nothing else was fetched
     v = page.value
     assert v["title"] == "codex-ml report"
-    assert v["sections"] == ["Data", "Tokenizer", "Training", "Evaluation", "Sample completions", "HumanEval",
+    assert v["sections"] == ["Data", "Tokenizer", "Training", "Evaluation", "Sample completions", "Infilling",
+                             "HumanEval",
                              "Comparison with a baseline revision", "Provenance"]
     assert len(v["figures"]) == 6 and v["images"] == []
     for fig in v["figures"]:

@@ -187,7 +187,9 @@ def eval_section(r: Report, paths: Paths, ev: Any) -> None:
     rows = []
     for key, label, digits in (("bits_per_byte", "bits per byte", 4), ("loss", "loss (nats/token)", 4),
                                ("perplexity", "perplexity", 3), ("accuracy", "next-token accuracy", 4),
-                               ("completion_exact_match", "line completion exact match", 3)):
+                               ("completion_exact_match", "line completion exact match", 3),
+                               ("completion_edit_similarity", "line completion edit similarity", 3),
+                               ("completion_line_bpb", "the true line's bits per byte", 4)):
         rows.append([label, *(with_ci(ev[s].get(key), ev[s].get(f"{key}_ci"), digits) for s in splits)])
     for key, label in (("documents", "documents"), ("tokens", "tokens scored"), ("bytes", "bytes"),
                        ("completion_samples", "lines completed")):

@@ -1,7 +1,7 @@
 """The report stage's work: read every stage's metrics, dvc.lock and the environment, and write
 `reports/report.md`, `reports/report.html` and `reports/figures/*.svg`.
 
-The page is one call per section (sections.py, humaneval.py), over readers (inputs.py) and number
+The page is one call per section (sections.py, infill.py, humaneval.py), over readers (inputs.py) and number
 formatting (format.py), rendered by document.py. A file that exists but cannot be read is an error
 naming it.
 """
@@ -16,6 +16,7 @@ from codex_ml.io import atomic_dir
 from codex_ml.params import ReportParams
 from codex_ml.report.document import Heading, Report, to_html, to_markdown
 from codex_ml.report.humaneval import humaneval_section
+from codex_ml.report.infill import infill_section
 from codex_ml.report.inputs import Paths, read_json
 from codex_ml.report.sections import (
     completion_section,
@@ -47,6 +48,7 @@ def build(params: ReportParams, paths: Paths,
     train_section(r, paths)
     eval_section(r, paths, ev)
     completion_section(r, paths, params)
+    infill_section(r, paths, ev)
     humaneval_section(r, paths, ev)
     diff_section(r, paths, params, run or run_in_root)
     provenance_section(r, paths, settings)

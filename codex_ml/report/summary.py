@@ -14,6 +14,7 @@ from typing import Any
 from codex_ml.handoffs import WIDE_RATIO
 from codex_ml.paths import HELD_OUT, SPLITS
 from codex_ml.report.format import num, percent
+from codex_ml.report.infill import infill_summary
 from codex_ml.report.inputs import Paths, get, read_json
 
 
@@ -94,6 +95,9 @@ def summary_lines(paths: Paths, elapsed_s: float | None = None) -> list[str]:
     if ev:
         lines.append("eval    bits per byte of held-out code (lower is better), beside compressors:")
         lines.extend("        " + line for line in _eval_lines(ev))
+        if infill := infill_summary(ev):
+            lines.append("infill  masked lines of held-out code, written between their prefix and suffix:")
+            lines.extend("        " + line for line in infill)
     else:
         lines.append(f"eval    no {paths.eval_json}: eval has not run")
     named = ((paths.dataset_card, "dataset"), (paths.model_card, "model"))
