@@ -14,7 +14,6 @@ text back byte for byte (the premise of cutting packed ids at characters).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tokenizers import Tokenizer
 from codex_ml.fim.sentinels import require_sentinels
 from codex_ml.fim.token_bytes import TokenBytes, check_round_trip
 from codex_ml.fim.windows import MARGIN, FimConfig, FimWindows
+from codex_ml.handoffs import TokenMeta
 from codex_ml.models import Vocab, build_model
 from codex_ml.params import ModelParams
 from codex_ml.shards import open_stream, read_index
@@ -48,9 +48,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    meta = json.loads((args.tokens / "meta.json").read_text())
+    meta = TokenMeta.load(args.tokens)
     stream = open_stream(args.tokens, meta, "train")
-    offsets = read_index(args.tokens / meta["splits"]["train"]["index"]).offsets()
+    offsets = read_index(args.tokens / meta.split("train", args.tokens).index).offsets()
     hf = Tokenizer.from_file(str(args.tokenizer / "tokenizer.json"))
     sentinels = require_sentinels(hf, str(args.tokenizer), "rerun the tokenize stage (dvc repro tokenize)")
     table = TokenBytes(hf)
@@ -61,7 +61,7 @@ def main() -> None:
     print(f"round trip: {len(texts)} train documents ({sum(map(len, texts)):,} characters) spell their "
           f"text back byte for byte ({time.perf_counter() - t0:.1f} s)")
     config = FimConfig(rate=args.rate, spm_rate=args.spm_rate, seed=1337, level="context",
-                       sentinels=sentinels.ids(), eos_id=int(meta["eos_id"]), pad_id=int(meta["pad_id"]))
+                       sentinels=sentinels.ids(), eos_id=meta.eos_id, pad_id=meta.pad_id)
 
     counter = fim(config, hf, table)
     t0 = time.perf_counter()

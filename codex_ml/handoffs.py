@@ -1,7 +1,7 @@
 """The files one stage hands to another that code reads, as typed models: `data/tokens/meta.json`
 (tokenize -> train and eval) and `codex_model.json` in a fine-tuned model folder (train -> eval), with
-the record of a pretrained base model that both carry; and the one constant of metrics/eval.json that
-eval and the report share.
+the record of a pretrained base model that both carry; and what of metrics/eval.json eval and the
+report share: one constant, and how a span kind's infilling numbers read in one line.
 
 Each file is written and read through its model here, so its writer and its readers cannot disagree on
 a key, and a file that does not fit (made by another version of the project, or not by the stage) is
@@ -12,7 +12,7 @@ tell (a shard's size against its token count) is checked where the shards are op
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -33,6 +33,19 @@ WIDE_RATIO = 1.5
 def too_wide(ci: list[float] | tuple[float, float] | None) -> bool:
     """Whether a bits/byte interval is too wide to rank models (WIDE_RATIO); False without one."""
     return ci is not None and ci[0] > 0 and ci[1] > WIDE_RATIO * ci[0]
+
+
+def infill_text(m: dict[str, Any]) -> str:
+    """One span kind's `infill` numbers of metrics/eval.json in words (eval's summary, the report's)."""
+    text = ""
+    if m.get("exact_match") is not None:
+        text += f"exact match {m['exact_match']:.3f}, edit similarity {m['edit_similarity']:.3f}; "
+    text += f"middle bits/byte {m['middle_bpb_l2r']:.3f} left to right"
+    if m.get("middle_bpb_fim") is not None:
+        ci = m.get("suffix_gain_bpb_ci")
+        text += (f", {m['middle_bpb_fim']:.3f} with the suffix (it saves {m['suffix_gain_bpb']:.3f}"
+                 + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + ")")
+    return text
 
 
 Count = Annotated[int, Field(ge=0)]

@@ -20,6 +20,7 @@ from codex_ml.eval.completion import LineSample, prompt_ids
 from codex_ml.eval.infill import LN2, InfillSettings, run_kind, score_continuations
 from codex_ml.eval.infill_spans import edit_similarity
 from codex_ml.fim.sentinels import find_sentinels
+from codex_ml.handoffs import infill_text
 from codex_ml.params import EvalParams
 
 
@@ -89,15 +90,5 @@ def closeness_metrics(samples: list[LineSample], similarity: list[float], bits: 
 
 def infill_line(name: str, m: dict[str, Any]) -> str:
     """One line of the summary for a split's infilling metrics."""
-    parts = []
-    for kind, k in m.items():
-        text = f"{kind} ({k['samples']})"
-        if k.get("exact_match") is not None:
-            text += f" exact match {k['exact_match']:.3f}, edit similarity {k['edit_similarity']:.3f},"
-        text += f" middle bits/byte {k['middle_bpb_l2r']:.3f} left to right"
-        if k.get("middle_bpb_fim") is not None:
-            ci = k.get("suffix_gain_bpb_ci")
-            text += (f", {k['middle_bpb_fim']:.3f} with the suffix (gain {k['suffix_gain_bpb']:.3f}"
-                     + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + ")")
-        parts.append(text)
+    parts = [f"{kind} ({k['samples']}) {infill_text(k)}" for kind, k in m.items()]
     return f"{name} infilling: " + "; ".join(parts) if parts else f"{name} infilling: not measured"

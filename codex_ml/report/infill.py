@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from codex_ml.handoffs import infill_text
 from codex_ml.paths import HELD_OUT
 from codex_ml.report.document import Code, Heading, Note, Para, Report, Table
 from codex_ml.report.format import num, with_ci
@@ -61,13 +62,5 @@ def infill_summary(ev: Any) -> list[str]:
         m = get(ev, split, "infill", "line")
         if not isinstance(m, dict):
             continue
-        text = f"{split:<6}line: "
-        if m.get("exact_match") is not None:
-            text += f"exact match {m['exact_match']:.3f}, edit similarity {m['edit_similarity']:.3f}; "
-        text += f"middle bits/byte {m['middle_bpb_l2r']:.3f} left to right"
-        if m.get("middle_bpb_fim") is not None:
-            ci = m.get("suffix_gain_bpb_ci")
-            text += (f", {m['middle_bpb_fim']:.3f} with the suffix"
-                     + (f" (saves [{ci[0]:.3f}, {ci[1]:.3f}])" if ci else ""))
-        lines.append(text)
+        lines.append(f"{split:<6}line: {infill_text(m)}")
     return lines
