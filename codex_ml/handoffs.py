@@ -37,6 +37,8 @@ def too_wide(ci: list[float] | tuple[float, float] | None) -> bool:
 
 def infill_text(m: dict[str, Any]) -> str:
     """One span kind's `infill` numbers of metrics/eval.json in words (eval's summary, the report's)."""
+    if m.get("middle_bpb_l2r") is None:
+        return "no span's middle fits half the window"
     text = ""
     if m.get("exact_match") is not None:
         text += f"exact match {m['exact_match']:.3f}, edit similarity {m['edit_similarity']:.3f}; "

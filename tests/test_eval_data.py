@@ -22,7 +22,8 @@ from tests.planted_secrets import CASES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-QUICK = ["--bootstrap", "50", "--completion-samples", "0", "--batch-size", "16"]
+QUICK = ["--bootstrap", "50", "--completion-samples", "0", "--batch-size", "16", "--infill-lines", "0",
+         "--infill-blocks", "0"]
 SECRET = next(c for c in CASES if c.name == "github_classic_pat")
 
 

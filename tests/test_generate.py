@@ -67,11 +67,15 @@ def test_eval_command(workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path
     out = tmp_path / "m.json"
     result = CliRunner().invoke(app, ["eval", "--model", "models/model", "--split", "test", "--window", "64",
                                       "--bootstrap", "50", "--completion-samples", "4",
-                                      "--completion-max-tokens", "16", "--out", str(out)])
+                                      "--completion-max-tokens", "16", "--infill-lines", "5",
+                                      "--infill-blocks", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "test: bits/byte" in result.stdout and "xz -9e" in result.stdout
     m = json.loads(out.read_text())
     assert set(m) == {"test"} and m["test"]["completion_samples"] == 4
+    infill = m["test"]["infill"]  # a model without sentinels: its middles left to right
+    assert 0 < infill["line"]["samples"] <= 5 and infill["block"]["samples"] <= 2
+    assert infill["line"]["mode"] == "l2r" and "test infilling: line (" in result.stdout
     missing = CliRunner().invoke(app, ["eval", "--model", "nope"])
     assert missing.exit_code == 2
     assert missing.stderr.strip() == "codex eval: error: nope: model folder not found"

@@ -58,6 +58,10 @@ def eval_command(
     completion_samples: Annotated[int | None, typer.Option(help="line completions per split")] = None,
     completion_max_tokens: Annotated[int | None, typer.Option(
         help="tokens per completion at most (0: min(64, window // 2))")] = None,
+    infill_lines: Annotated[int | None, typer.Option(
+        help="single lines masked per split and filled in (eval.infill.line; 0: none)")] = None,
+    infill_blocks: Annotated[int | None, typer.Option(
+        help="blocks of 2-8 lines masked per split and scored (eval.infill.block; 0: none)")] = None,
     device: Annotated[Device, typer.Option(help="where to run")] = "auto",
     out: Annotated[Path | None, typer.Option(help="write the metrics (eval.json format) here")] = None,
     humaneval: Annotated[bool, typer.Option(
@@ -85,7 +89,7 @@ def eval_command(
         eval_params, seq_len, data_params = eval_settings(
             params, dict(window=window, stride=stride, batch_size=batch_size, bootstrap=bootstrap,
                          completion_samples=completion_samples, completion_max_tokens=completion_max_tokens),
-            humaneval, dict(n=samples, limit=limit, rows=rows))
+            humaneval, dict(n=samples, limit=limit, rows=rows), dict(line=infill_lines, block=infill_blocks))
         if humaneval and data is not None:
             raise StageError("--data and --humaneval: one at a time")
         inputs = EvalInputs(model_dir=model, tokens_dir=tokens, prepared_dir=prepared,
@@ -111,7 +115,8 @@ def eval_command(
 
 
 def eval_settings(params_file: Path, options: dict[str, int | None], humaneval: bool,
-                  humaneval_options: dict[str, Any]) -> tuple[EvalParams, int | None, DataParams | None]:
+                  humaneval_options: dict[str, Any], infill_options: dict[str, int | None] | None = None
+                  ) -> tuple[EvalParams, int | None, DataParams | None]:
     """The eval section of `params_file` (when it exists; else the defaults) with the options given on
     the command line over it, the training context (the default window) and the data section."""
     from codex_ml.params import EvalParams, load_params
@@ -122,6 +127,8 @@ def eval_settings(params_file: Path, options: dict[str, int | None], humaneval: 
         eval_params, seq_len, data_params = loaded.eval, loaded.train.context, loaded.data
     # an option overrides eval.<the same name>
     eval_params = eval_params.replace(**{k: v for k, v in options.items() if v is not None})
+    if infill := {k: v for k, v in (infill_options or {}).items() if v is not None}:
+        eval_params = eval_params.replace(infill=eval_params.infill.replace(**infill))
     given = {k: v for k, v in humaneval_options.items() if v is not None}
     if humaneval:
         given.pop("rows", None)
