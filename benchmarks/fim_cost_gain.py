@@ -74,7 +74,7 @@ def rows(root: Path, name: str) -> list[dict[str, Any]]:
 
 def paired(a: list[float], b: list[float], weights: list[float], resamples: int) -> tuple[float, list[float]]:
     """sum(a - b) / sum(weights) over documents, with its 95% bootstrap interval (documents resampled)."""
-    from codex_ml.eval.bootstrap import ratio_interval, resample_counts
+    from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 
     numer, denom = np.asarray(a) - np.asarray(b), np.asarray(weights, dtype=np.float64)
     ci = ratio_interval(numer, denom, resample_counts(len(numer), resamples, [1337, 7]))

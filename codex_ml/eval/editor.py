@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from codex_ml.eval.bootstrap import ratio_interval, resample_counts
+from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 from codex_ml.eval.completion import LineSample, prompt_ids
 from codex_ml.eval.infill import LN2, InfillSettings, run_kind, score_continuations
 from codex_ml.eval.infill_spans import edit_similarity

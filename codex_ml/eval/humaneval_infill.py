@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from codex_ml.eval.bootstrap import ratio_interval, resample_counts
+from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 from codex_ml.eval.humaneval import Problem, execute, load_problems
 from codex_ml.eval.infill import write_middles
 from codex_ml.eval.infill_spans import build_prompt

@@ -10,7 +10,7 @@ Per span kind (`line`, `block`) and split:
   minus FIM: how much the suffix told the model). The middle is encoded alone in both, so both score
   the same tokens and the pair differs only in the suffix.
 
-Every number has a 95% percentile bootstrap interval over documents (codex_ml/eval/bootstrap.py): spans
+Every number has a 95% percentile bootstrap interval over documents (codex_ml/stats/bootstrap.py): spans
 of one document are correlated, so documents are resampled, the same resamples for every number of
 a kind, which pairs the two bits-per-byte numbers and their difference.
 """
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from codex_ml.eval.bootstrap import ratio_interval, resample_counts
+from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 from codex_ml.eval.completion import completion_text, left_padded, newline_token_mask
 from codex_ml.eval.infill_spans import (
     KINDS,
