@@ -1,5 +1,5 @@
 """FIM's cost where training windows are made, on the pipeline's own token files: the window as the
-sampler reads it today, the same window through context-level and document-level FIM, and one train
+sampler reads it left to right, the same window through context-level and document-level FIM, and one train
 step of the default model on those windows, alternating in this one process (best of --repeats).
 
 It also transforms consecutive windows over the whole train split at context level and counts what
