@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 from codex_ml.eval.completion import LineSample, prompt_ids
 from codex_ml.eval.infill import LN2, InfillSettings, run_kind, score_continuations
 from codex_ml.eval.infill_spans import edit_similarity
 from codex_ml.fim.sentinels import find_sentinels
 from codex_ml.handoffs import infill_text
 from codex_ml.params import EvalParams
+from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 
 
 def infill_settings(model_window: int, tokenizer: Any, params: EvalParams, *, eos_id: int, pad_id: int,

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 from codex_ml.eval.humaneval import Problem, execute, load_problems
 from codex_ml.eval.infill import write_middles
 from codex_ml.eval.infill_spans import build_prompt
 from codex_ml.eval.sandbox import KINDS, Limits
+from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 from codex_ml.eval.completion import completion_text, left_padded, newline_token_mask
 from codex_ml.eval.infill_spans import (
     KINDS,
@@ -37,6 +36,7 @@ from codex_ml.eval.infill_spans import (
 )
 from codex_ml.eval.score import Batch, accepts_logits_to_keep, score_batch
 from codex_ml.runtime import progress
+from codex_ml.stats.bootstrap import ratio_interval, resample_counts
 
 LN2 = math.log(2.0)
 

@@ -198,6 +198,12 @@ def run_training(params: Params, paths: TrainPaths = TrainPaths(),
 def check_setup(params: Params, paths: TrainPaths, processes: int) -> PretrainedBase | None:
     """What can be refused before any file is read: the device against train.parallel, the processes
     against the batch, QLoRA's needs, model.pretrained, the tokenizer folder. Returns the resolved base."""
+    if params.train.compile and params.train.kernels == "avx2" and not torch.cuda.is_available():
+        # inductor's CPU code under ATen's AVX2 kernels indexes out of bounds (an IndexError in the
+        # first compiled step), so compiling on a CPU runs on the machine's own kernels.
+        raise StageError("train.compile: torch.compile on a CPU fails under the AVX2-pinned kernels "
+                         "(train.kernels: avx2); set train.kernels: native to compile on a CPU (the model "
+                         "bytes then depend on the CPU), or train.compile: false")
     if fsdp(params.train) and not torch.cuda.is_available():
         # accelerate turns FSDP on for accelerator devices only: on CPU, Trainer would run DDP instead.
         raise StageError("train.parallel: fsdp needs CUDA devices (accelerate runs FSDP on GPUs only; on "

@@ -80,7 +80,7 @@ def test_the_saved_model_is_the_average_and_every_checkpoint_carries_it(workdir:
     assert summary["val/final_loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-5)
 
     # `codex eval` and `codex generate` load a checkpoint with its average: the model its val loss scored
-    assert_same_weights(last, root / "models/model")
+    assert_same_weights(last, root / "models/trained")
 
     off = workdir({"train": {"ema_decay": 0}}, name="off")
     run_training(load_params(off / "params.yaml"))
@@ -89,7 +89,7 @@ def test_the_saved_model_is_the_average_and_every_checkpoint_carries_it(workdir:
     saved = load_file(str(off / "models/trained/model.safetensors"))
     live = load_file(str(last / "model.safetensors"))
     assert all(torch.equal(saved[name], live[name]) for name in live)
-    assert_same_weights(last, off / "models/model")
+    assert_same_weights(last, off / "models/trained")
 
 
 def assert_same_weights(a: Path, b: Path) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
+from codex_ml.kernels import PINNED
 from codex_ml.models import MODELS as REGISTRY
 from codex_ml.params import load_params
-from tests.conftest import ROOT
+from tests.conftest import ROOT, subprocess_env
 from tests.trainkit import compose_checked, series, train
 
 MODELS = sorted(f.stem for f in (ROOT / "conf/model").glob("*.yaml") if f.stem != "pretrained")
@@ -73,15 +76,48 @@ def test_gpu_profile_trains_on_cpu_and_logs_mfu(tmp_path: Path, workdir: Callabl
 
 
 @pytest.mark.slow
-def test_gpu_profile_compiles_on_cpu(tmp_path: Path, workdir: Callable[..., Path]) -> None:
-    """torch.compile as the profile sets it, against the same two steps eager: the losses (same
-    weights, same windows) agree to bf16 rounding."""
-    eager = workdir(profile_params(tmp_path, compile=False), name="eager")
-    train(eager)
+def test_gpu_profile_compile_on_a_cpu_with_pinned_kernels_is_one_error(tmp_path: Path,
+                                                                     workdir: Callable[..., Path]) -> None:
+    """torch.compile on a CPU under the AVX2-pinned kernels (the default train.kernels) indexes out of
+    bounds in inductor's code: the stage refuses the pair before any work, naming both keys."""
+    from codex_ml.runtime import StageError
+    from codex_ml.training.stage import run_training
+
     compiled = workdir(profile_params(tmp_path), name="compiled")
     assert load_params(compiled / "params.yaml").train.compile
-    train(compiled)
+    with pytest.raises(StageError, match=r"train.compile: .*train.kernels: avx2.*train.kernels: native"):
+        run_training(load_params(compiled / "params.yaml"))
+    assert not (compiled / "models/checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_gpu_profile_compiles_on_cpu_with_native_kernels(tmp_path: Path,
+                                                         workdir: Callable[..., Path]) -> None:
+    """torch.compile as the profile sets it (on the CPU's own kernels, in a process of its own: this one
+    pinned them), against the same two steps eager: the losses (same weights, same windows) agree to
+    bf16 rounding."""
+    native = {"train": {"kernels": "native"}}
+    eager = workdir(merge(profile_params(tmp_path, compile=False), native), name="eager")
+    stage_process(eager)
+    compiled = workdir(merge(profile_params(tmp_path), native), name="compiled")
+    assert load_params(compiled / "params.yaml").train.compile
+    stage_process(compiled)
     losses = [v for _, v in series(compiled, "train/loss")]
     # measured: 5.95990 / 5.97472 compiled, 5.96001 / 5.97429 eager (2e-5 and 7e-5 apart)
     assert losses == pytest.approx([v for _, v in series(eager, "train/loss")], rel=1e-3)
     assert (compiled / "models/trained/model.safetensors").is_file()
+
+
+def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    return {k: {**a.get(k, {}), **b.get(k, {})} for k in {*a, *b}}
+
+
+def stage_process(root: Path) -> None:
+    """The train stage as dvc.yaml runs it, in an environment without the test process's kernel pin."""
+    env = subprocess_env()
+    for key in PINNED:
+        env.pop(key, None)
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run([sys.executable, "-m", "stages.train"], cwd=root, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
